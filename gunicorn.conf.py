@@ -1,0 +1,44 @@
+"""gunicorn settings for jobstream: gevent workers sized for thousands of open streams."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+bind = os.environ.get("JOBSTREAM_BIND", "127.0.0.1:8000")
+wsgi_app = "app:create_app()"
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+# Each open stream is one connection held by one greenlet.
+worker_connections = 10_000
+# A stream is long-lived; the worker heartbeat is separate from request time with gevent.
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+# Never preload with gevent: the worker must patch before the app (and redis-py) load.
+preload_app = False
+accesslog = "-" if os.environ.get("JOBSTREAM_ACCESS_LOG") else None
+
+
+def when_ready(server):
+    server.log.info("jobstream is up: open http://%s", bind)
+
+
+def post_worker_init(worker):
+    """End open streams at once on shutdown, so gunicorn never waits out graceful_timeout for them."""
+    streams = worker.wsgi.extensions["jobstream"].streams
+
+    def chain(handler):
+        def handle(sig, frame):
+            # Off the signal handler: closing streams talks to Redis, which may block.
+            threading.Thread(target=streams.close_all, daemon=True).start()
+            handler(sig, frame)
+
+        return handle
+
+    worker.handle_exit = chain(worker.handle_exit)
+    worker.handle_quit = chain(worker.handle_quit)
+    signal.signal(signal.SIGTERM, worker.handle_exit)
+    signal.signal(signal.SIGQUIT, worker.handle_quit)
+    signal.signal(signal.SIGINT, worker.handle_quit)

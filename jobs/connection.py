@@ -1,0 +1,51 @@
+"""Redis clients: one for commands, one pool sized for long-lived stream subscriptions."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+
+logger = logging.getLogger(__name__)
+
+# Short socket timeouts turn a dead Redis into a prompt error instead of a hang.
+SOCKET_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 2.0
+
+
+def connect(url: str, max_connections: int | None = None) -> redis.Redis:
+    """A client for ordinary commands; replies are bytes, as RQ expects."""
+    pool = redis.ConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        health_check_interval=30,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def connect_streams(url: str, max_connections: int) -> redis.Redis:
+    """A client whose pool holds one pub/sub connection per open stream, with no read timeout."""
+    pool = redis.ConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        socket_timeout=None,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_keepalive=True,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def wait_for_redis(client: redis.Redis, seconds: float = 15.0) -> None:
+    """Block until Redis answers PING, so processes started together come up in any order."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError as exc:
+            if time.monotonic() > deadline:
+                raise redis.ConnectionError(f"Redis did not answer within {seconds:.0f} s: {exc}") from exc
+            time.sleep(0.2)

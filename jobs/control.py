@@ -1,0 +1,58 @@
+"""Queue-wide control: pause and resume, statistics, cleaning ended jobs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rq import Worker
+from rq.serializers import JSONSerializer
+from rq.suspension import is_suspended, resume, suspend
+
+from jobs.model import ENDED, parse_time
+from jobs.store import JobStore
+
+
+def pause(store: JobStore) -> None:
+    """Stop handing out pending jobs; running ones finish (RQ's suspension, checked before each job)."""
+    suspend(store.redis)
+
+
+def unpause(store: JobStore) -> None:
+    """Hand out pending jobs again."""
+    resume(store.redis)
+
+
+def is_paused(store: JobStore) -> bool:
+    return bool(is_suspended(store.redis))
+
+
+def stats(store: JobStore) -> dict[str, Any]:
+    """Counts, workers with their state and current job, paused?, jobs ended per minute (last hour)."""
+    workers = []
+    for worker in Worker.all(connection=store.redis, queue=store.queue, serializer=JSONSerializer):
+        current = worker.get_current_job_id()
+        workers.append({"name": worker.name, "state": str(worker.get_state()), "current_job": current})
+    now = datetime.now(UTC)
+    minutes = [(now - timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M") for i in range(60)]
+    ended = [int(n or 0) for n in store.redis.mget([f"jobstream:ended:{m}" for m in minutes])]
+    return {
+        "counts": store.counts(),
+        "workers": sorted(workers, key=lambda w: w["name"]),
+        "paused": is_paused(store),
+        "jobs_per_minute": round(sum(ended) / 60, 2),
+        "ended_per_minute": [{"minute": m + ":00Z", "count": n} for m, n in zip(minutes, ended, strict=False)],
+    }
+
+
+def clean(store: JobStore, status: str | None, older_than_seconds: int) -> list[str]:
+    """Delete ended jobs (of `status`, or all ended ones) that ended at least that long ago."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+    deleted = []
+    for each in (status,) if status else ENDED:
+        for job_id in store.ids_with_status(each):
+            job = store.get(job_id)
+            ended = parse_time(job["ended_at"]) if job else None
+            if ended is not None and ended <= cutoff and store.delete(job_id).ok:
+                deleted.append(job_id)
+    return deleted

@@ -1,0 +1,62 @@
+"""The job model's vocabulary: statuses, ids and timestamps."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+
+from rq.job import JobStatus
+
+PENDING = "pending"
+ACTIVE = "active"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELED = "canceled"
+
+STATUSES = (PENDING, ACTIVE, COMPLETED, FAILED, CANCELED)
+ENDED = (COMPLETED, FAILED, CANCELED)
+
+_RQ_TO_STATUS = {
+    JobStatus.QUEUED: PENDING,
+    JobStatus.DEFERRED: PENDING,
+    JobStatus.SCHEDULED: PENDING,
+    JobStatus.CREATED: PENDING,
+    JobStatus.RATE_LIMITED: PENDING,
+    JobStatus.READY_TO_ENQUEUE: PENDING,
+    JobStatus.STARTED: ACTIVE,
+    JobStatus.FINISHED: COMPLETED,
+    JobStatus.FAILED: FAILED,
+    JobStatus.CANCELED: CANCELED,
+    JobStatus.STOPPED: CANCELED,
+}
+
+
+def status_for(rq_status: JobStatus | str | None) -> str:
+    """Our status for an RQ state; the one place that knows the mapping (a job RQ lost is failed)."""
+    try:
+        return _RQ_TO_STATUS[JobStatus(rq_status)]
+    except (KeyError, ValueError):
+        return FAILED
+
+
+def new_job_id() -> str:
+    """A URL-safe id that sorts by creation time, so one sorted set pages newest first."""
+    return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(5)}"
+
+
+def isoformat(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and Z, the API's one time format."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def utcnow() -> str:
+    """The current time in the API's format."""
+    return isoformat(datetime.now(UTC))
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """The datetime of an API timestamp, None for None."""
+    if value is None:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

@@ -1,0 +1,59 @@
+"""The registry of job types: the only way a job can be enqueued."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import Schema
+
+MAX_TIMEOUT_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class JobType:
+    """A runnable kind of job: a plain function, the schema of its params, a default timeout."""
+
+    name: str
+    func: Callable[..., Any]
+    schema: Schema
+    timeout: int
+    description: str
+
+    @property
+    def path(self) -> str:
+        """The dotted path RQ imports in the worker."""
+        return f"{self.func.__module__}.{self.func.__qualname__}"
+
+
+_TYPES: dict[str, JobType] = {}
+
+
+def register(name: str, schema: Schema, timeout: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated function as job type `name`; its docstring describes it."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _TYPES:
+            raise ValueError(f"job type {name!r} is already registered")
+        description = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
+        _TYPES[name] = JobType(name, func, schema, timeout, description)
+        return func
+
+    return decorate
+
+
+def job_types() -> list[JobType]:
+    """Every registered type, sorted by name."""
+    _load_builtin()
+    return sorted(_TYPES.values(), key=lambda t: t.name)
+
+
+def get_type(name: str) -> JobType | None:
+    """The registered type called `name`, or None."""
+    _load_builtin()
+    return _TYPES.get(name)
+
+
+def _load_builtin() -> None:
+    from jobs import demo  # noqa: F401  (registers the built-in types on import)

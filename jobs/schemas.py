@@ -1,0 +1,100 @@
+"""Every input and output shape of the API, as marshmallow schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from jobs.model import ENDED, STATUSES
+from jobs.registry import MAX_TIMEOUT_SECONDS
+
+JOB_ID = validate.Regexp(r"^[0-9a-f]{12,40}$", error="not a job id")
+
+
+class JobCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    type = fields.String(load_default="demo.web_agent", validate=validate.Length(1, 100))
+    params = fields.Dict(keys=fields.String(), load_default=dict)
+    timeout_seconds = fields.Integer(load_default=None, validate=validate.Range(1, MAX_TIMEOUT_SECONDS))
+
+    @validates("name")
+    def validate_name(self, value: str, **_: Any) -> None:
+        if not value.strip():
+            raise ValidationError("must not be blank")
+
+
+class JobQuerySchema(Schema):
+    status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
+    q = fields.String(load_default=None, validate=validate.Length(0, 200))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(load_default=None, validate=JOB_ID)
+
+
+class StreamQuerySchema(Schema):
+    job = fields.String(load_default=None, validate=JOB_ID)
+    last_event_id = fields.String(load_default=None, validate=validate.Length(1, 64))
+
+
+class CancelManySchema(Schema):
+    ids = fields.List(fields.String(validate=validate.Length(1, 64)), required=True, validate=validate.Length(1, 1000))
+
+
+class CleanSchema(Schema):
+    status = fields.String(load_default=None, validate=validate.OneOf(ENDED))
+    older_than_seconds = fields.Integer(load_default=0, validate=validate.Range(0, 10 * 365 * 24 * 3600))
+
+
+class JobSchema(Schema):
+    id = fields.String()
+    name = fields.String()
+    type = fields.String()
+    params = fields.Dict()
+    status = fields.String()
+    progress = fields.Integer()
+    action = fields.String(allow_none=True)
+    cancel_requested = fields.Boolean()
+    created_at = fields.String()
+    started_at = fields.String(allow_none=True)
+    ended_at = fields.String(allow_none=True)
+    error = fields.String(allow_none=True)
+    result = fields.Raw(allow_none=True)
+    attempts = fields.Integer()
+    worker = fields.String(allow_none=True)
+
+
+class JobDetailSchema(JobSchema):
+    logs = fields.List(fields.String())
+
+
+class JobPageSchema(Schema):
+    jobs = fields.List(fields.Nested(JobSchema))
+    next_cursor = fields.String(allow_none=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    last_event_id = fields.String(allow_none=True)
+
+
+class CancelOutcomeSchema(Schema):
+    id = fields.String()
+    outcome = fields.String()
+    status = fields.String(allow_none=True)
+    job = fields.Nested(JobSchema, allow_none=True)
+
+
+class JobTypeSchema(Schema):
+    name = fields.String()
+    description = fields.String()
+    timeout_seconds = fields.Integer()
+    params_schema = fields.Dict()
+
+
+job_create = JobCreateSchema()
+job_query = JobQuerySchema()
+stream_query = StreamQuerySchema()
+cancel_many = CancelManySchema()
+clean = CleanSchema()
+job_out = JobSchema()
+job_detail = JobDetailSchema()
+job_page = JobPageSchema()
+cancel_outcomes = CancelOutcomeSchema(many=True)
+job_types_out = JobTypeSchema(many=True)

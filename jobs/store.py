@@ -1,0 +1,360 @@
+"""The job store: job state in Redis beside RQ's queue, changed only through the event scripts."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from jobs.config import Settings
+from jobs.events import APPLY_LUA, DELETE_LUA, EVENTS_KEY, SNAPSHOT_FIELDS
+from jobs.model import ACTIVE, CANCELED, COMPLETED, FAILED, PENDING, STATUSES, new_job_id, utcnow
+from jobs.registry import JobType, get_type
+
+logger = logging.getLogger(__name__)
+
+INDEX_KEY = "jobstream:jobs"
+STATUS_PREFIX = "jobstream:status:"
+MAX_LOGS = 1000
+MAX_LOG_LINE = 4000
+FAILURE_TTL = 7 * 24 * 3600
+SEARCH_BUDGET = 10_000
+
+
+def job_key(job_id: str) -> str:
+    return f"jobstream:job:{job_id}"
+
+
+def logs_key(job_id: str) -> str:
+    return f"jobstream:job:{job_id}:logs"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a guarded change did: `ok`, or why not (`missing`, or `conflict` with the status)."""
+
+    result: str
+    status: str = ""
+    event_id: str = ""
+    job: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "ok"
+
+
+class JobStore:
+    """Creates, reads, changes and deletes jobs; every change publishes its event."""
+
+    def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+        self.redis = connection
+        self.settings = settings
+        self.queue = Queue(settings.queue, connection=connection, serializer=JSONSerializer)
+        self._apply = connection.register_script(APPLY_LUA)
+        self._delete = connection.register_script(DELETE_LUA)
+
+    @classmethod
+    def for_worker(cls, connection: redis.Redis) -> JobStore:
+        """The store of a worker process, built once per connection."""
+        return _worker_store(connection)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, job_id: str, with_logs: bool = False) -> dict[str, Any] | None:
+        """The job's snapshot (with its logs when asked), or None."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(job_key(job_id), SNAPSHOT_FIELDS)
+            if with_logs:
+                pipe.lrange(logs_key(job_id), 0, -1)
+            replies = pipe.execute()
+        job = _decode(replies[0])
+        if job is not None and with_logs:
+            job["logs"] = [line.decode("utf-8", "replace") for line in replies[1]]
+        return job
+
+    def list(
+        self, status: str | None = None, q: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
+        key = STATUS_PREFIX + status if status else INDEX_KEY
+        start = f"({cursor}" if cursor else "+"
+        if not q:
+            ids = [
+                i.decode() for i in self.redis.zrange(key, start, "-", desc=True, bylex=True, offset=0, num=limit + 1)
+            ]
+            page = ids[:limit]
+            return self._snapshots(page), (page[-1] if len(ids) > limit else None)
+        return self._search(key, start, q.casefold(), limit)
+
+    def _search(self, key: str, start: str, needle: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """Jobs whose name contains `needle`, scanning at most SEARCH_BUDGET ids per call."""
+        found: list[str] = []
+        scanned = 0
+        while scanned < SEARCH_BUDGET:
+            ids = [i.decode() for i in self.redis.zrange(key, start, "-", desc=True, bylex=True, offset=0, num=500)]
+            if not ids:
+                return self._snapshots(found), None
+            with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hget(job_key(job_id), "name")
+                names = pipe.execute()
+            for job_id, raw in zip(ids, names, strict=False):
+                scanned += 1
+                if raw is not None and needle in json.loads(raw).casefold():
+                    found.append(job_id)
+                    if len(found) == limit:
+                        return self._snapshots(found), job_id
+            start = f"({ids[-1]}"
+        return self._snapshots(found), start[1:]
+
+    def _snapshots(self, ids: Iterable[str]) -> list[dict[str, Any]]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hmget(job_key(job_id), SNAPSHOT_FIELDS)
+            rows = pipe.execute()
+        return [job for job in map(_decode, rows) if job is not None]
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs have each status."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for status in STATUSES:
+                pipe.zcard(STATUS_PREFIX + status)
+            return dict(zip(STATUSES, pipe.execute(), strict=False))
+
+    def ids_with_status(self, status: str) -> list[str]:
+        """Every id with `status` (the active set is small: at most the pool's size)."""
+        return [i.decode() for i in self.redis.zrange(STATUS_PREFIX + status, 0, -1)]
+
+    def last_event_id(self) -> str | None:
+        """The id of the newest event in the replay stream, None when it is empty."""
+        newest = self.redis.xrevrange(EVENTS_KEY, count=1)
+        return newest[0][0].decode() if newest else None
+
+    # -- changing --------------------------------------------------------------------------
+
+    def create(self, job_type: JobType, name: str, params: dict[str, Any], timeout: int) -> dict[str, Any]:
+        """Store a pending job and enqueue it for RQ in one transaction."""
+        job_id = new_job_id()
+        fields = {
+            "id": job_id,
+            "name": name,
+            "type": job_type.name,
+            "params": params,
+            "status": PENDING,
+            "progress": 0,
+            "action": None,
+            "cancel_requested": False,
+            "created_at": utcnow(),
+            "started_at": None,
+            "ended_at": None,
+            "error": None,
+            "result": None,
+            "attempts": 1,
+            "worker": None,
+            "timeout": timeout,
+        }
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.multi()
+            self._change(job_id, mode="create", fields=fields, client=pipe)
+            self._enqueue(job_type, job_id, params, timeout, pipe)
+            outcome = _outcome(pipe.execute()[0])
+        assert outcome.job is not None
+        return outcome.job
+
+    def begin(self, job_id: str, worker: str) -> Outcome:
+        """pending → active on `worker`; fails when the job was canceled or deleted meanwhile."""
+        fields = {"status": ACTIVE, "worker": worker, "started_at": utcnow(), "progress": 0, "action": None}
+        return self._change(job_id, guard=(PENDING,), fields=fields, logs=[f"started on {worker}"])
+
+    def report(self, job_id: str, percent: int, action: str | None = None, log: str | None = None) -> Outcome:
+        """Record a running job's progress."""
+        fields: dict[str, Any] = {"progress": max(0, min(100, int(percent)))}
+        if action is not None:
+            fields["action"] = str(action)[:200]
+        return self._change(job_id, guard=(ACTIVE,), fields=fields, logs=[] if log is None else [str(log)])
+
+    def complete(self, job_id: str, result: Any) -> Outcome:
+        """active → completed with its result."""
+        fields = {"status": COMPLETED, "progress": 100, "result": result, **_ended()}
+        return self._change(job_id, guard=(ACTIVE,), fields=fields, logs=["completed"])
+
+    def fail(self, job_id: str, error: str, details: str = "", worker: str | None = None) -> Outcome:
+        """active → failed with a one-line error; `details` (a traceback) goes to the logs."""
+        lines = [f"failed: {error}"] + ([line for line in details.rstrip().splitlines()] if details else [])
+        fields = {"status": FAILED, "error": error[:500], **_ended()}
+        return self._change(job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=lines)
+
+    def stopped(self, job_id: str, reason: str = "stopped by request") -> Outcome:
+        """active → canceled: the worker stopped it."""
+        return self._change(job_id, guard=(ACTIVE,), fields={"status": CANCELED, **_ended()}, logs=[reason])
+
+    def cancel(self, job_id: str) -> Outcome:
+        """Cancel a pending job at once, or ask the worker to stop an active one (cancel_requested)."""
+        fields = {"status": CANCELED, **_ended()}
+        outcome = self._change(job_id, guard=(PENDING,), fields=fields, logs=["canceled before it ran"])
+        if outcome.ok:
+            self._discard_rq_job(job_id)
+            return outcome
+        if outcome.status != ACTIVE:
+            return outcome
+        outcome = self._change(job_id, guard=(ACTIVE,), fields={"cancel_requested": True}, logs=["cancel requested"])
+        if outcome.ok:
+            try:
+                send_stop_job_command(self.redis, job_id, serializer=JSONSerializer)
+            except (NoSuchJobError, InvalidJobOperation):
+                # The worker checks cancel_requested right after it forks, so it still stops the job.
+                logger.info("job %s: stop command not sent, the worker will see cancel_requested", job_id)
+        return outcome
+
+    def retry(self, job_id: str) -> Outcome:
+        """failed or canceled → pending again, same id, attempts + 1, logs kept."""
+        key = job_key(job_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.hmget(key, ["status", "type", "params", "attempts", "timeout"])
+                    if raw[0] is None:
+                        return Outcome("missing")
+                    status, type_name, params, attempts, timeout = (json.loads(v) for v in raw)
+                    job_type = get_type(type_name)
+                    if status not in (FAILED, CANCELED) or job_type is None:
+                        return Outcome("conflict", status)
+                    pipe.multi()
+                    fields = {
+                        "status": PENDING,
+                        "progress": 0,
+                        "action": None,
+                        "cancel_requested": False,
+                        "started_at": None,
+                        "ended_at": None,
+                        "error": None,
+                        "result": None,
+                        "worker": None,
+                        "attempts": attempts + 1,
+                    }
+                    log = f"retry: attempt {attempts + 1}"
+                    self._change(job_id, guard=(FAILED, CANCELED), fields=fields, logs=[log], client=pipe)
+                    pipe.delete(Job.key_for(job_id))
+                    for registry in (self.queue.failed_job_registry, self.queue.canceled_job_registry):
+                        registry.remove(job_id, pipeline=pipe)
+                    self._enqueue(job_type, job_id, params, timeout, pipe)
+                    return _outcome(pipe.execute()[0])
+                except redis.WatchError:
+                    continue
+
+    def delete(self, job_id: str) -> Outcome:
+        """Delete a job that is not active, and RQ's copy of it."""
+        args = self._args(job_id, "delete", (ACTIVE,), None, [], {})
+        outcome = _outcome(self._delete(keys=self._keys(job_id), args=args))
+        if outcome.ok:
+            self._discard_rq_job(job_id)
+        return outcome
+
+    def fail_jobs_of(self, worker: str, error: str) -> list[str]:
+        """Fail every active job that `worker` was running (the worker died); returns their ids."""
+        failed = []
+        for job_id in self.ids_with_status(ACTIVE):
+            raw = self.redis.hget(job_key(job_id), "worker")
+            if raw is not None and json.loads(raw) == worker and self.fail(job_id, error, worker=worker).ok:
+                failed.append(job_id)
+        return failed
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _enqueue(self, job_type: JobType, job_id: str, params: dict[str, Any], timeout: int, pipe: Any) -> None:
+        self.queue.enqueue_call(
+            func=job_type.path,
+            kwargs=params,
+            timeout=timeout,
+            job_id=job_id,
+            result_ttl=0,
+            failure_ttl=FAILURE_TTL,
+            description=job_type.name,
+            pipeline=pipe,
+        )
+
+    def _discard_rq_job(self, job_id: str) -> None:
+        try:
+            Job.fetch(job_id, connection=self.redis, serializer=JSONSerializer).delete()
+        except NoSuchJobError:
+            pass
+
+    def _change(
+        self,
+        job_id: str,
+        *,
+        mode: str = "update",
+        guard: tuple[str, ...] = (),
+        worker: str | None = None,
+        fields: dict[str, Any],
+        logs: list[str] | None = None,
+        client: Any = None,
+    ) -> Outcome:
+        args = self._args(job_id, mode, guard, worker, logs or [], fields)
+        reply = self._apply(keys=self._keys(job_id), args=args, client=client)
+        return reply if client is not None else _outcome(reply)
+
+    def _keys(self, job_id: str) -> list[str]:
+        return [job_key(job_id), logs_key(job_id), INDEX_KEY, EVENTS_KEY]
+
+    def _args(
+        self,
+        job_id: str,
+        mode: str,
+        guard: tuple[str, ...],
+        worker: str | None,
+        logs: list[str],
+        fields: dict[str, Any],
+    ) -> list[Any]:
+        lines = [line[:MAX_LOG_LINE] for text in logs for line in (text.splitlines() or [""])]
+        pairs = [part for name, value in fields.items() for part in (name, json.dumps(value, ensure_ascii=False, separators=(",", ":")))]
+        return [
+            job_id,
+            mode,
+            " ".join(guard),
+            json.dumps(worker) if worker else "",
+            utcnow(),
+            MAX_LOGS,
+            self.settings.replay_events,
+            STATUS_PREFIX,
+            "",
+            len(lines),
+            *lines,
+            *pairs,
+        ]
+
+
+def _ended() -> dict[str, Any]:
+    return {"ended_at": utcnow(), "action": None, "cancel_requested": False}
+
+
+def _decode(values: list[bytes | None]) -> dict[str, Any] | None:
+    if values[0] is None:
+        return None
+    return {
+        name: (None if raw is None else json.loads(raw)) for name, raw in zip(SNAPSHOT_FIELDS, values, strict=False)
+    }
+
+
+def _outcome(reply: list[Any]) -> Outcome:
+    result = reply[0].decode()
+    if result != "ok":
+        return Outcome(result, reply[1].decode())
+    job = json.loads(reply[2]) if reply[2] else None
+    return Outcome(result, job["status"] if job else "", reply[1].decode(), job)
+
+
+@lru_cache(maxsize=4)
+def _worker_store(connection: redis.Redis) -> JobStore:
+    return JobStore(connection, Settings.from_env())

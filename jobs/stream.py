@@ -1,0 +1,333 @@
+"""The live stream: replay from the capped event stream, then live events, batched, with heartbeats.
+
+Two fan-outs feed the same generator: `request` gives each stream its own Redis pub/sub
+subscription; `process` shares one subscription per process among bounded per-stream queues.
+Written against `threading`, so under gevent's monkey patching every wait is a greenlet switch.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+import redis
+
+from jobs.events import EVENTS_KEY, PATTERN, PING_FRAME, RESET, RETRY_FRAME, Event, channel, frame, id_key
+
+logger = logging.getLogger(__name__)
+
+WAKE_CHANNEL = channel("-")  # matches PATTERN but names no job: wakes request-mode streams to look at flags
+REPLAY_CHUNK = 500
+DRAIN_LIMIT = 1000
+
+
+class StreamEnded(Exception):
+    """The stream must end now: shutdown, a slow client, or a lost subscription (the client resumes)."""
+
+
+class Subscription(Protocol):
+    def get(self, timeout: float) -> list[Event]: ...
+
+    def wake(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RedisSubscription:
+    """A stream's own PSUBSCRIBE, confirmed before use and released on close."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.pubsub = client.pubsub()
+        self.client = client
+        try:
+            self.pubsub.psubscribe(PATTERN)
+            _confirm(self.pubsub)
+        except BaseException:
+            self.pubsub.close()
+            raise
+
+    def get(self, timeout: float) -> list[Event]:
+        events: list[Event] = []
+        message = self.pubsub.get_message(timeout=timeout)
+        while message is not None:
+            if message["type"] == "psubscribe":
+                raise StreamEnded("subscription was re-established: events may have been missed")
+            if message["type"] == "pmessage" and message["channel"] != WAKE_CHANNEL.encode():
+                events.append(Event.from_message(message["channel"], message["data"]))
+            if len(events) >= DRAIN_LIMIT:
+                break
+            message = self.pubsub.get_message(timeout=0)
+        return events
+
+    def wake(self) -> None:
+        self.client.publish(WAKE_CHANNEL, b"wake")
+
+    def close(self) -> None:
+        self.pubsub.close()
+
+
+class RequestFanout:
+    """JOBSTREAM_FANOUT=request: one Redis subscription per stream."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def subscribe(self) -> Subscription:
+        return RedisSubscription(self.client)
+
+    def close(self) -> None:
+        """Nothing shared to release."""
+
+
+class QueueSubscription:
+    """A bounded queue that the process's subscriber fills; overflowing it ends the stream."""
+
+    def __init__(self, fanout: ProcessFanout, limit: int) -> None:
+        self.fanout = fanout
+        self.limit = limit
+        self.events: collections.deque[Event] = collections.deque()
+        self.ready = threading.Event()
+        self.ended: str | None = None
+
+    def put(self, event: Event) -> None:
+        if len(self.events) >= self.limit:
+            self.end("client too slow: its queue is full")
+            return
+        self.events.append(event)
+        self.ready.set()
+
+    def end(self, reason: str) -> None:
+        self.ended = reason
+        self.ready.set()
+
+    def get(self, timeout: float) -> list[Event]:
+        self.ready.wait(timeout)
+        self.ready.clear()
+        if self.ended:
+            raise StreamEnded(self.ended)
+        events = list(self.events)
+        self.events.clear()
+        return events
+
+    def wake(self) -> None:
+        self.ready.set()
+
+    def close(self) -> None:
+        self.fanout.remove(self)
+
+
+class ProcessFanout:
+    """JOBSTREAM_FANOUT=process: one subscription per process, started on first use."""
+
+    def __init__(self, client: redis.Redis, queue_limit: int) -> None:
+        self.client = client
+        self.queue_limit = queue_limit
+        self.subscribers: set[QueueSubscription] = set()
+        self.ready = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def subscribe(self) -> Subscription:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="jobstream-fanout", daemon=True)
+                self._thread.start()
+        if not self.ready.wait(5):
+            raise redis.ConnectionError("the process's event subscription is not connected")
+        subscription = QueueSubscription(self, self.queue_limit)
+        self.subscribers.add(subscription)
+        return subscription
+
+    def remove(self, subscription: QueueSubscription) -> None:
+        self.subscribers.discard(subscription)
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _run(self) -> None:
+        delay = 0.1
+        while not self._closed:
+            pubsub = self.client.pubsub()
+            try:
+                pubsub.psubscribe(PATTERN)
+                _confirm(pubsub)
+                self.ready.set()
+                delay = 0.1
+                self._pump(pubsub)
+            except (redis.RedisError, OSError, StreamEnded) as exc:
+                logger.warning("event subscription lost (%s); streams end and resume", exc)
+            finally:
+                self.ready.clear()
+                pubsub.close()
+                for subscription in list(self.subscribers):
+                    subscription.end("event subscription lost")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _pump(self, pubsub: redis.client.PubSub) -> None:
+        wake = WAKE_CHANNEL.encode()
+        while not self._closed:
+            message = pubsub.get_message(timeout=1.0)
+            if message is None:
+                continue
+            if message["type"] == "psubscribe":
+                raise StreamEnded("re-subscribed")
+            if message["type"] != "pmessage" or message["channel"] == wake:
+                continue
+            event = Event.from_message(message["channel"], message["data"])
+            for subscription in list(self.subscribers):
+                subscription.put(event)
+
+
+def _confirm(pubsub: redis.client.PubSub) -> None:
+    """Wait for Redis to confirm the PSUBSCRIBE, so a replay read after it cannot miss an event."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+        if message is not None and message["type"] == "psubscribe":
+            return
+    raise redis.TimeoutError("PSUBSCRIBE was not confirmed")
+
+
+class StreamHandle:
+    """One open stream as the registry sees it: what it is doing and how to stop it."""
+
+    def __init__(self, close_socket: Callable[[], None]) -> None:
+        self.close_socket = close_socket
+        self.writing_since: float | None = None
+        self.subscription: Subscription | None = None
+        self.closing = False
+
+    def stop(self) -> None:
+        self.closing = True
+        if self.subscription is not None:
+            self.subscription.wake()
+
+
+class StreamRegistry:
+    """The open streams of this process: ended together at shutdown, cut off when a write stalls."""
+
+    def __init__(self, write_timeout: float) -> None:
+        self.write_timeout = write_timeout
+        self.handles: set[StreamHandle] = set()
+        self.closing = False
+        self._watchdog: threading.Thread | None = None
+
+    def add(self, handle: StreamHandle) -> None:
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(target=self._watch, name="jobstream-watchdog", daemon=True)
+            self._watchdog.start()
+        self.handles.add(handle)
+
+    def discard(self, handle: StreamHandle) -> None:
+        self.handles.discard(handle)
+
+    def close_all(self) -> None:
+        """End every open stream promptly so browsers reconnect to another process."""
+        self.closing = True
+        woken: set[int] = set()
+        for handle in list(self.handles):
+            handle.closing = True
+            subscription = handle.subscription
+            if isinstance(subscription, RedisSubscription):
+                if id(subscription.client) not in woken:  # one PUBLISH wakes them all
+                    woken.add(id(subscription.client))
+                    try:
+                        subscription.wake()
+                    except redis.RedisError:
+                        handle.close_socket()
+            elif subscription is not None:
+                subscription.wake()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(1.0)
+            now = time.monotonic()
+            for handle in list(self.handles):
+                since = handle.writing_since
+                if since is not None and now - since > self.write_timeout:
+                    logger.info("cutting off a stream whose client has not read for %.0f s", now - since)
+                    handle.writing_since = None
+                    handle.close_socket()
+
+
+def stream(
+    fanout: RequestFanout | ProcessFanout,
+    client: redis.Redis,
+    registry: StreamRegistry,
+    handle: StreamHandle,
+    heartbeat: float,
+    last_event_id: str | None = None,
+    job_id: str | None = None,
+) -> Iterator[bytes]:
+    """Yield SSE bytes: retry, the replay after `last_event_id` (or reset), then live events."""
+    registry.add(handle)
+    subscription: Subscription | None = None
+
+    def write(chunk: bytes) -> Iterator[bytes]:
+        handle.writing_since = time.monotonic()
+        yield chunk
+        handle.writing_since = None
+
+    try:
+        yield from write(RETRY_FRAME)
+        subscription = fanout.subscribe()
+        handle.subscription = subscription
+        last_sent = (0, 0)
+        if last_event_id is not None:
+            chunks, last_sent = _replay(client, last_event_id, job_id)
+            for chunk in chunks:
+                yield from write(chunk)
+        next_ping = time.monotonic() + heartbeat
+        while not (handle.closing or registry.closing):
+            events = subscription.get(max(0.0, next_ping - time.monotonic()))
+            fresh = [e for e in events if e.key > last_sent and (job_id is None or e.job_id == job_id)]
+            if fresh:
+                last_sent = fresh[-1].key
+                yield from write(b"".join(e.frame for e in fresh))
+                next_ping = time.monotonic() + heartbeat
+            elif time.monotonic() >= next_ping:
+                yield from write(PING_FRAME)
+                next_ping = time.monotonic() + heartbeat
+    except StreamEnded as exc:
+        logger.info("stream ended: %s", exc)
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("stream ended by a Redis error: %s", exc)
+    finally:
+        registry.discard(handle)
+        if subscription is not None:
+            subscription.close()
+
+
+def _replay(client: redis.Redis, last_event_id: str, job_id: str | None) -> tuple[list[bytes], tuple[int, int]]:
+    """The frames a client missed after `last_event_id`, or a reset when they are gone."""
+    try:
+        after = id_key(last_event_id)
+    except ValueError:
+        after = None
+    oldest = client.xrange(EVENTS_KEY, count=1)
+    if after is None or not oldest or id_key(oldest[0][0].decode()) > after:
+        newest = client.xrevrange(EVENTS_KEY, count=1)
+        tip = newest[0][0].decode() if newest else None
+        return [frame(RESET, '{"type": "reset"}', tip)], (id_key(tip) if tip else (0, 0))
+    chunks: list[bytes] = []
+    start = f"({after[0]}-{after[1]}"
+    last = after
+    while True:
+        entries = client.xrange(EVENTS_KEY, min=start, count=REPLAY_CHUNK)
+        if not entries:
+            break
+        events = [Event.from_entry(entry_id, fields) for entry_id, fields in entries]
+        last = events[-1].key
+        wanted = b"".join(e.frame for e in events if job_id is None or e.job_id == job_id)
+        if wanted:
+            chunks.append(wanted)
+        start = f"({events[-1].id}"
+        if len(entries) < REPLAY_CHUNK:
+            break
+    return chunks, last

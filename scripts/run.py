@@ -1,0 +1,44 @@
+"""`make run`: make sure Redis is there, then run web, workers (and the embedded Redis) under honcho."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    processes = ["web", "worker"]
+    url = env.get("REDIS_URL", "").strip()
+    if url:
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+        except (redis.RedisError, ValueError) as exc:
+            sys.exit(f"jobstream: REDIS_URL={url} does not answer ({exc}). Start that Redis or unset REDIS_URL.")
+    else:
+        port = env.get("JOBSTREAM_REDIS_PORT") or str(free_port())
+        env["JOBSTREAM_REDIS_PORT"] = port
+        env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        processes.insert(0, "redis")
+    bind = env.setdefault("JOBSTREAM_BIND", "127.0.0.1:8000")
+    print(f"jobstream: Redis at {env['REDIS_URL']}; open http://{bind} (Ctrl-C stops everything)", flush=True)
+    honcho = str(Path(sys.executable).parent / "honcho")
+    os.chdir(ROOT)
+    os.execve(honcho, [honcho, "start", "-f", "Procfile", *processes], env)
+
+
+if __name__ == "__main__":
+    main()
