@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 
 bind = os.environ.get("JOBSTREAM_BIND", "127.0.0.1:8000")
 wsgi_app = "app:create_app()"
@@ -32,7 +31,9 @@ def post_worker_init(worker):
     def chain(handler):
         def handle(sig, frame):
             # Off the signal handler: closing streams talks to Redis, which may block.
-            threading.Thread(target=streams.close_all, daemon=True).start()
+            import gevent
+
+            gevent.spawn(streams.close_all)
             handler(sig, frame)
 
         return handle

@@ -318,7 +318,11 @@ class JobStore:
         fields: dict[str, Any],
     ) -> list[Any]:
         lines = [line[:MAX_LOG_LINE] for text in logs for line in (text.splitlines() or [""])]
-        pairs = [part for name, value in fields.items() for part in (name, json.dumps(value, ensure_ascii=False, separators=(",", ":")))]
+        pairs = [
+            part
+            for name, value in fields.items()
+            for part in (name, json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        ]
         return [
             job_id,
             mode,

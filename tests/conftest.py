@@ -1,0 +1,111 @@
+"""Fixtures: real redis-server, real worker pool, real gunicorn + gevent, real headless Chromium."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from jobs.config import Settings
+from tests.helpers import RedisServer, Service, start_pool, start_web
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the in-process tests; flushed before each."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> redis.Redis:
+    client = redis_server.client()
+    client.flushall()
+    return client
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer) -> Settings:
+    return Settings(redis_url=redis_server.url, heartbeat_seconds=1, replay_events=1000)
+
+
+@pytest.fixture
+def app(settings: Settings, redis_client: redis.Redis) -> Flask:
+    return create_app({"TESTING": True, "SETTINGS": settings})
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def store(app: Flask):
+    return app.extensions["jobstream"].store
+
+
+class Stack:
+    """A running jobstream: its own Redis, a pool of 5 workers, gunicorn in each fan-out mode."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.redis_server = RedisServer(workdir / "redis").start()
+        self.redis = self.redis_server.client()
+        self.services: list[Service] = []
+        self.pool = self.add(start_pool(self.redis_server.url, workdir / "logs"))
+        self.bases: dict[str, str] = {}
+        for mode in ("request", "process"):
+            web, base = start_web(
+                self.redis_server.url,
+                workdir / "logs",
+                name=f"web-{mode}",
+                JOBSTREAM_FANOUT=mode,
+                JOBSTREAM_HEARTBEAT_SECONDS="1",
+            )
+            self.add(web)
+            self.bases[mode] = base
+
+    def add(self, service: Service) -> Service:
+        self.services.append(service)
+        return service
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.redis_server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(params=["request", "process"])
+def base(request: pytest.FixtureRequest, stack: Stack) -> str:
+    """The base URL of the stack's web server, once per fan-out mode."""
+    return stack.bases[request.param]
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of the test's own, for tests that kill or restart things."""
+    server = RedisServer(tmp_path / "redis", appendonly=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("Chromium is missing: `make test` installs Debian's chromium (apt-get install chromium)")
+    return path
