@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -267,7 +268,10 @@ def list_job_types() -> Response:
 
 
 def get_stats() -> Response:
-    return jsonify(control.stats(services().store))
+    svc = services()
+    data = control.stats(svc.store)
+    data["streams"] = {"open": len(svc.streams.handles), "fanout": svc.settings.fanout, "pid": os.getpid()}
+    return jsonify(data)
 
 
 def pause_queue() -> Response:
@@ -305,11 +309,11 @@ def job_stream() -> Response:
     return Response(body, mimetype="text/event-stream", headers=headers)
 
 
-def _socket_closer(sock: socket.socket | None) -> Callable[[], None]:
-    def close() -> None:
+def _socket_closer(sock: socket.socket | None) -> Callable[[int], None]:
+    def close(how: int) -> None:
         if sock is not None:
             try:
-                sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(how)
             except OSError:
                 pass
 

@@ -63,6 +63,11 @@ class JobstreamWorker(Worker):
         self.monitor_work_horse(job, queue, execution)
         self.set_state(WorkerStatus.IDLE)
 
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """RQ's kill, but never before the fork: with no horse, pid 0 would name our own process group."""
+        if self.horse_pid:
+            super().kill_horse(sig)
+
     def main_work_horse(self, job: Job, queue: Queue) -> None:
         """Run the job in the horse, which dies with its worker so no job runs unsupervised."""
         _die_with_parent()

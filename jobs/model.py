@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -40,9 +41,20 @@ def status_for(rq_status: JobStatus | str | None) -> str:
         return FAILED
 
 
+_last_id = (0, 0)
+_id_lock = threading.Lock()
+
+
 def new_job_id() -> str:
-    """A URL-safe id that sorts by creation time, so one sorted set pages newest first."""
-    return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(5)}"
+    """A URL-safe id that sorts by creation time (ms, then a per-process sequence), so one sorted set
+    pages newest first."""
+    global _last_id
+    with _id_lock:
+        ms = time.time_ns() // 1_000_000
+        last_ms, seq = _last_id
+        _last_id = (ms, seq + 1) if ms <= last_ms else (ms, 0)
+        ms, seq = max(ms, last_ms), _last_id[1]
+    return f"{ms:011x}{seq:04x}{secrets.token_hex(3)}"
 
 
 def isoformat(moment: datetime) -> str:

@@ -11,8 +11,8 @@ from typing import Any
 
 import redis
 from rq import Queue
-from rq.command import send_stop_job_command
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.command import send_command
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -111,9 +111,9 @@ class JobStore:
             for job_id, raw in zip(ids, names, strict=False):
                 scanned += 1
                 if raw is not None and needle in json.loads(raw).casefold():
+                    if len(found) == limit:  # one more match exists: there is a next page
+                        return self._snapshots(found), found[-1]
                     found.append(job_id)
-                    if len(found) == limit:
-                        return self._snapshots(found), job_id
             start = f"({ids[-1]}"
         return self._snapshots(found), start[1:]
 
@@ -208,12 +208,10 @@ class JobStore:
         if outcome.status != ACTIVE:
             return outcome
         outcome = self._change(job_id, guard=(ACTIVE,), fields={"cancel_requested": True}, logs=["cancel requested"])
-        if outcome.ok:
-            try:
-                send_stop_job_command(self.redis, job_id, serializer=JSONSerializer)
-            except (NoSuchJobError, InvalidJobOperation):
-                # The worker checks cancel_requested right after it forks, so it still stops the job.
-                logger.info("job %s: stop command not sent, the worker will see cancel_requested", job_id)
+        if outcome.ok and outcome.job and outcome.job["worker"]:
+            # RQ's stop command, addressed to the worker we recorded; a worker that has not forked yet
+            # ignores it but checks cancel_requested right after it forks.
+            send_command(self.redis, outcome.job["worker"], "stop-job", job_id=job_id)
         return outcome
 
     def retry(self, job_id: str) -> Outcome:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -197,8 +198,8 @@ def _confirm(pubsub: redis.client.PubSub) -> None:
 class StreamHandle:
     """One open stream as the registry sees it: what it is doing and how to stop it."""
 
-    def __init__(self, close_socket: Callable[[], None]) -> None:
-        self.close_socket = close_socket
+    def __init__(self, close_socket: Callable[[int], None]) -> None:
+        self.close_socket = close_socket  # shutdown(how) of the client's socket
         self.writing_since: float | None = None
         self.subscription: Subscription | None = None
         self.closing = False
@@ -240,7 +241,7 @@ class StreamRegistry:
                     try:
                         subscription.wake()
                     except redis.RedisError:
-                        handle.close_socket()
+                        handle.close_socket(socket.SHUT_RDWR)
             elif subscription is not None:
                 subscription.wake()
 
@@ -253,7 +254,7 @@ class StreamRegistry:
                 if since is not None and now - since > self.write_timeout:
                     logger.info("cutting off a stream whose client has not read for %.0f s", now - since)
                     handle.writing_since = None
-                    handle.close_socket()
+                    handle.close_socket(socket.SHUT_RDWR)
 
 
 def stream(
@@ -275,9 +276,9 @@ def stream(
         handle.writing_since = None
 
     try:
-        yield from write(RETRY_FRAME)
-        subscription = fanout.subscribe()
+        subscription = fanout.subscribe()  # before anything is sent: a client that sees retry misses nothing
         handle.subscription = subscription
+        yield from write(RETRY_FRAME)
         last_sent = (0, 0)
         if last_event_id is not None:
             chunks, last_sent = _replay(client, last_event_id, job_id)
@@ -302,6 +303,8 @@ def stream(
         registry.discard(handle)
         if subscription is not None:
             subscription.close()
+        # The browser reconnects on a new request: end the keep-alive too, so a shutdown never waits on it.
+        handle.close_socket(socket.SHUT_RD)
 
 
 def _replay(client: redis.Redis, last_event_id: str, job_id: str | None) -> tuple[list[bytes], tuple[int, int]]:

@@ -68,6 +68,7 @@ class Stack:
                 name=f"web-{mode}",
                 JOBSTREAM_FANOUT=mode,
                 JOBSTREAM_HEARTBEAT_SECONDS="1",
+                JOBSTREAM_STREAM_WRITE_TIMEOUT="2",
             )
             self.add(web)
             self.bases[mode] = base

@@ -175,7 +175,9 @@ def create(base: str, name: str = "job", type_: str = "demo.web_agent", **params
 class SSEClient:
     """A raw SSE reader on its own thread: collects (id, event, data) and comments."""
 
-    def __init__(self, base: str, path: str = "/api/jobs/stream", last_event_id: str | None = None) -> None:
+    def __init__(
+        self, base: str, path: str = "/api/jobs/stream", last_event_id: str | None = None, wait_ready: bool = True
+    ) -> None:
         parts = urlsplit(base)
         self.sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
         headers = f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: text/event-stream\r\n"
@@ -190,6 +192,8 @@ class SSEClient:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
+        if wait_ready:  # the server sends retry once it is subscribed
+            wait_until(lambda: self.retry is not None or self.closed.is_set(), 15, "the stream to open")
 
     def _read(self) -> None:
         file = self.sock.makefile("rb")

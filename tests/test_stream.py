@@ -1,0 +1,325 @@
+"""The live stream through real gunicorn + gevent and real workers, in both fan-out modes."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs.config import Settings
+from jobs.events import EVENTS_KEY
+from jobs.registry import get_type
+from jobs.store import JobStore
+from tests.conftest import Stack
+from tests.helpers import RedisServer, SSEClient, create, request, start_web, wait_until
+
+
+def statuses(client: SSEClient, job_id: str) -> list[str]:
+    return [e["data"]["job"]["status"] for e in client.updates(job_id)]
+
+
+def ended(client: SSEClient, job_id: str, status: str = "completed") -> bool:
+    return status in statuses(client, job_id)
+
+
+def fake_active_job(store: JobStore, name: str = "fake") -> str:
+    """A job that is active without a worker, so a test can publish progress at its own pace."""
+    job = store.create(get_type("demo.sleep"), name, {"seconds": 0}, 60)
+    assert store.begin(job["id"], "test").ok
+    return job["id"]
+
+
+def open_streams(base: str) -> int:
+    return request(base, "GET", "/api/stats")[1]["streams"]["open"]
+
+
+@pytest.fixture
+def stack_store(stack: Stack) -> JobStore:
+    """A store whose jobs go to a queue no worker serves, so tests publish their events by hand."""
+    return JobStore(stack.redis, Settings(redis_url=stack.redis_server.url, queue="unserved"))
+
+
+# -- the whole loop ----------------------------------------------------------------------------
+
+
+def test_twenty_jobs_go_pending_active_progress_completed_in_order(base: str) -> None:
+    client = SSEClient(base)
+    client.wait_for(lambda c: c.retry == 3000, 5, "retry: 3000 first")
+    jobs = [create(base, f"job {i}", steps=3, step_seconds=0.05) for i in range(20)]
+    for job in jobs:
+        client.wait_for(lambda c, j=job: ended(c, j["id"]), 30, f"{job['name']} completed")
+    for job in jobs:
+        updates = client.updates(job["id"])
+        seen = [(e["data"]["job"]["status"], e["data"]["job"]["progress"]) for e in updates]
+        assert seen == [
+            ("pending", 0),
+            ("active", 0),
+            ("active", 33),
+            ("active", 66),
+            ("active", 100),
+            ("completed", 100),
+        ]
+        assert updates[-1]["data"]["job"]["result"] == {"steps": 3, "status": "done"}
+    keys = [tuple(map(int, e["id"].split("-"))) for e in client.updates()]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    client.close()
+
+
+def test_cancel_pending_and_running_jobs(base: str) -> None:
+    client = SSEClient(base)
+    running = [create(base, f"long {i}", steps=300, step_seconds=0.1) for i in range(5)]
+    waiting = create(base, "waits", steps=1, step_seconds=0)
+    for job in running:
+        client.wait_for(lambda c, j=job: "active" in statuses(c, j["id"]), 15, "long jobs active")
+    status, data, _ = request(base, "POST", f"/api/jobs/{waiting['id']}/cancel")
+    assert (status, data["job"]["status"]) == (200, "canceled")
+    asked = time.monotonic()
+    status, data, _ = request(base, "POST", f"/api/jobs/{running[0]['id']}/cancel")
+    assert status == 202 and data["job"]["cancel_requested"] is True
+    client.wait_for(lambda c: ended(c, running[0]["id"], "canceled"), 2, "running job canceled within 2 s")
+    assert time.monotonic() - asked < 2
+    final = client.updates(running[0]["id"])[-1]["data"]["job"]
+    assert final["cancel_requested"] is False and final["ended_at"]
+    for job in running[1:]:
+        request(base, "POST", f"/api/jobs/{job['id']}/cancel")
+    for job in running[1:]:
+        client.wait_for(lambda c, j=job: ended(c, j["id"], "canceled"), 5, "cleanup cancels")
+    assert "active" not in statuses(client, waiting["id"])
+    client.close()
+
+
+def test_retry_of_a_failed_job_runs_it_again(base: str) -> None:
+    client = SSEClient(base)
+    job = create(base, "fails", steps=1, step_seconds=0, fail_rate=1)
+    client.wait_for(lambda c: ended(c, job["id"], "failed"), 15, "failed")
+    status, data, _ = request(base, "POST", f"/api/jobs/{job['id']}/retry")
+    assert status == 202 and data["job"]["attempts"] == 2 and data["job"]["status"] == "pending"
+    client.wait_for(lambda c: statuses(c, job["id"]).count("failed") == 2, 15, "second failure")
+    assert statuses(client, job["id"]) == ["pending", "active", "failed", "pending", "active", "failed"]
+    client.close()
+
+
+def test_150_concurrent_streams_are_all_served(base: str) -> None:
+    clients = [SSEClient(base) for _ in range(150)]
+    for client in clients:
+        client.wait_for(lambda c: c.retry == 3000, 15, "every stream opened")
+    job = create(base, "for everyone", steps=2, step_seconds=0.05)
+    for client in clients:
+        client.wait_for(lambda c: ended(c, job["id"]), 20, "every stream sees completion")
+    for client in clients:
+        client.close()
+
+
+# -- resources -------------------------------------------------------------------------------
+
+
+def test_departed_clients_leave_no_subscription_or_queue(stack: Stack, base: str) -> None:
+    mode = "request" if base == stack.bases["request"] else "process"
+    wait_until(lambda: open_streams(base) == 0, 5, "no stream open")
+    before = stack.redis_server.pattern_subscribers()
+    clients = [SSEClient(base) for _ in range(5)]
+    wait_until(lambda: open_streams(base) == 5, 5, "5 streams open")
+    during = stack.redis_server.pattern_subscribers()
+    assert during == before + (5 if mode == "request" else 0)
+    for client in clients:
+        client.close()
+    # heartbeats are 1 s here: a departed client is noticed within two of them
+    wait_until(lambda: open_streams(base) == 0, 2.5, "streams released")
+    wait_until(lambda: stack.redis_server.pattern_subscribers() == before, 2.5, "subscriptions released")
+
+
+def test_300_connect_disconnect_cycles_leak_nothing(stack: Stack, base: str) -> None:
+    wait_until(lambda: open_streams(base) == 0, 5, "no stream open")
+    subscribers = stack.redis_server.pattern_subscribers()
+    connections = stack.redis.info("clients")["connected_clients"]
+    for _ in range(30):
+        batch = [SSEClient(base) for _ in range(10)]
+        for client in batch:
+            client.wait_for(lambda c: c.retry == 3000, 10, "stream opened")
+            client.close()
+    wait_until(lambda: open_streams(base) == 0, 3, "all streams released")
+    wait_until(lambda: stack.redis_server.pattern_subscribers() == subscribers, 3, "subscriptions released")
+    # pooled command connections may stay open, but never one per departed stream
+    assert stack.redis.info("clients")["connected_clients"] <= connections + 5
+
+
+# -- replay ----------------------------------------------------------------------------------
+
+
+def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(base: str, stack_store: JobStore) -> None:
+    job_id = fake_active_job(stack_store)
+    first = SSEClient(base)
+    stack_store.report(job_id, 1, "before")
+    first.wait_for(lambda c: c.updates(job_id), 5, "an event")
+    last = first.last_id()
+    first.close()
+    for n in range(100):
+        stack_store.report(job_id, n % 100, f"missed {n}")
+    again = SSEClient(base, last_event_id=last)
+    again.wait_for(lambda c: len(c.updates(job_id)) >= 100, 10, "the 100 missed events")
+    stack_store.report(job_id, 50, "live")
+    again.wait_for(lambda c: len(c.updates(job_id)) == 101, 5, "then the live one")
+    actions = [e["data"]["job"]["action"] for e in again.updates(job_id)]
+    assert actions == [f"missed {n}" for n in range(100)] + ["live"]
+    again.close()
+
+
+def test_last_event_id_as_query_parameter(base: str, stack_store: JobStore) -> None:
+    job_id = fake_active_job(stack_store)
+    since = stack_store.report(job_id, 5, "a").event_id
+    stack_store.report(job_id, 6, "b")
+    client = SSEClient(base, path=f"/api/jobs/stream?last_event_id={since}")
+    client.wait_for(lambda c: c.updates(job_id), 5, "replayed event")
+    assert [e["data"]["job"]["action"] for e in client.updates(job_id)] == ["b"]
+    client.close()
+
+
+def test_an_id_older_than_the_replay_history_gets_reset(base: str, stack_store: JobStore) -> None:
+    fake_active_job(stack_store)
+    client = SSEClient(base, last_event_id="1-0")
+    client.wait_for(lambda c: any(e["event"] == "reset" for e in c.events), 5, "reset")
+    reset = next(e for e in client.events if e["event"] == "reset")
+    assert reset["id"] == stack_store.last_event_id() or reset["id"] < stack_store.last_event_id()
+    client.close()
+
+
+def test_events_published_during_the_replay_are_neither_lost_nor_doubled(base: str, stack_store: JobStore) -> None:
+    job_id = fake_active_job(stack_store)
+    since = stack_store.report(job_id, 0, "start").event_id
+    for n in range(2000):  # a long backlog, so the replay read overlaps the publisher below
+        stack_store.report(job_id, n % 100, f"backlog {n}")
+    publisher_store = JobStore(stack_store.redis, stack_store.settings)
+
+    def publish() -> None:
+        for n in range(300):
+            publisher_store.report(job_id, n % 100, f"during {n}")
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    client = SSEClient(base, last_event_id=since)
+    publisher.join()
+    expected = [entry_id.decode() for entry_id, _ in stack_store.redis.xrange(EVENTS_KEY, min=f"({since}")]
+    client.wait_for(lambda c: len(c.updates(job_id)) >= len(expected), 20, "every event")
+    received = [e["id"] for e in client.updates(job_id)]
+    assert received == expected
+    client.close()
+
+
+# -- filters, heartbeats, slow clients --------------------------------------------------------
+
+
+def test_job_filter_narrows_the_stream(base: str, stack_store: JobStore) -> None:
+    wanted, other = fake_active_job(stack_store, "wanted"), fake_active_job(stack_store, "other")
+    client = SSEClient(base, path=f"/api/jobs/stream?job={wanted}")
+    client.wait_for(lambda c: c.retry == 3000, 5, "open")
+    stack_store.report(other, 1, "x")
+    stack_store.report(wanted, 2, "y")
+    client.wait_for(lambda c: c.updates(wanted), 5, "the wanted job's event")
+    stack_store.report(wanted, 3, "z")
+    client.wait_for(lambda c: len(c.updates(wanted)) == 2, 5, "both events")
+    assert {e["data"]["job"]["id"] for e in client.updates()} == {wanted}
+    client.close()
+
+
+def test_heartbeat_comes_on_a_clock(base: str) -> None:
+    client = SSEClient(base, path=f"/api/jobs/stream?job={'0' * 20}")  # a job that never has events
+    client.wait_for(lambda c: len([t for t, text in c.comments if text == "ping"]) >= 3, 6, "three pings")
+    times = [t for t, text in client.comments if text == "ping"]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(0.7 < gap < 1.6 for gap in gaps), gaps
+    client.close()
+
+
+def test_a_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(base: str, stack_store: JobStore) -> None:
+    job_id = fake_active_job(stack_store)
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+    slow.sendall(b"GET /api/jobs/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    fast = SSEClient(base)
+    wait_until(lambda: open_streams(base) >= 2, 5, "both streams open")
+    big = "x" * 3900
+    for n in range(3000):  # about 12 MB: far more than the slow socket's kernel buffers hold
+        stack_store.report(job_id, n % 100, f"burst {n}", log=big)
+    fast.wait_for(lambda c: len(c.updates(job_id)) == 3000, 30, "the fast client gets everything")
+    wait_until(lambda: open_streams(base) == 1, 10, "the slow stream cut off")
+    stack_store.report(job_id, 1, "after")
+    fast.wait_for(lambda c: len(c.updates(job_id)) == 3001, 5, "the fast client still live")
+    fast.close()
+    slow.close()
+
+
+# -- shutdown and Redis restarts --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["request", "process"])
+def test_sigterm_ends_200_streams_promptly_and_clients_resume_elsewhere(
+    mode: str, stack: Stack, stack_store: JobStore, tmp_path: Path
+) -> None:
+    web, base = start_web(stack.redis_server.url, tmp_path, JOBSTREAM_FANOUT=mode)
+    job_id = fake_active_job(stack_store)
+    clients = [SSEClient(base) for _ in range(200)]
+    wait_until(lambda: open_streams(base) == 200, 15, "200 streams open")
+    stack_store.report(job_id, 1, "seen by all")
+    for client in clients:
+        client.wait_for(lambda c: c.updates(job_id), 10, "first event")
+    started = time.monotonic()
+    web.signal(signal.SIGTERM)
+    web.process.wait(10)
+    assert time.monotonic() - started < 4, "gunicorn waited for the streams"
+    for client in clients:
+        assert client.closed.wait(5), "a stream stayed open"
+    for n in range(10):  # published while no server runs
+        stack_store.report(job_id, 10 + n, f"gap {n}")
+    replacement, new_base = start_web(stack.redis_server.url, tmp_path, name="replacement", JOBSTREAM_FANOUT=mode)
+    resumed = [SSEClient(new_base, last_event_id=c.last_id()) for c in clients[:20]]
+    for client in resumed:
+        client.wait_for(lambda c: len(c.updates(job_id)) == 10, 10, "the gap replayed")
+        assert [e["data"]["job"]["action"] for e in client.updates(job_id)] == [f"gap {n}" for n in range(10)]
+        client.close()
+    for client in clients:
+        client.close()
+    replacement.stop()
+
+
+@pytest.mark.parametrize("mode", ["request", "process"])
+def test_redis_restart_under_open_streams(mode: str, private_redis: RedisServer, tmp_path: Path) -> None:
+    web, base = start_web(private_redis.url, tmp_path, JOBSTREAM_FANOUT=mode, JOBSTREAM_HEARTBEAT_SECONDS="1")
+    store = JobStore(private_redis.client(), Settings(redis_url=private_redis.url, queue="unserved"))
+    job_id = fake_active_job(store)
+    client = SSEClient(base)
+    store.report(job_id, 1, "before")
+    client.wait_for(lambda c: c.updates(job_id), 5, "an event")
+    last = client.last_id()
+    private_redis.stop()
+    assert client.closed.wait(5), "the stream did not end when Redis went away"
+    private_redis.start()  # same port; the AOF kept the replay history
+    store = JobStore(private_redis.client(), store.settings)
+    wait_until(lambda: request(base, "GET", "/healthz")[0] == 200, 10, "web sees Redis again")
+    store.report(job_id, 2, "after")
+    again = SSEClient(base, last_event_id=last)
+    again.wait_for(lambda c: c.updates(job_id), 10, "the event published after the restart")
+    store.report(job_id, 3, "live")
+    again.wait_for(lambda c: len(c.updates(job_id)) == 2, 10, "live events again")
+    assert [e["data"]["job"]["action"] for e in again.updates(job_id)] == ["after", "live"]
+    again.close()
+    web.stop()
+
+
+def test_reset_when_redis_lost_its_history(private_redis: RedisServer, tmp_path: Path) -> None:
+    web, base = start_web(private_redis.url, tmp_path)
+    store = JobStore(private_redis.client(), Settings(redis_url=private_redis.url))
+    job_id = fake_active_job(store)
+    last = store.report(job_id, 1, "before").event_id
+    private_redis.client().delete(EVENTS_KEY)  # as after a restart without persistence
+    store.report(job_id, 2, "after")
+    client = SSEClient(base, last_event_id=last)
+    client.wait_for(lambda c: any(e["event"] == "reset" for e in c.events), 5, "reset")
+    store.report(job_id, 3, "live")
+    client.wait_for(lambda c: c.updates(job_id), 5, "live events after the reset")
+    client.close()
+    web.stop()
