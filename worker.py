@@ -11,13 +11,14 @@ import signal
 import time
 from typing import Any
 
+import redis
 from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
 from rq.utils import utcparse
 from rq.worker import Worker, WorkerStatus
-from rq.worker_pool import WorkerData, WorkerPool
+from rq.worker_pool import ForkProcess, WorkerData, WorkerPool
 
 from jobs.config import Settings
 from jobs.connection import connect, wait_for_redis
@@ -129,10 +130,17 @@ class JobstreamPool(WorkerPool):
             serializer=JSONSerializer,
         )
         self.store = store
+        self.settings = settings
         self.grace = settings.shutdown_grace_seconds
         self._stop_at: float | None = None
         self._forced = False
         self._next_sweep = 0.0
+
+    def get_worker_process(self, name: str, burst: bool, _sleep: float = 0, logging_level: str = "INFO") -> Any:
+        """A forked worker process, as RQ's pool makes them but without a scheduler (we schedule nothing)."""
+        return ForkProcess(
+            target=run_worker, args=(name, self.settings, burst, logging_level), name=f"jobstream {name}"
+        )
 
     def request_stop(self, signum: Any = None, frame: Any = None) -> None:
         if self._stop_at is None:
@@ -154,14 +162,28 @@ class JobstreamPool(WorkerPool):
             error = "interrupted: the worker shut down before the job finished"
         else:
             error = f"worker died (pid {worker_data.pid}, exit code {worker_data.process.exitcode})"
-        for job_id in self.store.fail_jobs_of(worker_data.name, error):
-            logger.warning("job %s: %s", job_id, error)
+        try:
+            for job_id in self.store.fail_jobs_of(worker_data.name, error):
+                logger.warning("job %s: %s", job_id, error)
+        except redis.RedisError as exc:  # the periodic sweep fails them once Redis is back
+            logger.warning("could not mark the jobs of dead worker %s: %s", worker_data.name, exc)
 
     def check_workers(self, respawn: bool = True) -> None:
         super().check_workers(respawn)
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + SWEEP_EVERY
-            sweep_orphans(self.store)
+            try:
+                sweep_orphans(self.store)
+            except redis.RedisError as exc:
+                logger.warning("orphan sweep skipped: %s", exc)
+
+
+def run_worker(name: str, settings: Settings, burst: bool, logging_level: str) -> None:
+    """The body of one pooled worker process: its own connection, then RQ's work loop."""
+    connection = connect(settings.redis_url)
+    queue = Queue(settings.queue, connection=connection, serializer=JSONSerializer)
+    worker = JobstreamWorker([queue], name=name, connection=connection, serializer=JSONSerializer)
+    worker.work(burst=burst, logging_level=logging_level)
 
 
 def sweep_orphans(store: JobStore) -> None:

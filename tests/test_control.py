@@ -1,0 +1,219 @@
+"""Job control and failure handling through real processes: death, timeouts, pause, clean, outages."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import Stack
+from tests.helpers import RedisServer, Service, SSEClient, create, request, start_pool, start_web, wait_until
+
+
+@dataclass
+class Private:
+    redis: RedisServer
+    pool: Service
+    web: Service
+    base: str
+
+
+@pytest.fixture
+def private_stack(private_redis: RedisServer, tmp_path: Path) -> Iterator[Private]:
+    """A stack of the test's own (2 workers), for tests that kill, pause or stop things."""
+    pool = start_pool(private_redis.url, tmp_path, JOBSTREAM_CONCURRENCY="2")
+    web, base = start_web(private_redis.url, tmp_path)
+    yield Private(private_redis, pool, web, base)
+    web.stop()
+    pool.stop()
+
+
+def job_status(base: str, job_id: str) -> dict:
+    return request(base, "GET", f"/api/jobs/{job_id}")[1]["job"]
+
+
+def worker_pid(server: RedisServer, worker_name: str) -> int:
+    return int(server.client().hget(f"rq:worker:{worker_name}", "pid"))
+
+
+def active_on_worker(base: str, job_id: str) -> str:
+    job = job_status(base, job_id)
+    return job["worker"] if job["status"] == "active" and job["progress"] > 0 else ""
+
+
+# -- death ------------------------------------------------------------------------------------
+
+
+def test_kill_9_of_a_worker_fails_its_job_and_the_pool_replaces_it(private_stack: Private) -> None:
+    base = private_stack.base
+    client = SSEClient(base)
+    job = create(base, "victim", steps=100, step_seconds=0.1)
+    worker = wait_until(lambda: active_on_worker(base, job["id"]), 10, "the job running")
+    pid = worker_pid(private_stack.redis, worker)
+    horse = psutil.Process(pid).children()
+    os.kill(pid, signal.SIGKILL)
+    client.wait_for(lambda c: any(e["data"]["job"]["status"] == "failed" for e in c.updates(job["id"])), 30, "failed")
+    final = job_status(base, job["id"])
+    assert final["error"].startswith("worker died")
+    assert all(not h.is_running() or h.status() == psutil.STATUS_ZOMBIE for h in horse), "the horse outlived it"
+    wait_until(lambda: len(private_stack.redis.client().smembers("rq:workers")) >= 2, 15, "a replacement worker")
+    after = create(base, "after", steps=1, step_seconds=0)
+    client.wait_for(lambda c: any(e["data"]["job"]["status"] == "completed" for e in c.updates(after["id"])), 15)
+    client.close()
+
+
+def test_kill_9_of_the_work_horse_fails_the_job(private_stack: Private) -> None:
+    base = private_stack.base
+    client = SSEClient(base)
+    job = create(base, "victim", steps=100, step_seconds=0.1)
+    worker = wait_until(lambda: active_on_worker(base, job["id"]), 10, "the job running")
+    horse = wait_until(lambda: psutil.Process(worker_pid(private_stack.redis, worker)).children(), 5, "a horse")[0]
+    assert os.getpgid(horse.pid) == horse.pid  # RQ's work horse leads its own process group
+    horse.send_signal(signal.SIGKILL)
+    client.wait_for(lambda c: any(e["data"]["job"]["status"] == "failed" for e in c.updates(job["id"])), 30, "failed")
+    assert job_status(base, job["id"])["error"] == "worker died: the process running the job was killed by SIGKILL"
+    client.close()
+
+
+def test_a_job_over_its_timeout_fails_clearly(stack: Stack) -> None:
+    base = stack.bases["request"]
+    client = SSEClient(base)
+    status, data, _ = request(
+        base,
+        "POST",
+        "/api/jobs",
+        {"name": "slow", "type": "demo.sleep", "params": {"seconds": 30}, "timeout_seconds": 1},
+    )
+    assert status == 201
+    job_id = data["job"]["id"]
+    client.wait_for(lambda c: any(e["data"]["job"]["status"] == "failed" for e in c.updates(job_id)), 10, "failed")
+    assert job_status(base, job_id)["error"] == "timed out after 1 s"
+    client.close()
+
+
+def test_never_more_jobs_active_than_the_concurrency(stack: Stack) -> None:
+    base = stack.bases["process"]
+    client = SSEClient(base)
+    jobs = [create(base, f"c{i}", steps=4, step_seconds=0.1) for i in range(15)]
+    ids = {j["id"] for j in jobs}
+    for job in jobs:
+        client.wait_for(lambda c, j=job: any(e["data"]["job"]["status"] == "completed" for e in c.updates(j["id"])), 30)
+    running: set[str] = set()
+    peak = 0
+    for event in client.updates():
+        job = event["data"]["job"]
+        if job["id"] not in ids:
+            continue
+        if job["status"] == "active":
+            running.add(job["id"])
+        else:
+            running.discard(job["id"])
+        peak = max(peak, len(running))
+    assert peak == 5
+    client.close()
+
+
+# -- queue control ----------------------------------------------------------------------------
+
+
+def test_pause_holds_pending_jobs_while_running_ones_finish(private_stack: Private) -> None:
+    base = private_stack.base
+    client = SSEClient(base)
+    running = create(base, "running", steps=5, step_seconds=0.2)
+    wait_until(lambda: job_status(base, running["id"])["status"] == "active", 10, "running")
+    assert request(base, "POST", "/api/queue/pause")[1] == {"paused": True}
+    held = create(base, "held", steps=1, step_seconds=0)
+    client.wait_for(lambda c: any(e["data"]["job"]["status"] == "completed" for e in c.updates(running["id"])), 10)
+    with pytest.raises(AssertionError):  # nothing hands the held job out while paused
+        wait_until(lambda: job_status(base, held["id"])["status"] != "pending", 2, "the held job to start")
+    assert request(base, "GET", "/api/stats")[1]["paused"] is True
+    assert request(base, "POST", "/api/queue/resume")[1] == {"paused": False}
+    client.wait_for(lambda c: any(e["data"]["job"]["status"] == "completed" for e in c.updates(held["id"])), 15)
+    client.close()
+
+
+def test_clean_deletes_ended_jobs_by_status_and_age(private_stack: Private) -> None:
+    base = private_stack.base
+    done = create(base, "done", steps=1, step_seconds=0)
+    failed = create(base, "failed", steps=1, step_seconds=0, fail_rate=1)
+    for job, status in ((done, "completed"), (failed, "failed")):
+        wait_until(lambda j=job, s=status: job_status(base, j["id"])["status"] == s, 15, status)
+    client = SSEClient(base)
+    assert request(base, "POST", "/api/jobs/clean", {"older_than_seconds": 3600})[1]["deleted"] == 0
+    status, data, _ = request(base, "POST", "/api/jobs/clean", {"status": "completed", "older_than_seconds": 0})
+    assert status == 200 and data["ids"] == [done["id"]]
+    client.wait_for(lambda c: any(e["event"] == "job-removed" for e in c.events), 5, "job-removed")
+    assert request(base, "GET", f"/api/jobs/{done['id']}")[0] == 404
+    assert job_status(base, failed["id"])["status"] == "failed"
+    assert request(base, "POST", "/api/jobs/clean", {"status": "active"})[0] == 422
+    client.close()
+
+
+def test_stats_report_counts_workers_and_throughput(private_stack: Private) -> None:
+    base = private_stack.base
+    finished = create(base, "quick", steps=1, step_seconds=0)
+    wait_until(lambda: job_status(base, finished["id"])["status"] == "completed", 15, "completed")
+    busy = create(base, "busy", steps=50, step_seconds=0.1)
+    wait_until(lambda: job_status(base, busy["id"])["status"] == "active", 10, "active")
+    stats = wait_until(
+        lambda: (
+            (s := request(base, "GET", "/api/stats")[1])
+            and busy["id"] in [w["current_job"] for w in s["workers"]]
+            and s
+        ),
+        10,
+        "the busy worker in stats",
+    )
+    assert stats["counts"]["completed"] == 1 and stats["counts"]["active"] == 1
+    assert len(stats["workers"]) == 2
+    assert {w["state"] for w in stats["workers"]} <= {"busy", "idle", "started", "suspended"}
+    assert stats["paused"] is False
+    assert stats["ended_per_minute"][0]["count"] >= 1 and stats["jobs_per_minute"] > 0
+    request(base, "POST", f"/api/jobs/{busy['id']}/cancel")
+
+
+# -- shutdown and outages -----------------------------------------------------------------------
+
+
+def test_sigterm_of_the_pool_finishes_short_jobs_and_marks_cut_ones(private_stack: Private) -> None:
+    base = private_stack.base
+    short = create(base, "short", steps=1, step_seconds=0.5)
+    long = create(base, "long", steps=300, step_seconds=0.1)
+    for job in (short, long):
+        wait_until(lambda j=job: job_status(base, j["id"])["status"] == "active", 10, "both running")
+    started = time.monotonic()
+    private_stack.pool.signal(signal.SIGTERM)
+    private_stack.pool.process.wait(15)
+    assert time.monotonic() - started < 10  # the grace period is 2 s here
+    assert job_status(base, short["id"])["status"] == "completed"
+    cut = job_status(base, long["id"])
+    assert cut["status"] == "failed" and cut["error"].startswith("interrupted: the worker shut down")
+
+
+def test_redis_outage_gives_503_and_everything_recovers(private_stack: Private) -> None:
+    base = private_stack.base
+    request(base, "POST", "/api/queue/pause")
+    accepted = [create(base, f"accepted {i}", steps=1, step_seconds=0) for i in range(5)]
+    client = SSEClient(base)
+    private_stack.redis.stop()
+    started = time.monotonic()
+    status, data, _ = request(base, "GET", "/api/jobs")
+    assert status == 503 and data["error"]["code"] == "redis_unavailable"
+    assert time.monotonic() - started < 5
+    assert request(base, "GET", "/healthz")[0] == 503
+    assert request(base, "POST", "/api/jobs", {"name": "x"})[0] == 503
+    assert client.closed.wait(5), "the open stream did not end"
+    private_stack.redis.start()  # same port, same AOF: no accepted job is lost
+    wait_until(lambda: request(base, "GET", "/healthz")[0] == 200, 10, "web recovered")
+    request(base, "POST", "/api/queue/resume")
+    for job in accepted:
+        wait_until(lambda j=job: job_status(base, j["id"])["status"] == "completed", 30, "accepted jobs run")
+    again = create(base, "after the outage", steps=1, step_seconds=0)
+    wait_until(lambda: job_status(base, again["id"])["status"] == "completed", 30, "workers recovered")
+    client.close()
