@@ -23,6 +23,7 @@ from rq.worker_pool import ForkProcess, WorkerData, WorkerPool
 from jobs.config import Settings
 from jobs.connection import connect, wait_for_redis
 from jobs.model import ACTIVE, CANCELED, parse_time, status_for
+from jobs.registry import job_types
 from jobs.store import JobStore
 
 logger = logging.getLogger("jobstream.worker")
@@ -40,6 +41,7 @@ class JobstreamWorker(Worker):
         kwargs.setdefault("job_monitoring_interval", MONITOR_INTERVAL)
         super().__init__(*args, **kwargs)
         self.store = JobStore.for_worker(self.connection)
+        job_types()  # import every job module once here, not again in each forked work horse
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Mark the job active, run it in a work horse, and stop it at once if a cancel came first."""

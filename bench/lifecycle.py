@@ -1,0 +1,160 @@
+"""Job lifecycle latency and throughput on the real stack.
+
+Measures, against a connected SSE client on one gunicorn gevent worker and the real pool:
+  1. POST /api/jobs → the job's first `active` event (idle pool), p50/p99;
+  2. no-op jobs per second through the pool (demo.sleep seconds=0), with a plain RQ pool running the
+     same function in the same invocation as the baseline;
+  3. POST /cancel of an active job → its `canceled` event, p50/p99.
+
+    python bench/lifecycle.py --samples 50 --noop-jobs 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from redis import Redis  # noqa: E402
+from rq import Queue, Worker  # noqa: E402
+from rq.serializers import JSONSerializer  # noqa: E402
+
+from jobs.config import Settings  # noqa: E402
+from jobs.registry import get_type  # noqa: E402
+from jobs.store import JobStore  # noqa: E402
+from tests.helpers import RedisServer, SSEClient, create, request, start_pool, start_web, wait_until  # noqa: E402
+
+PLAIN_POOL = """
+import sys
+import jobs.demo  # preloaded, as RQ's docs advise, so the horses do not import it per job
+from redis import Redis
+from rq.serializers import JSONSerializer
+from rq.worker_pool import WorkerPool
+WorkerPool(["plain"], connection=Redis.from_url(sys.argv[1]), num_workers=int(sys.argv[2]),
+           serializer=JSONSerializer).start(logging_level="WARNING")
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ms = [v * 1000 for v in values]
+    return {"p50_ms": round(statistics.median(ms), 1), "p99_ms": round(percentile(ms, 99), 1), "n": len(ms)}
+
+
+def first_event(client: SSEClient, job_id: str, status: str, timeout: float = 30) -> float:
+    """The receive time of the job's first event with `status`."""
+    return client.wait_for(
+        lambda c: next((e["at"] for e in c.updates(job_id) if e["data"]["job"]["status"] == status), None),
+        timeout,
+        f"{status} event",
+    )
+
+
+def post_to_active(base: str, client: SSEClient, samples: int) -> list[float]:
+    latencies = []
+    for i in range(samples):
+        sent = time.time()
+        job = create(base, f"latency {i}", type_="demo.sleep", seconds=0)
+        latencies.append(first_event(client, job["id"], "active") - sent)
+        first_event(client, job["id"], "completed")  # keep the pool idle for the next sample
+    return latencies
+
+
+def cancel_to_canceled(base: str, client: SSEClient, samples: int) -> list[float]:
+    latencies = []
+    for i in range(samples):
+        job = create(base, f"cancel {i}", steps=600, step_seconds=0.05)
+        first_event(client, job["id"], "active")
+        sent = time.time()
+        status, _, _ = request(base, "POST", f"/api/jobs/{job['id']}/cancel")
+        assert status == 202, status
+        latencies.append(first_event(client, job["id"], "canceled") - sent)
+    return latencies
+
+
+def noop_throughput(store: JobStore, client: SSEClient, jobs: int) -> float:
+    """Jobs per second from the first enqueue to the last `completed` event, pool already idle."""
+    job_type = get_type("demo.sleep")
+    started = time.time()
+    ids = [store.create(job_type, f"noop {i}", {"seconds": 0}, 60)["id"] for i in range(jobs)]
+    client.wait_for(lambda c: all(_ended(c, i) for i in ids), 300, "every no-op job")
+    return jobs / (max(_ended(client, i) for i in ids) - started)
+
+
+def _ended(client: SSEClient, job_id: str) -> float | None:
+    return next((e["at"] for e in client.updates(job_id) if e["data"]["job"]["status"] == "completed"), None)
+
+
+def plain_rq_throughput(redis_url: str, jobs: int, workers: int) -> float:
+    """Baseline: RQ's own pool (same fork-per-job Worker) running the same function, no hooks, no events."""
+    connection = Redis.from_url(redis_url)
+    queue = Queue("plain", connection=connection, serializer=JSONSerializer)
+    pool = subprocess.Popen([sys.executable, "-c", PLAIN_POOL, redis_url, str(workers)], cwd=ROOT)
+    try:
+        wait_until(lambda: len(Worker.all(connection=connection, queue=queue)) == workers, 20, "plain workers")
+        done = sum(w.successful_job_count for w in Worker.all(connection=connection, queue=queue))
+        started = time.time()
+        for _ in range(jobs):
+            queue.enqueue_call("jobs.demo.sleep", kwargs={"seconds": 0}, result_ttl=0)
+
+        def finished() -> bool:
+            return sum(w.successful_job_count for w in Worker.all(connection=connection, queue=queue)) - done >= jobs
+
+        wait_until(finished, 300, "every plain job")
+        return jobs / (time.time() - started)
+    finally:
+        pool.terminate()
+        pool.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=50, help="latency samples per measurement")
+    parser.add_argument("--noop-jobs", type=int, default=600, help="jobs for the throughput runs")
+    parser.add_argument("--workers", type=int, default=5, help="JOBSTREAM_CONCURRENCY")
+    parser.add_argument("--repeat", type=int, default=3, help="throughput runs of each kind (median reported)")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="jobstream-bench-"))
+    redis_server = RedisServer(workdir / "redis").start()
+    pool = start_pool(redis_server.url, workdir, JOBSTREAM_CONCURRENCY=str(args.workers))
+    web, base = start_web(redis_server.url, workdir, WEB_CONCURRENCY="1")
+    client = SSEClient(base)
+    try:
+        results = {
+            "post_to_active": summary(post_to_active(base, client, args.samples)),
+            "cancel_to_canceled": summary(cancel_to_canceled(base, client, args.samples)),
+        }
+        store = JobStore(redis_server.client(), Settings(redis_url=redis_server.url))
+        ours, plain = [], []
+        for _ in range(args.repeat):  # interleaved, so both see the same machine
+            ours.append(noop_throughput(store, client, args.noop_jobs))
+            plain.append(plain_rq_throughput(redis_server.url, args.noop_jobs, args.workers))
+        results["noop_jobs_per_s"] = {
+            "jobstream_median": round(statistics.median(ours), 1),
+            "plain_rq_median": round(statistics.median(plain), 1),
+            "ratio": round(statistics.median(ours) / statistics.median(plain), 2),
+            "runs": {"jobstream": [round(x, 1) for x in ours], "plain_rq": [round(x, 1) for x in plain]},
+        }
+    finally:
+        client.close()
+        web.stop()
+        pool.stop()
+        redis_server.stop()
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
