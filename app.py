@@ -20,7 +20,7 @@ from jobs import control, schemas
 from jobs.config import Settings
 from jobs.connection import connect, connect_streams
 from jobs.model import ACTIVE
-from jobs.openapi import describe_types
+from jobs.openapi import describe_types, openapi
 from jobs.registry import get_type
 from jobs.store import JobStore, Outcome
 from jobs.stream import ProcessFanout, RequestFanout, StreamHandle, StreamRegistry, stream
@@ -179,6 +179,7 @@ def register_routes(app: Flask) -> None:
         ("/api/stats", get_stats, ["GET"]),
         ("/api/queue/pause", pause_queue, ["POST"]),
         ("/api/queue/resume", resume_queue, ["POST"]),
+        ("/api/openapi.json", openapi_document, ["GET"]),
     ]
     for rule, view, methods in routes:
         app.add_url_rule(rule, view.__name__, view, methods=methods)
@@ -288,6 +289,10 @@ def clean_jobs() -> Response:
     query = json_body(schemas.clean)
     deleted = control.clean(services().store, query["status"], query["older_than_seconds"])
     return jsonify(deleted=len(deleted), ids=deleted)
+
+
+def openapi_document() -> Response:
+    return jsonify(openapi())
 
 
 def job_stream() -> Response:
