@@ -18,6 +18,8 @@ keepalive = 5
 # Never preload with gevent: the worker must patch before the app (and redis-py) load.
 preload_app = False
 accesslog = "-" if os.environ.get("JOBSTREAM_ACCESS_LOG") else None
+# gunicorn 27's control socket is one path per user; several jobstream servers would fight over it.
+control_socket_disable = True
 
 
 def when_ready(server):
