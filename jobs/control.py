@@ -9,7 +9,7 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended, resume, suspend
 
-from jobs.model import ENDED, parse_time
+from jobs.model import ACTIVE, ENDED, PENDING, parse_time
 from jobs.store import JobStore
 
 
@@ -53,6 +53,7 @@ def clean(store: JobStore, status: str | None, older_than_seconds: int) -> list[
         for job_id in store.ids_with_status(each):
             job = store.get(job_id)
             ended = parse_time(job["ended_at"]) if job else None
-            if ended is not None and ended <= cutoff and store.delete(job_id).ok:
+            # keep=...: a job retried since it was read is pending again and must survive
+            if ended is not None and ended <= cutoff and store.delete(job_id, keep=(ACTIVE, PENDING)).ok:
                 deleted.append(job_id)
     return deleted

@@ -251,9 +251,9 @@ class JobStore:
                 except redis.WatchError:
                     continue
 
-    def delete(self, job_id: str) -> Outcome:
-        """Delete a job that is not active, and RQ's copy of it."""
-        args = self._args(job_id, "delete", (ACTIVE,), None, [], {})
+    def delete(self, job_id: str, keep: tuple[str, ...] = (ACTIVE,)) -> Outcome:
+        """Delete a job unless its status is in `keep` (a conflict), and RQ's copy of it."""
+        args = self._args(job_id, "delete", keep, None, [], {})
         outcome = _outcome(self._delete(keys=self._keys(job_id), args=args))
         if outcome.ok:
             self._discard_rq_job(job_id)
