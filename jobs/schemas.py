@@ -65,6 +65,7 @@ class JobSchema(Schema):
 
 class JobDetailSchema(JobSchema):
     logs = fields.List(fields.String())
+    last_event_id = fields.String(allow_none=True)  # events after it carry log lines not in `logs`
 
 
 class JobPageSchema(Schema):

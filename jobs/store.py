@@ -71,15 +71,18 @@ class JobStore:
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, job_id: str, with_logs: bool = False) -> dict[str, Any] | None:
-        """The job's snapshot (with its logs when asked), or None."""
-        with self.redis.pipeline(transaction=False) as pipe:
+        """The job's snapshot, or None. With logs, also `last_event_id`, read in the same transaction:
+        a later event's log line is not in `logs`, an earlier one is."""
+        with self.redis.pipeline(transaction=with_logs) as pipe:
             pipe.hmget(job_key(job_id), SNAPSHOT_FIELDS)
             if with_logs:
                 pipe.lrange(logs_key(job_id), 0, -1)
+                pipe.xrevrange(EVENTS_KEY, count=1)
             replies = pipe.execute()
         job = _decode(replies[0])
         if job is not None and with_logs:
             job["logs"] = [line.decode("utf-8", "replace") for line in replies[1]]
+            job["last_event_id"] = replies[2][0][0].decode() if replies[2] else None
         return job
 
     def list(

@@ -22,6 +22,7 @@ let generation = 0;
 let flushScheduled = false;
 let countsTimer = null;
 let detailId = null;
+let detailBuffer = null; // live log lines that arrive while the detail's log loads: [eventId, line]
 
 const $ = (selector) => document.querySelector(selector);
 const tbody = $("#jobs tbody");
@@ -95,18 +96,21 @@ function openStream(lastEventId) {
       setTimeout(() => mine === generation && start(), 3000);
     }
   });
-  source.addEventListener("job-update", (e) => onUpdate(JSON.parse(e.data)));
+  source.addEventListener("job-update", (e) => onUpdate(JSON.parse(e.data), e.lastEventId));
   source.addEventListener("job-removed", (e) => onRemoved(JSON.parse(e.data).id));
   source.addEventListener("reset", () => start());
 }
 
 // ---- events ----------------------------------------------------------------------------
 
-function onUpdate(event) {
+function onUpdate(event, eventId) {
   const job = event.job;
   removed.delete(job.id);
   pending.set(job.id, job);
-  if (job.id === detailId) showDetail(job, event.log);
+  if (job.id === detailId) {
+    if (detailBuffer && event.log) detailBuffer.push([eventId, event.log]);
+    showDetail(job, detailBuffer ? null : event.log);
+  }
   scheduleFlush();
   scheduleCounts();
 }
@@ -262,17 +266,31 @@ async function act(id, what) {
 
 async function openDetail(id) {
   detailId = id;
+  detailBuffer = [];
   const logs = $("#detail-logs");
   logs.textContent = "";
   $("#detail").hidden = false;
   try {
     const data = await api(`${urls.jobs}/${encodeURIComponent(id)}`);
     if (detailId !== id) return;
+    // Lines of events newer than the log we read are not in it yet: keep them, in order.
+    const after = data.job.last_event_id;
+    const missed = detailBuffer.filter(([eventId]) => !after || newerId(eventId, after)).map(([, line]) => line);
+    detailBuffer = null;
     showDetail(data.job, null);
-    logs.textContent = data.job.logs.join("\n");
+    logs.textContent = [...data.job.logs, ...missed].join("\n");
+    logs.scrollTop = logs.scrollHeight;
   } catch (err) {
+    detailBuffer = null;
     logs.textContent = err.message;
   }
+}
+
+function newerId(a, b) {
+  // Redis stream ids "ms-seq" compare as number pairs.
+  const [am, as] = a.split("-").map(Number);
+  const [bm, bs] = b.split("-").map(Number);
+  return am > bm || (am === bm && as > bs);
 }
 
 function showDetail(job, logLine) {
@@ -311,6 +329,7 @@ function showDetail(job, logLine) {
 
 function closeDetail() {
   detailId = null;
+  detailBuffer = null;
   $("#detail").hidden = true;
 }
 

@@ -444,8 +444,9 @@ def test_get_job_includes_its_logs(client: FlaskClient, store: JobStore, redis_c
     store.report(job_id, 40, "Clicking button", log="clicked #submit\nwaited")
     job = client.get(f"/api/jobs/{job_id}").get_json()["job"]
 
-    assert set(job) == API_JOB_FIELDS | {"logs"}
+    assert set(job) == API_JOB_FIELDS | {"logs", "last_event_id"}
     assert job["logs"] == ["started on w1", "clicked #submit", "waited"]
+    assert job["last_event_id"] == stored_events(redis_client)[-1].id  # its log lines are all in `logs`
     assert (job["status"], job["progress"], job["action"], job["worker"]) == ("active", 40, "Clicking button", "w1")
 
 
@@ -743,7 +744,7 @@ def test_worker_runs_a_job_to_completion(
         assert event.job["action"]
     job = client.get(f"/api/jobs/{job_id}").get_json()["job"]
     assert job["result"] == {"steps": 3, "status": "done"}
-    assert events[-1].job == {key: value for key, value in job.items() if key != "logs"}
+    assert events[-1].job == {key: value for key, value in job.items() if key not in ("logs", "last_event_id")}
     assert (job["worker"], job["action"], job["error"]) == (worker_name, None, None)
     assert job["created_at"] <= job["started_at"] <= job["ended_at"]
     assert job["logs"][0] == f"started on {worker_name}" and job["logs"][-1] == "completed"
