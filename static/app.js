@@ -23,6 +23,7 @@ let flushScheduled = false;
 let countsTimer = null;
 let detailId = null;
 let detailBuffer = null; // live log lines that arrive while the detail's log loads: [eventId, line]
+let detailAfter = null; // the detail's log holds every line up to this event id
 
 const $ = (selector) => document.querySelector(selector);
 const tbody = $("#jobs tbody");
@@ -109,7 +110,8 @@ function onUpdate(event, eventId) {
   pending.set(job.id, job);
   if (job.id === detailId) {
     if (detailBuffer && event.log) detailBuffer.push([eventId, event.log]);
-    showDetail(job, detailBuffer ? null : event.log);
+    const fresh = !detailBuffer && (!detailAfter || newerId(eventId, detailAfter));
+    showDetail(job, fresh ? event.log : null);
   }
   scheduleFlush();
   scheduleCounts();
@@ -267,6 +269,7 @@ async function act(id, what) {
 async function openDetail(id) {
   detailId = id;
   detailBuffer = [];
+  detailAfter = null;
   const logs = $("#detail-logs");
   logs.textContent = "";
   $("#detail").hidden = false;
@@ -277,6 +280,7 @@ async function openDetail(id) {
     const after = data.job.last_event_id;
     const missed = detailBuffer.filter(([eventId]) => !after || newerId(eventId, after)).map(([, line]) => line);
     detailBuffer = null;
+    detailAfter = after;
     showDetail(data.job, null);
     logs.textContent = [...data.job.logs, ...missed].join("\n");
     logs.scrollTop = logs.scrollHeight;
@@ -330,6 +334,7 @@ function showDetail(job, logLine) {
 function closeDetail() {
   detailId = null;
   detailBuffer = null;
+  detailAfter = null;
   $("#detail").hidden = true;
 }
 

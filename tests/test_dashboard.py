@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
+from playwright.sync_api import Request as PwRequest
 
 from tests.conftest import Stack
 from tests.helpers import create, request, wait_until
@@ -82,17 +83,28 @@ def row_by_name(page: Page, name: str) -> Locator:
     return page.locator("#jobs tbody tr").filter(has=page.locator("td.name", has_text=exact))
 
 
-def count_streams(page: Page) -> list[str]:
+def count_streams(page: Page) -> list[PwRequest]:
     """Collect every request the page makes to the stream (one per EventSource connection)."""
-    seen: list[str] = []
-    page.on("request", lambda r: seen.append(r.url) if urlsplit(r.url).path == STREAM_PATH else None)
+    seen: list[PwRequest] = []
+    page.on("request", lambda r: seen.append(r) if urlsplit(r.url).path == STREAM_PATH else None)
     return seen
+
+
+def pattern_subscriptions(stack: Stack) -> set[int]:
+    """The ids of the Redis clients holding a PSUBSCRIBE (a request-mode stream holds one each)."""
+    return {int(c["id"]) for c in stack.redis.client_list() if int(c.get("psub", 0)) > 0}
 
 
 def api_job(base: str, job_id: str) -> dict[str, Any]:
     status, data, _ = request(base, "GET", f"/api/jobs/{job_id}")
     assert status == 200, data
     return data["job"]
+
+
+def api_logs(base: str, job_id: str) -> list[str]:
+    status, data, _ = request(base, "GET", f"/api/jobs/{job_id}")
+    assert status == 200, data
+    return data["job"]["logs"]
 
 
 def api_counts(base: str) -> dict[str, int]:
@@ -247,15 +259,14 @@ def test_retry_and_delete_buttons(page: Page, base: str) -> None:
         expect(failed_row.locator(".badge")).to_have_text("pending")
         expect(retry).to_be_hidden()
         assert wait_until(lambda: api_job(base, failing["id"])["attempts"] == 2, 5, "attempts 2")
+        pause.click()
+        expect(pause).to_have_text("Pause queue")
     finally:
-        if pause.text_content() == "Resume queue":
-            pause.click()
-        request(base, "POST", "/api/queue/resume")
-    expect(pause).to_have_text("Pause queue")
+        request(base, "POST", "/api/queue/resume")  # never leave the shared stack paused
     expect(failed_row.locator(".badge")).to_have_text("failed", timeout=JOB_TIMEOUT_MS)
     again = api_job(base, failing["id"])
     assert again["attempts"] == 2 and again["started_at"] is not None, again
-    assert "retry: attempt 2" in request(base, "GET", f"/api/jobs/{failing['id']}")[1]["job"]["logs"]
+    assert "retry: attempt 2" in api_logs(base, failing["id"])
 
     done_row = row_by_id(page, done["id"])
     expect(done_row.locator(".badge")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
@@ -289,9 +300,12 @@ def test_detail_view_streams_new_log_lines(page: Page, base: str) -> None:
         expect(logs).to_contain_text("step 12/12:", timeout=JOB_TIMEOUT_MS)
         expect(logs).to_contain_text("completed")
         expect(page.locator("#detail-fields")).to_contain_text("100%")
-        # What arrived live adds up to the server's log: nothing lost, nothing twice.
-        server_logs = request(base, "GET", f"/api/jobs/{job['id']}")[1]["job"]["logs"]
-        assert logs.text_content() == "\n".join(server_logs)
+        # Every line from the first one appended live on is the server's, in order.
+        server_logs = api_logs(base, job["id"])
+        shown = logs.text_content().split("\n")
+        first_live = f"step {before + 1}/12:"
+        start = next(i for i, line in enumerate(server_logs) if line.startswith(first_live))
+        assert shown[-(len(server_logs) - start) :] == server_logs[start:]
 
         page.locator("#detail-close").click()
         expect(detail).to_be_hidden()
@@ -325,7 +339,7 @@ def test_count_buttons_filter_and_match_the_api(page: Page, base: str) -> None:
     expect(row_by_id(page, failed["id"])).to_have_count(0)
     expect(page.locator("#jobs tbody .badge").filter(has_not_text="completed")).to_have_count(0)
 
-    # Under the filter a new job shows up only once it completes.
+    # Under the filter, a job that completes live joins the list, and nothing else does.
     late = create(base, unique("completes under filter"), steps=1, step_seconds=0.3)
     expect(row_by_id(page, late["id"]).locator(".badge")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
     expect(page.locator('#jobs tbody tr:not([data-status="completed"])')).to_have_count(0)
@@ -334,23 +348,73 @@ def test_count_buttons_filter_and_match_the_api(page: Page, base: str) -> None:
     expect(row_by_id(page, failed["id"])).to_have_count(1)
 
 
+def test_detail_keeps_a_live_line_that_arrives_while_its_log_loads(page: Page, base: str) -> None:
+    """The detail's GET is answered, then held until the page has the next step's event: no line lost or doubled."""
+    open_dashboard(page, base)
+    job = create(base, unique("detail race"), steps=60, step_seconds=0.1)
+    held: list[dict[str, Any]] = []
+    errors: list[Exception] = []
+
+    def hold(route: Route) -> None:
+        response = route.fetch()
+        try:
+            snapshot = response.json()["job"]
+            held.append(snapshot)
+            page.wait_for_function(  # the row drew a newer step: its event (and log line) reached the page
+                """([id, progress]) => {
+                    const tr = document.querySelector(`#jobs tbody tr[data-id="${id}"]`);
+                    return tr !== null && tr.querySelector("progress").value > progress;
+                }""",
+                arg=[job["id"], snapshot["progress"]],
+                polling="raf",
+                timeout=5_000,
+            )
+        except Exception as exc:  # reported by the test below, not lost in Playwright's event loop
+            errors.append(exc)
+        finally:
+            route.fulfill(response=response)
+
+    try:
+        row = row_by_id(page, job["id"])
+        expect(row.locator(".badge")).to_have_text("active", timeout=JOB_TIMEOUT_MS)
+        page.route(lambda url: urlsplit(url).path == f"/api/jobs/{job['id']}", hold)
+        row.locator("td.name").click()
+        logs = page.locator("#detail-logs")
+        expect(logs).to_contain_text("started on", timeout=8_000)  # the held answer has been drawn
+        assert held and not errors, errors
+        known = held[0]["logs"]
+        shown = logs.text_content().split("\n")
+        server_logs = api_logs(base, job["id"])
+        assert shown == server_logs[: len(shown)], "the page's log is not the server's, in order"
+        assert len(shown) > len(known), "the line that arrived while the log loaded is missing"
+    finally:
+        cancel_quietly(base, job["id"])
+
+
 def test_reconnect_replays_missed_events_and_reload_lists_jobs(page: Page, base: str, stack: Stack) -> None:
     streams = count_streams(page)
-    before = create(base, unique("before the drop"), steps=1, step_seconds=0)
+    list_fetches: list[str] = []  # start() fetches a full page; the counts refresh asks for limit=1
+    page.on("request", lambda r: list_fetches.append(r.url) if "limit=200" in r.url else None)
+    others = pattern_subscriptions(stack)
     open_dashboard(page, base)
+    before = create(base, unique("before the drop"), steps=1, step_seconds=0)  # its events reach the page
     expect(row_by_id(page, before["id"]).locator(".badge")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    # The page's own subscription (request fan-out: one per stream); the other server's is left alone.
+    mine = wait_until(lambda: pattern_subscriptions(stack) - others, 5, "the page's stream to subscribe")
 
-    # Drop the stream server-side: kill the Redis connections of the pattern subscriptions behind it.
-    for client in stack.redis.client_list():
-        if int(client.get("psub", 0)) > 0:
-            stack.redis.client_kill_filter(_id=client["id"])
+    # Drop the stream server-side: kill the Redis connection behind it; the browser resumes by itself.
+    for client_id in mine:
+        stack.redis.client_kill_filter(_id=client_id)
     expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
     missed = create(base, unique("created while away"), steps=2, step_seconds=0.2)
     expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=10_000)
     missed_row = row_by_id(page, missed["id"])
     expect(missed_row.locator(".badge")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
     expect(missed_row).to_have_count(1)
-    assert len(streams) == 2, f"one reconnect expected: {streams}"
+    # Resumed with Last-Event-ID and replayed, not a reset and a refetch of the list.
+    assert len(streams) == 2, f"one reconnect expected: {[r.url for r in streams]}"
+    assert streams[1].all_headers().get("last-event-id"), streams[1].all_headers()
+    assert len(list_fetches) == 1, list_fetches
 
     extra = [create(base, unique(f"screenshot job {i}"), steps=40, step_seconds=0.25) for i in range(2)]
     try:
@@ -362,7 +426,7 @@ def test_reconnect_replays_missed_events_and_reload_lists_jobs(page: Page, base:
             expect(row_by_id(page, job["id"]).locator(".badge")).to_have_text("active", timeout=JOB_TIMEOUT_MS)
         expect(page.locator("#empty")).to_be_hidden()
         row_by_id(page, extra[0]["id"]).locator("td.name").click()
-        expect(page.locator("#detail-logs")).to_contain_text("step 1/40")
+        expect(page.locator("#detail-logs")).to_contain_text(re.compile(r"^step \d+/40:", re.M))
         assert save_screenshot(page).stat().st_size > 0
     finally:
         for job in extra:
