@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from jobs import control, schemas
 from jobs.config import Settings
-from jobs.connection import connect, connect_streams
+from jobs.connection import connect_streams, connect_web
 from jobs.model import ACTIVE
 from jobs.openapi import describe_types, openapi
 from jobs.registry import get_type
@@ -60,7 +60,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     settings = app.config.get("SETTINGS") or Settings.from_env()
-    client = connect(settings.redis_url)
+    client = connect_web(settings.redis_url)
     stream_client = connect_streams(settings.redis_url, settings.stream_connections)
     fanout: RequestFanout | ProcessFanout
     if settings.fanout == "process":
@@ -298,11 +298,11 @@ def openapi_document() -> Response:
 def job_stream() -> Response:
     query = schemas.stream_query.load(request.args.to_dict())
     svc = services()
-    svc.redis.ping()  # a dead Redis is a 503 now, not a stream that ends at once
+    subscription = svc.fanout.subscribe()  # Redis down: a 503 now, not a stream that ends at once
     last_event_id = request.headers.get("Last-Event-ID") or query["last_event_id"]
     handle = StreamHandle(_socket_closer(request.environ.get("gunicorn.socket")))
     body = stream(
-        svc.fanout,
+        subscription,
         svc.stream_redis,
         svc.streams,
         handle,
@@ -311,7 +311,9 @@ def job_stream() -> Response:
         job_id=query["job"],
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return Response(body, mimetype="text/event-stream", headers=headers)
+    response = Response(body, mimetype="text/event-stream", headers=headers)
+    response.call_on_close(subscription.close)  # also when the client leaves before the body starts
+    return response
 
 
 def _socket_closer(sock: socket.socket | None) -> Callable[[int], None]:

@@ -14,11 +14,21 @@ SOCKET_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 2.0
 
 
-def connect(url: str, max_connections: int | None = None) -> redis.Redis:
+def connect(url: str) -> redis.Redis:
     """A client for ordinary commands; replies are bytes, as RQ expects."""
     pool = redis.ConnectionPool.from_url(
+        url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT, health_check_interval=30
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def connect_web(url: str, max_connections: int = 200) -> redis.Redis:
+    """The web process's command client: a burst of requests (every browser reconnecting after a
+    deploy) waits its turn for one of `max_connections` instead of failing with "Too many connections"."""
+    pool = redis.BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
+        timeout=SOCKET_TIMEOUT,
         socket_timeout=SOCKET_TIMEOUT,
         socket_connect_timeout=CONNECT_TIMEOUT,
         health_check_interval=30,

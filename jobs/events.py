@@ -65,30 +65,25 @@ def frame(event: str, data: str, event_id: str | None = None) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A published job event as a stream sees it."""
+    """A published job event as a stream sees it; `key` orders it against a replay."""
 
     id: str
+    key: tuple[int, int]
     job_id: str
     frame: bytes
-
-    @property
-    def key(self) -> tuple[int, int]:
-        """The id as a comparable pair, for ordering live events against a replay."""
-        return id_key(self.id)
 
     @classmethod
     def from_message(cls, channel_name: bytes, message: bytes) -> Event:
         """Parse a pub/sub message published by the scripts below."""
         event_id, name, data = message.decode().split("\n", 2)
-        return cls(event_id, job_id_of(channel_name), frame(name, data, event_id))
+        return cls(event_id, id_key(event_id), job_id_of(channel_name), frame(name, data, event_id))
 
     @classmethod
     def from_entry(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
         """Parse one entry of the replay stream."""
         event_id = entry_id.decode()
-        return cls(
-            event_id, fields[b"job"].decode(), frame(fields[b"event"].decode(), fields[b"data"].decode(), event_id)
-        )
+        body = frame(fields[b"event"].decode(), fields[b"data"].decode(), event_id)
+        return cls(event_id, id_key(event_id), fields[b"job"].decode(), body)
 
 
 _SNAPSHOT_LUA = """

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 WAKE_CHANNEL = channel("-")  # matches PATTERN but names no job: wakes request-mode streams to look at flags
 REPLAY_CHUNK = 500
-DRAIN_LIMIT = 1000
+DRAIN_LIMIT = 200
 
 
 class StreamEnded(Exception):
@@ -258,7 +258,7 @@ class StreamRegistry:
 
 
 def stream(
-    fanout: RequestFanout | ProcessFanout,
+    subscription: Subscription,
     client: redis.Redis,
     registry: StreamRegistry,
     handle: StreamHandle,
@@ -266,9 +266,11 @@ def stream(
     last_event_id: str | None = None,
     job_id: str | None = None,
 ) -> Iterator[bytes]:
-    """Yield SSE bytes: retry, the replay after `last_event_id` (or reset), then live events."""
+    """Yield SSE bytes: retry, the replay after `last_event_id` (or reset), then live events.
+
+    `subscription` is already confirmed, so a client that sees `retry` misses nothing after it."""
     registry.add(handle)
-    subscription: Subscription | None = None
+    handle.subscription = subscription
 
     def write(chunk: bytes) -> Iterator[bytes]:
         handle.writing_since = time.monotonic()
@@ -276,8 +278,6 @@ def stream(
         handle.writing_since = None
 
     try:
-        subscription = fanout.subscribe()  # before anything is sent: a client that sees retry misses nothing
-        handle.subscription = subscription
         yield from write(RETRY_FRAME)
         last_sent = (0, 0)
         if last_event_id is not None:
@@ -292,6 +292,7 @@ def stream(
                 last_sent = fresh[-1].key
                 yield from write(b"".join(e.frame for e in fresh))
                 next_ping = time.monotonic() + heartbeat
+                time.sleep(0)  # under gevent: let the other streams and requests run between batches
             elif time.monotonic() >= next_ping:
                 yield from write(PING_FRAME)
                 next_ping = time.monotonic() + heartbeat
@@ -301,8 +302,7 @@ def stream(
         logger.warning("stream ended by a Redis error: %s", exc)
     finally:
         registry.discard(handle)
-        if subscription is not None:
-            subscription.close()
+        subscription.close()
         # The browser reconnects on a new request: end the keep-alive too, so a shutdown never waits on it.
         handle.close_socket(socket.SHUT_RD)
 

@@ -114,6 +114,16 @@ def test_150_concurrent_streams_are_all_served(base: str) -> None:
         client.close()
 
 
+def test_a_burst_of_300_stream_opens_is_all_served(base: str) -> None:
+    """As when every browser reconnects at once after a deploy: none may be refused."""
+    clients = [SSEClient(base, wait_ready=False) for _ in range(300)]
+    for client in clients:
+        client.wait_for(lambda c: c.retry == 3000 or c.closed.is_set(), 20, "every stream answered")
+    assert [c.status for c in clients] == [200] * 300
+    for client in clients:
+        client.close()
+
+
 # -- resources -------------------------------------------------------------------------------
 
 
