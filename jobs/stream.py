@@ -292,7 +292,8 @@ def stream(
                 last_sent = fresh[-1].key
                 yield from write(b"".join(e.frame for e in fresh))
                 next_ping = time.monotonic() + heartbeat
-                time.sleep(0)  # under gevent: let the other streams and requests run between batches
+            if len(events) >= DRAIN_LIMIT:
+                time.sleep(0)  # behind: under gevent, let the other streams and requests run meanwhile
             elif time.monotonic() >= next_ping:
                 yield from write(PING_FRAME)
                 next_ping = time.monotonic() + heartbeat
