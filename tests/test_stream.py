@@ -163,9 +163,9 @@ def test_300_connect_disconnect_cycles_leak_nothing(stack: Stack, base: str) -> 
 def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(base: str, stack_store: JobStore) -> None:
     job_id = fake_active_job(stack_store)
     first = SSEClient(base)
-    stack_store.report(job_id, 1, "before")
-    first.wait_for(lambda c: c.updates(job_id), 5, "an event")
-    last = first.last_id()
+    before = stack_store.report(job_id, 1, "before").event_id
+    first.wait_for(lambda c: any(e["id"] == before for e in c.updates(job_id)), 5, "the event")
+    last = before  # the id the client saw last for this job
     first.close()
     for n in range(100):
         stack_store.report(job_id, n % 100, f"missed {n}")
