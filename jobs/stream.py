@@ -80,9 +80,6 @@ class RequestFanout:
     def subscribe(self) -> Subscription:
         return RedisSubscription(self.client)
 
-    def close(self) -> None:
-        """Nothing shared to release."""
-
 
 class QueueSubscription:
     """A bounded queue that the process's subscriber fills; overflowing it ends the stream."""
@@ -131,7 +128,6 @@ class ProcessFanout:
         self.ready = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._closed = False
 
     def subscribe(self) -> Subscription:
         with self._lock:
@@ -147,12 +143,9 @@ class ProcessFanout:
     def remove(self, subscription: QueueSubscription) -> None:
         self.subscribers.discard(subscription)
 
-    def close(self) -> None:
-        self._closed = True
-
     def _run(self) -> None:
         delay = 0.1
-        while not self._closed:
+        while True:  # for the life of the process: re-subscribe after every loss
             pubsub = self.client.pubsub()
             try:
                 pubsub.psubscribe(PATTERN)
@@ -172,7 +165,7 @@ class ProcessFanout:
 
     def _pump(self, pubsub: redis.client.PubSub) -> None:
         wake = WAKE_CHANNEL.encode()
-        while not self._closed:
+        while True:
             message = pubsub.get_message(timeout=1.0)
             if message is None:
                 continue
@@ -203,11 +196,6 @@ class StreamHandle:
         self.writing_since: float | None = None
         self.subscription: Subscription | None = None
         self.closing = False
-
-    def stop(self) -> None:
-        self.closing = True
-        if self.subscription is not None:
-            self.subscription.wake()
 
 
 class StreamRegistry:

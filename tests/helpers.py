@@ -21,6 +21,7 @@ import redis
 from scripts.redis_server import binary
 
 ROOT = Path(__file__).resolve().parent.parent
+POLL_SECONDS = 0.02  # how often wait_until looks at its condition
 
 
 def free_port() -> int:
@@ -38,7 +39,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, message: str
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(0.02)
+        time.sleep(POLL_SECONDS)
 
 
 class RedisServer:
