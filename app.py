@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from flask import Flask, Response, current_app, jsonify, render_template, request, url_for
+from flask import Flask, Response, abort, current_app, jsonify, render_template, request, url_for
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -134,23 +134,13 @@ def require_auth() -> Response | None:
 def json_body(schema: Schema) -> dict[str, Any]:
     """The request's JSON object, loaded by `schema` (415 / 400 / 422 otherwise)."""
     if not request.is_json:
-        return _abort(415, "send a JSON body with Content-Type: application/json")
+        abort(415, "send a JSON body with Content-Type: application/json")
     body = request.get_json(silent=True)
     if body is None:
-        return _abort(400, "the body is not valid JSON")
+        abort(400, "the body is not valid JSON")
     if not isinstance(body, dict):
-        return _abort(400, "the body must be a JSON object")
+        abort(400, "the body must be a JSON object")
     return schema.load(body)
-
-
-def _abort(status: int, message: str) -> Any:
-    raise _Abort(status, message)
-
-
-class _Abort(HTTPException):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.code = status
 
 
 def outcome_error(job_id: str, outcome: Outcome, action: str) -> Response:

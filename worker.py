@@ -59,8 +59,7 @@ class JobstreamWorker(Worker):
             return
         execution = self.prepare_execution(job)
         self.fork_work_horse(job, queue)
-        snapshot = self.store.get(job.id)
-        if snapshot is not None and snapshot["cancel_requested"]:
+        if self.store.cancel_requested(job.id):
             self._stopped_job_id = job.id  # RQ's marker for "stopped on purpose"
             self.kill_horse()
         self.monitor_work_horse(job, queue, execution)

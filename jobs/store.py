@@ -127,6 +127,10 @@ class JobStore:
             rows = pipe.execute()
         return [job for job in map(_decode, rows) if job is not None]
 
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether a cancel of the running job was accepted (one field, read right after each fork)."""
+        return self.redis.hget(job_key(job_id), "cancel_requested") == b"true"
+
     def counts(self) -> dict[str, int]:
         """How many jobs have each status."""
         with self.redis.pipeline(transaction=False) as pipe:

@@ -22,6 +22,15 @@ from scripts.redis_server import binary
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_SECONDS = 0.02  # how often wait_until looks at its condition
+# (status, progress) of every event of a 3-step demo.web_agent job, from creation to its end
+THREE_STEP_LIFECYCLE = [
+    ("pending", 0),
+    ("active", 0),
+    ("active", 33),
+    ("active", 66),
+    ("active", 100),
+    ("completed", 100),
+]
 
 
 def free_port() -> int:

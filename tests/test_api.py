@@ -26,7 +26,7 @@ from jobs.config import Settings
 from jobs.connection import connect
 from jobs.model import status_for
 from jobs.store import JobStore
-from tests.helpers import free_port
+from tests.helpers import THREE_STEP_LIFECYCLE, free_port
 from worker import JobstreamWorker
 
 INDEX_KEY = "jobstream:jobs"
@@ -731,14 +731,7 @@ def test_worker_runs_a_job_to_completion(
     events = subscriber.wait_for(ended(job_id))
 
     assert_well_formed(events)
-    assert [(e.job["status"], e.job["progress"]) for e in events] == [
-        ("pending", 0),
-        ("active", 0),
-        ("active", 33),
-        ("active", 66),
-        ("active", 100),
-        ("completed", 100),
-    ]
+    assert [(e.job["status"], e.job["progress"]) for e in events] == THREE_STEP_LIFECYCLE
     for step, event in enumerate(events[2:5], start=1):
         assert event.data["log"].startswith(f"step {step}/3: ")
         assert event.job["action"]

@@ -15,7 +15,7 @@ from jobs.events import EVENTS_KEY
 from jobs.registry import get_type
 from jobs.store import JobStore
 from tests.conftest import Stack
-from tests.helpers import RedisServer, SSEClient, create, request, start_web, wait_until
+from tests.helpers import THREE_STEP_LIFECYCLE, RedisServer, SSEClient, create, request, start_web, wait_until
 
 
 def statuses(client: SSEClient, job_id: str) -> list[str]:
@@ -55,14 +55,7 @@ def test_twenty_jobs_go_pending_active_progress_completed_in_order(base: str) ->
     for job in jobs:
         updates = client.updates(job["id"])
         seen = [(e["data"]["job"]["status"], e["data"]["job"]["progress"]) for e in updates]
-        assert seen == [
-            ("pending", 0),
-            ("active", 0),
-            ("active", 33),
-            ("active", 66),
-            ("active", 100),
-            ("completed", 100),
-        ]
+        assert seen == THREE_STEP_LIFECYCLE
         assert updates[-1]["data"]["job"]["result"] == {"steps": 3, "status": "done"}
     keys = [tuple(map(int, e["id"].split("-"))) for e in client.updates()]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
