@@ -165,10 +165,15 @@ class ProcessFanout:
 
     def _pump(self, pubsub: redis.client.PubSub) -> None:
         wake = WAKE_CHANNEL.encode()
+        turn = max(1, min(DRAIN_LIMIT, self.queue_limit // 2))
+        handed = 0
         while True:
             message = pubsub.get_message(timeout=1.0)
             if message is None:
                 continue
+            handed += 1
+            if handed % turn == 0:
+                time.sleep(0)  # reading a backlog never blocks: let the streams drain their queues before they fill
             if message["type"] == "psubscribe":
                 raise StreamEnded("re-subscribed")
             if message["type"] != "pmessage" or message["channel"] == wake:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,9 @@ from jobs.events import EVENTS_KEY
 from jobs.registry import get_type
 from jobs.store import JobStore
 from tests.conftest import Stack
-from tests.helpers import THREE_STEP_LIFECYCLE, RedisServer, SSEClient, create, request, start_web, wait_until
+from tests.helpers import THREE_STEP_LIFECYCLE, RedisServer, Service, SSEClient, create, request, start_web, wait_until
+
+Launch = Callable[..., tuple[Service, str]]
 
 
 def statuses(client: SSEClient, job_id: str) -> list[str]:
@@ -24,6 +28,12 @@ def statuses(client: SSEClient, job_id: str) -> list[str]:
 
 def ended(client: SSEClient, job_id: str, status: str = "completed") -> bool:
     return status in statuses(client, job_id)
+
+
+def bursts(client: SSEClient, job_id: str) -> list[str]:
+    """The actions of a job's "burst n" progress events, in the order received."""
+    actions = (e["data"]["job"]["action"] for e in client.updates(job_id))
+    return [a for a in actions if a and a.startswith("burst ")]
 
 
 def fake_active_job(store: JobStore, name: str = "fake") -> str:
@@ -35,6 +45,21 @@ def fake_active_job(store: JobStore, name: str = "fake") -> str:
 
 def open_streams(base: str) -> int:
     return request(base, "GET", "/api/stats")[1]["streams"]["open"]
+
+
+@pytest.fixture
+def launch_web(tmp_path: Path) -> Iterator[Launch]:
+    """Start gunicorn servers of the test's own; stopped afterwards even when the test fails."""
+    started: list[Service] = []
+
+    def launch(redis_url: str, name: str = "web", **env: str) -> tuple[Service, str]:
+        web, base = start_web(redis_url, tmp_path, name=name, **env)
+        started.append(web)
+        return web, base
+
+    yield launch
+    for web in started:
+        web.stop()
 
 
 @pytest.fixture
@@ -248,12 +273,33 @@ def test_a_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(base: str, st
     big = "x" * 3900
     for n in range(3000):  # about 12 MB: far more than the slow socket's kernel buffers hold
         stack_store.report(job_id, n % 100, f"burst {n}", log=big)
-    fast.wait_for(lambda c: len(c.updates(job_id)) == 3000, 30, "the fast client gets everything")
+    fast.wait_for(lambda c: len(bursts(c, job_id)) == 3000, 30, "the fast client gets everything")
     wait_until(lambda: open_streams(base) == 1, 10, "the slow stream cut off")
     stack_store.report(job_id, 1, "after")
-    fast.wait_for(lambda c: len(c.updates(job_id)) == 3001, 5, "the fast client still live")
+    fast.wait_for(lambda c: c.updates(job_id)[-1]["data"]["job"]["action"] == "after", 5, "the fast client still live")
     fast.close()
     slow.close()
+
+
+def test_a_backlog_after_a_stall_is_handed_out_without_overflowing_queues(
+    stack: Stack, stack_store: JobStore, launch_web: Launch
+) -> None:
+    """Events that pile up while the web process is starved of CPU reach every reader; no queue overflows."""
+    _, base = launch_web(stack.redis_server.url, JOBSTREAM_FANOUT="process", JOBSTREAM_STREAM_QUEUE_EVENTS="100")
+    job_id = fake_active_job(stack_store)
+    clients = [SSEClient(base) for _ in range(3)]
+    pid = request(base, "GET", "/api/stats")[1]["streams"]["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for n in range(1000):  # ten times what a stream's queue holds
+            stack_store.report(job_id, n % 100, f"burst {n}", log="x" * 1000)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    for client in clients:
+        client.wait_for(lambda c: len(bursts(c, job_id)) == 1000 or c.closed.is_set(), 30, "the burst")
+        assert bursts(client, job_id) == [f"burst {n}" for n in range(1000)]
+        assert not client.closed.is_set()
+        client.close()
 
 
 # -- shutdown and Redis restarts --------------------------------------------------------------
@@ -261,9 +307,9 @@ def test_a_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(base: str, st
 
 @pytest.mark.parametrize("mode", ["request", "process"])
 def test_sigterm_ends_200_streams_promptly_and_clients_resume_elsewhere(
-    mode: str, stack: Stack, stack_store: JobStore, tmp_path: Path
+    mode: str, stack: Stack, stack_store: JobStore, launch_web: Launch
 ) -> None:
-    web, base = start_web(stack.redis_server.url, tmp_path, JOBSTREAM_FANOUT=mode)
+    web, base = launch_web(stack.redis_server.url, JOBSTREAM_FANOUT=mode)
     job_id = fake_active_job(stack_store)
     clients = [SSEClient(base) for _ in range(200)]
     wait_until(lambda: open_streams(base) == 200, 15, "200 streams open")
@@ -278,7 +324,7 @@ def test_sigterm_ends_200_streams_promptly_and_clients_resume_elsewhere(
         assert client.closed.wait(5), "a stream stayed open"
     for n in range(10):  # published while no server runs
         stack_store.report(job_id, 10 + n, f"gap {n}")
-    replacement, new_base = start_web(stack.redis_server.url, tmp_path, name="replacement", JOBSTREAM_FANOUT=mode)
+    _, new_base = launch_web(stack.redis_server.url, name="replacement", JOBSTREAM_FANOUT=mode)
     resumed = [SSEClient(new_base, last_event_id=c.last_id()) for c in clients[:20]]
     for client in resumed:
         client.wait_for(lambda c: len(c.updates(job_id)) == 10, 10, "the gap replayed")
@@ -286,12 +332,11 @@ def test_sigterm_ends_200_streams_promptly_and_clients_resume_elsewhere(
         client.close()
     for client in clients:
         client.close()
-    replacement.stop()
 
 
 @pytest.mark.parametrize("mode", ["request", "process"])
-def test_redis_restart_under_open_streams(mode: str, private_redis: RedisServer, tmp_path: Path) -> None:
-    web, base = start_web(private_redis.url, tmp_path, JOBSTREAM_FANOUT=mode, JOBSTREAM_HEARTBEAT_SECONDS="1")
+def test_redis_restart_under_open_streams(mode: str, private_redis: RedisServer, launch_web: Launch) -> None:
+    _, base = launch_web(private_redis.url, JOBSTREAM_FANOUT=mode, JOBSTREAM_HEARTBEAT_SECONDS="1")
     store = JobStore(private_redis.client(), Settings(redis_url=private_redis.url, queue="unserved"))
     job_id = fake_active_job(store)
     client = SSEClient(base)
@@ -310,11 +355,10 @@ def test_redis_restart_under_open_streams(mode: str, private_redis: RedisServer,
     again.wait_for(lambda c: len(c.updates(job_id)) == 2, 10, "live events again")
     assert [e["data"]["job"]["action"] for e in again.updates(job_id)] == ["after", "live"]
     again.close()
-    web.stop()
 
 
-def test_reset_when_redis_lost_its_history(private_redis: RedisServer, tmp_path: Path) -> None:
-    web, base = start_web(private_redis.url, tmp_path)
+def test_reset_when_redis_lost_its_history(private_redis: RedisServer, launch_web: Launch) -> None:
+    _, base = launch_web(private_redis.url)
     store = JobStore(private_redis.client(), Settings(redis_url=private_redis.url))
     job_id = fake_active_job(store)
     last = store.report(job_id, 1, "before").event_id
@@ -325,4 +369,3 @@ def test_reset_when_redis_lost_its_history(private_redis: RedisServer, tmp_path:
     store.report(job_id, 3, "live")
     client.wait_for(lambda c: c.updates(job_id), 5, "live events after the reset")
     client.close()
-    web.stop()
