@@ -21,7 +21,7 @@ from jobs.config import Settings
 from jobs.connection import connect_streams, connect_web
 from jobs.model import ACTIVE
 from jobs.openapi import describe_types, openapi
-from jobs.registry import get_type
+from jobs.registry import get_type, load
 from jobs.store import JobStore, Outcome
 from jobs.stream import ProcessFanout, RequestFanout, StreamHandle, StreamRegistry, stream
 
@@ -60,6 +60,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     settings = app.config.get("SETTINGS") or Settings.from_env()
+    load(settings.job_modules)
     client = connect_web(settings.redis_url)
     stream_client = connect_streams(settings.redis_url, settings.stream_connections)
     fanout: RequestFanout | ProcessFanout

@@ -6,45 +6,151 @@ import ctypes
 import json
 import logging
 import os
-import re
 import signal
+import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 from rq import Queue
+from rq.command import handle_command, parse_payload
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
 from rq.utils import utcparse
-from rq.worker import Worker, WorkerStatus
+from rq.worker import SimpleWorker, WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerData, WorkerPool
 
 from jobs.config import Settings
 from jobs.connection import connect, wait_for_redis
 from jobs.model import ACTIVE, CANCELED, parse_time, status_for
-from jobs.registry import job_types
+from jobs.registry import load
 from jobs.store import JobStore
 
 logger = logging.getLogger("jobstream.worker")
 
 PR_SET_PDEATHSIG = 1
+STOP_SIGNAL = signal.SIGUSR1  # raises the stop inside the running job
+STOP_GRACE = 3  # seconds a stopped or overdue job gets to unwind before its worker process is ended
 MONITOR_INTERVAL = 5  # seconds between a busy worker's heartbeats
 ORPHAN_AFTER = 30  # seconds without a heartbeat before a worker's active job is failed
 SWEEP_EVERY = 10
+INTERRUPTED = "interrupted: the worker shut down before the job finished"
 
 
-class JobstreamWorker(Worker):
-    """An RQ worker that turns RQ's lifecycle into job events; job functions only report progress."""
+class JobStopped(BaseException):
+    """Raised inside a running job to stop it; a BaseException, so job code's `except Exception` lets it through."""
+
+
+class Interrupted(JobStopped):
+    """The worker is shutting down and its grace period is over."""
+
+
+@dataclass
+class Stop:
+    """A stop asked for one job: what to raise in it, and when it was asked."""
+
+    job_id: str
+    error: type[JobStopped]
+    asked: float = field(default_factory=time.monotonic)
+
+
+class Running:
+    """What this worker process is executing; read by signal handlers and the watch thread."""
+
+    def __init__(self) -> None:
+        self.job_id: str | None = None
+        self.started = 0.0
+        self.timeout = 0
+        self.stop: Stop | None = None
+
+    def raise_stop(self) -> None:
+        """Raise the stop asked for the job that is running now, if any."""
+        stop = self.stop
+        if stop is not None and stop.job_id == self.job_id:
+            raise stop.error(stop.job_id)
+
+
+RUNNING = Running()
+
+
+class JobstreamJob(Job):
+    """An RQ job whose function can be stopped from outside while it runs."""
+
+    def _execute(self) -> Any:
+        RUNNING.job_id, RUNNING.started = self.id, time.monotonic()
+        RUNNING.timeout = self.timeout or Queue.DEFAULT_TIMEOUT
+        try:
+            RUNNING.raise_stop()  # a stop that came while RQ prepared the job
+            return super()._execute()
+        finally:
+            RUNNING.job_id = None
+
+
+class JobstreamWorker(SimpleWorker):
+    """An RQ worker that runs jobs in its own process and turns RQ's lifecycle into job events.
+
+    No fork per job: a job is stopped by an exception raised into it (a signal to the main thread), and the
+    watch thread ends the whole process when a job ignores that; the pool then starts a fresh worker."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("job_monitoring_interval", MONITOR_INTERVAL)
+        kwargs.setdefault("job_class", JobstreamJob)
         super().__init__(*args, **kwargs)
         self.store = JobStore.for_worker(self.connection)
-        job_types()  # import every job module once here, not again in each forked work horse
+        self._main_thread = threading.main_thread().ident
+        load(self.store.settings.job_modules)  # import every job module once, before the first job
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        watch = Watch(self)
+        watch.start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            watch.stop()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """RQ's heartbeat, in one round trip instead of three (it runs twice per job)."""
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+            return
+        with self.connection.pipeline(transaction=False) as pipe:
+            super().heartbeat(timeout, pipe)
+            pipe.execute()
+
+    def _install_signal_handlers(self) -> None:
+        super()._install_signal_handlers()
+        signal.signal(STOP_SIGNAL, lambda signum, frame: RUNNING.raise_stop())
+
+    def handle_payload(self, message: dict[str, Any]) -> None:
+        """RQ's commands, but `stop-job` raises the stop inside the job instead of killing a work horse."""
+        payload = parse_payload(message)
+        if payload.get("command") == "stop-job" and payload.get("job_id"):
+            self.stop_job(payload["job_id"], JobStopped)
+        else:
+            handle_command(self, payload)
+
+    def stop_job(self, job_id: str, error: type[JobStopped]) -> None:
+        """Stop `job_id` if it runs here (now, or once it starts): safe from any thread."""
+        if error is JobStopped:
+            self._stopped_job_id = job_id  # RQ's marker: handle_job_failure then records STOPPED
+        RUNNING.stop = Stop(job_id, error)
+        if RUNNING.job_id == job_id:
+            signal.pthread_kill(self._main_thread, STOP_SIGNAL)
+
+    def request_force_stop(self, signum: int, frame: Any) -> None:
+        """A second stop signal: interrupt the running job, then leave as RQ does after a job."""
+        job_id = RUNNING.job_id
+        if job_id is None:
+            super().request_force_stop(signum, frame)
+            return
+        self._stop_requested = True
+        RUNNING.stop = Stop(job_id, Interrupted)
+        RUNNING.raise_stop()
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Mark the job active, run it in a work horse, and stop it at once if a cancel came first."""
+        """Mark the job active and run it here, unless it was paused, canceled or deleted meanwhile."""
+        RUNNING.stop = None
         if is_suspended(self.connection):
             # Paused while this worker waited on the queue: hand the job back untouched.
             with self.connection.pipeline() as pipe:
@@ -58,22 +164,8 @@ class JobstreamWorker(Worker):
             job.delete()
             return
         execution = self.prepare_execution(job)
-        self.fork_work_horse(job, queue)
-        if self.store.cancel_requested(job.id):
-            self._stopped_job_id = job.id  # RQ's marker for "stopped on purpose"
-            self.kill_horse()
-        self.monitor_work_horse(job, queue, execution)
+        self.perform_job(job, queue, execution)
         self.set_state(WorkerStatus.IDLE)
-
-    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
-        """RQ's kill, but never before the fork: with no horse, pid 0 would name our own process group."""
-        if self.horse_pid:
-            super().kill_horse(sig)
-
-    def main_work_horse(self, job: Job, queue: Queue) -> None:
-        """Run the job in the horse, which dies with its worker so no job runs unsupervised."""
-        _die_with_parent()
-        super().main_work_horse(job, queue)
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any, execution: Any) -> None:
         super().handle_job_success(job, queue, started_job_registry, execution)
@@ -100,14 +192,56 @@ class JobstreamWorker(Worker):
             self.store.fail(job.id, error_line(exc_string, job), exc_string)
 
 
+class Watch(threading.Thread):
+    """Beside the work loop: heartbeats during a long job; ends the process when a job will not stop."""
+
+    def __init__(self, worker: JobstreamWorker) -> None:
+        super().__init__(name="jobstream-watch", daemon=True)
+        self.worker = worker
+        self.store = worker.store
+        self._done = threading.Event()
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def run(self) -> None:
+        next_beat = 0.0
+        while not self._done.wait(0.25):
+            job_id, now = RUNNING.job_id, time.monotonic()
+            if job_id is None:
+                continue
+            try:
+                if now >= next_beat:
+                    next_beat = now + MONITOR_INTERVAL
+                    self.worker.heartbeat(RUNNING.timeout + 60)
+                    if RUNNING.stop is None and self.store.cancel_requested(job_id):  # its stop-job was lost
+                        self.worker.stop_job(job_id, JobStopped)
+                self._end_if_stuck(job_id, now)
+            except redis.RedisError as exc:
+                logger.warning("watch: %s", exc)
+
+    def _end_if_stuck(self, job_id: str, now: float) -> None:
+        """A job that ignored its stop or overran its timeout by STOP_GRACE: record why, end the process."""
+        stop = RUNNING.stop
+        if stop is not None and stop.job_id == job_id and now - stop.asked > STOP_GRACE:
+            if stop.error is Interrupted:
+                self.store.fail(job_id, INTERRUPTED, worker=self.worker.name)
+            else:
+                self.store.stopped(job_id, "stopped by request: its worker process was ended")
+        elif now - RUNNING.started > RUNNING.timeout + STOP_GRACE:
+            self.store.fail(job_id, f"timed out after {RUNNING.timeout} s", worker=self.worker.name)
+        else:
+            return
+        logger.error("job %s did not stop: ending worker process %d", job_id, os.getpid())
+        os._exit(1)
+
+
 def error_line(exc_string: str, job: Job) -> str:
-    """One clear line for a failure: the exception, a timeout, or the horse's death."""
+    """One clear line for a failure: the exception, a timeout, or a shutdown."""
     if "JobTimeoutException" in exc_string:
         return f"timed out after {job.timeout} s"
-    died = re.search(r"Work-horse terminated unexpectedly; waitpid returned (\d+)(?: \(signal (\d+)\))?", exc_string)
-    if died:
-        how = f"killed by {signal.Signals(int(died.group(2))).name}" if died.group(2) else f"exit {died.group(1)}"
-        return f"worker died: the process running the job was {how}"
+    if f"{Interrupted.__name__}: " in exc_string:
+        return INTERRUPTED
     lines = [line for line in exc_string.strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else "failed"
 
@@ -116,7 +250,7 @@ def _die_with_parent() -> None:
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
-        logger.debug("prctl unavailable: a work horse may outlive a killed worker")
+        logger.debug("prctl unavailable: a worker may outlive a killed pool")
 
 
 class JobstreamPool(WorkerPool):
@@ -160,7 +294,7 @@ class JobstreamPool(WorkerPool):
     def handle_dead_worker(self, worker_data: WorkerData) -> None:
         super().handle_dead_worker(worker_data)
         if self._stop_at is not None:
-            error = "interrupted: the worker shut down before the job finished"
+            error = INTERRUPTED
         else:
             error = f"worker died (pid {worker_data.pid}, exit code {worker_data.process.exitcode})"
         try:
@@ -181,6 +315,7 @@ class JobstreamPool(WorkerPool):
 
 def run_worker(name: str, settings: Settings, burst: bool, logging_level: str) -> None:
     """The body of one pooled worker process: its own connection, then RQ's work loop."""
+    _die_with_parent()  # no job runs on after its pool was killed
     connection = connect(settings.redis_url)
     queue = Queue(settings.queue, connection=connection, serializer=JSONSerializer)
     worker = JobstreamWorker([queue], name=name, connection=connection, serializer=JSONSerializer)
@@ -211,7 +346,7 @@ def main() -> None:
     store = JobStore(connection, settings)
     sweep_orphans(store)
     logger.info("%d workers on queue %r (pid %d)", settings.concurrency, settings.queue, os.getpid())
-    JobstreamPool(settings, store).start(logging_level="INFO")
+    JobstreamPool(settings, store).start(logging_level="WARNING")
 
 
 if __name__ == "__main__":

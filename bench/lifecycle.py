@@ -2,8 +2,12 @@
 
 Measures, against a connected SSE client on one gunicorn gevent worker and the real pool:
   1. POST /api/jobs → the job's first `active` event (idle pool), p50/p99;
-  2. no-op jobs per second through the pool (demo.sleep seconds=0), with a plain RQ pool running the
-     same function in the same invocation as the baseline;
+  2. no-op jobs per second through the pool (demo.sleep seconds=0), two ways: "live", jobs created
+     back to back while the pool runs, until the last `completed` event at the client; "backlog",
+     the rate at which the pool drains N jobs queued while it was paused (the queue's length polled
+     every 2 ms, from its first drop to empty). Baselines in the same invocation, run for run: plain
+     RQ pools on the same function, RQ's default forking `Worker` and its `SimpleWorker` (no fork,
+     like jobstream's worker);
   3. POST /cancel of an active job → its `canceled` event, p50/p99.
 
     python bench/lifecycle.py --samples 50 --noop-jobs 600
@@ -18,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from redis import Redis  # noqa: E402
 from rq import Queue, Worker  # noqa: E402
 from rq.serializers import JSONSerializer  # noqa: E402
+from rq.suspension import resume, suspend  # noqa: E402
 
 from jobs.config import Settings  # noqa: E402
 from jobs.registry import get_type  # noqa: E402
@@ -36,9 +42,11 @@ PLAIN_POOL = """
 import sys
 import jobs.demo  # preloaded, as RQ's docs advise, so the horses do not import it per job
 from redis import Redis
+from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
 from rq.worker_pool import WorkerPool
 WorkerPool(["plain"], connection=Redis.from_url(sys.argv[1]), num_workers=int(sys.argv[2]),
+           worker_class=SimpleWorker if sys.argv[3] == "simple" else Worker,
            serializer=JSONSerializer).start(logging_level="WARNING")
 """
 
@@ -84,36 +92,67 @@ def cancel_to_canceled(base: str, client: SSEClient, samples: int) -> list[float
     return latencies
 
 
-def noop_throughput(store: JobStore, client: SSEClient, jobs: int) -> float:
-    """Jobs per second from the first enqueue to the last `completed` event, pool already idle."""
+def noop_throughput(store: JobStore, client: SSEClient, jobs: int) -> tuple[float, float]:
+    """The live rate (first create to the last `completed` event, pool idle before) and the backlog rate."""
     job_type = get_type("demo.sleep")
+
+    def create_all() -> list[str]:
+        return [store.create(job_type, f"noop {i}", {"seconds": 0}, 60)["id"] for i in range(jobs)]
+
     started = time.time()
-    ids = [store.create(job_type, f"noop {i}", {"seconds": 0}, 60)["id"] for i in range(jobs)]
+    ids = create_all()
     client.wait_for(lambda c: all(_ended(c, i) for i in ids), 300, "every no-op job")
-    return jobs / (max(_ended(client, i) for i in ids) - started)
+    live = jobs / (max(_ended(client, i) for i in ids) - started)
+    done = store.counts()["completed"]
+    backlog = drain_rate(store.redis, store.queue.key, create_all)
+    wait_until(lambda: store.counts()["completed"] - done >= jobs, 300, "every no-op job")
+    return live, backlog
 
 
 def _ended(client: SSEClient, job_id: str) -> float | None:
     return next((e["at"] for e in client.updates(job_id) if e["data"]["job"]["status"] == "completed"), None)
 
 
-def plain_rq_throughput(redis_url: str, jobs: int, workers: int) -> float:
-    """Baseline: RQ's own pool (same fork-per-job Worker) running the same function, no hooks, no events."""
+def drain_rate(connection: Redis, queue_key: str, enqueue: Callable[[], None]) -> float:
+    """Jobs/s at which the pool empties a backlog that `enqueue` queued while the pool was paused."""
+    suspend(connection)
+    enqueue()
+    backlog = connection.llen(queue_key)
+    resume(connection)  # a paused RQ worker looks again within a second: the clock starts at the first dequeue
+    while (left := connection.llen(queue_key)) == backlog:
+        time.sleep(0.002)
+    first = time.perf_counter()
+    while connection.llen(queue_key):
+        time.sleep(0.002)
+    return left / (time.perf_counter() - first)
+
+
+def plain_rq_throughput(redis_url: str, jobs: int, workers: int, kind: str) -> tuple[float, float]:
+    """Baseline: RQ's own pool of `kind` ("fork" or "simple") workers on the same function, no events.
+
+    Returns the live and the backlog rate."""
     connection = Redis.from_url(redis_url)
     queue = Queue("plain", connection=connection, serializer=JSONSerializer)
-    pool = subprocess.Popen([sys.executable, "-c", PLAIN_POOL, redis_url, str(workers)], cwd=ROOT)
-    try:
-        wait_until(lambda: len(Worker.all(connection=connection, queue=queue)) == workers, 20, "plain workers")
-        done = sum(w.successful_job_count for w in Worker.all(connection=connection, queue=queue))
-        started = time.time()
+    pool = subprocess.Popen([sys.executable, "-c", PLAIN_POOL, redis_url, str(workers), kind], cwd=ROOT)
+
+    def done() -> int:
+        return sum(w.successful_job_count for w in Worker.all(connection=connection, queue=queue))
+
+    def enqueue() -> None:
         for _ in range(jobs):
             queue.enqueue_call("jobs.demo.sleep", kwargs={"seconds": 0}, result_ttl=0)
 
-        def finished() -> bool:
-            return sum(w.successful_job_count for w in Worker.all(connection=connection, queue=queue)) - done >= jobs
-
-        wait_until(finished, 300, "every plain job")
-        return jobs / (time.time() - started)
+    try:
+        wait_until(lambda: len(Worker.all(connection=connection, queue=queue)) == workers, 20, "plain workers")
+        before = done()
+        started = time.time()
+        enqueue()
+        wait_until(lambda: done() - before >= jobs, 300, "every plain job")
+        live = jobs / (time.time() - started)
+        before = done()
+        backlog = drain_rate(connection, queue.key, enqueue)
+        wait_until(lambda: done() - before >= jobs, 300, "every plain job")
+        return live, backlog
     finally:
         pool.terminate()
         pool.wait(30)
@@ -138,16 +177,20 @@ def main() -> None:
             "cancel_to_canceled": summary(cancel_to_canceled(base, client, args.samples)),
         }
         store = JobStore(redis_server.client(), Settings(redis_url=redis_server.url))
-        ours, plain = [], []
-        for _ in range(args.repeat):  # interleaved, so both see the same machine
-            ours.append(noop_throughput(store, client, args.noop_jobs))
-            plain.append(plain_rq_throughput(redis_server.url, args.noop_jobs, args.workers))
-        results["noop_jobs_per_s"] = {
-            "jobstream_median": round(statistics.median(ours), 1),
-            "plain_rq_median": round(statistics.median(plain), 1),
-            "ratio": round(statistics.median(ours) / statistics.median(plain), 2),
-            "runs": {"jobstream": [round(x, 1) for x in ours], "plain_rq": [round(x, 1) for x in plain]},
-        }
+        runs: dict[str, list[tuple[float, float]]] = {"jobstream": [], "rq_fork": [], "rq_simple": []}
+        for _ in range(args.repeat):  # interleaved, so all see the same machine
+            runs["jobstream"].append(noop_throughput(store, client, args.noop_jobs))
+            runs["rq_fork"].append(plain_rq_throughput(redis_server.url, args.noop_jobs, args.workers, "fork"))
+            runs["rq_simple"].append(plain_rq_throughput(redis_server.url, args.noop_jobs, args.workers, "simple"))
+        for index, way in enumerate(("live", "backlog")):
+            rates = {kind: [run[index] for run in kind_runs] for kind, kind_runs in runs.items()}
+            medians = {kind: statistics.median(values) for kind, values in rates.items()}
+            results[f"noop_jobs_per_s_{way}"] = {
+                "medians": {kind: round(rate, 1) for kind, rate in medians.items()},
+                "jobstream_vs_rq_fork": round(medians["jobstream"] / medians["rq_fork"], 2),
+                "jobstream_vs_rq_simple": round(medians["jobstream"] / medians["rq_simple"], 2),
+                "runs": {kind: [round(x, 1) for x in values] for kind, values in rates.items()},
+            }
     finally:
         client.close()
         web.stop()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 FANOUT_MODES = ("request", "process")
+MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 class ConfigError(ValueError):
@@ -41,6 +43,7 @@ class Settings:
     stream_write_timeout: int = 10
     stream_connections: int = 10_000
     shutdown_grace_seconds: int = 25
+    job_modules: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +55,10 @@ class Settings:
         auth = env.get("JOBSTREAM_AUTH", "").strip() or None
         if auth is not None and ":" not in auth:
             raise ConfigError("JOBSTREAM_AUTH must look like user:password")
+        job_modules = tuple(name.strip() for name in env.get("JOBSTREAM_JOB_MODULES", "").split(",") if name.strip())
+        for name in job_modules:
+            if not MODULE_NAME.fullmatch(name):
+                raise ConfigError(f"JOBSTREAM_JOB_MODULES must list dotted module names, got {name!r}")
         return cls(
             redis_url=env.get("REDIS_URL", "").strip() or cls.redis_url,
             queue=env.get("JOBSTREAM_QUEUE", "").strip() or cls.queue,
@@ -64,4 +71,5 @@ class Settings:
             stream_write_timeout=_int(env, "JOBSTREAM_STREAM_WRITE_TIMEOUT", cls.stream_write_timeout, 1, 600),
             stream_connections=_int(env, "JOBSTREAM_STREAM_CONNECTIONS", cls.stream_connections, 10, 1_000_000),
             shutdown_grace_seconds=_int(env, "JOBSTREAM_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds, 0, 3600),
+            job_modules=job_modules,
         )

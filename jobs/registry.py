@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import Schema
+
+from jobs.config import ConfigError
 
 MAX_TIMEOUT_SECONDS = 24 * 3600
 
@@ -53,6 +56,16 @@ def get_type(name: str) -> JobType | None:
     """The registered type called `name`, or None."""
     _load_builtin()
     return _TYPES.get(name)
+
+
+def load(modules: tuple[str, ...]) -> None:
+    """Import the built-in job types and the modules of JOBSTREAM_JOB_MODULES, which register theirs."""
+    _load_builtin()
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"JOBSTREAM_JOB_MODULES: cannot import {name!r}: {exc}") from exc
 
 
 def _load_builtin() -> None:

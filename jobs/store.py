@@ -216,8 +216,8 @@ class JobStore:
             return outcome
         outcome = self._change(job_id, guard=(ACTIVE,), fields={"cancel_requested": True}, logs=["cancel requested"])
         if outcome.ok and outcome.job and outcome.job["worker"]:
-            # RQ's stop command, addressed to the worker we recorded; a worker that has not forked yet
-            # ignores it but checks cancel_requested right after it forks.
+            # RQ's stop command, addressed to the worker we recorded; it raises the stop inside the job,
+            # and a worker that missed the message finds cancel_requested at its next heartbeat.
             send_command(self.redis, outcome.job["worker"], "stop-job", job_id=job_id)
         return outcome
 

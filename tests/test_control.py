@@ -12,8 +12,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from jobs.config import Settings
+from jobs.store import JobStore
 from tests.conftest import Stack
 from tests.helpers import RedisServer, Service, SSEClient, create, request, start_pool, start_web, wait_until
+from worker import MONITOR_INTERVAL, STOP_GRACE
+
+TEST_JOBS = "tests.stubborn_jobs"
 
 
 @dataclass
@@ -27,11 +32,15 @@ class Private:
 @pytest.fixture
 def private_stack(private_redis: RedisServer, tmp_path: Path) -> Iterator[Private]:
     """A stack of the test's own (2 workers), for tests that kill, pause or stop things."""
-    pool = start_pool(private_redis.url, tmp_path, JOBSTREAM_CONCURRENCY="2")
-    web, base = start_web(private_redis.url, tmp_path)
+    pool = start_pool(private_redis.url, tmp_path, JOBSTREAM_CONCURRENCY="2", JOBSTREAM_JOB_MODULES=TEST_JOBS)
+    web, base = start_web(private_redis.url, tmp_path, JOBSTREAM_JOB_MODULES=TEST_JOBS)
     yield Private(private_redis, pool, web, base)
     web.stop()
     pool.stop()
+
+
+def statuses(client: SSEClient, job_id: str) -> list[str]:
+    return [e["data"]["job"]["status"] for e in client.updates(job_id)]
 
 
 def job_status(base: str, job_id: str) -> dict:
@@ -55,29 +64,54 @@ def test_kill_9_of_a_worker_fails_its_job_and_the_pool_replaces_it(private_stack
     client = SSEClient(base)
     job = create(base, "victim", steps=100, step_seconds=0.1)
     worker = wait_until(lambda: active_on_worker(base, job["id"]), 10, "the job running")
-    pid = worker_pid(private_stack.redis, worker)
-    horse = psutil.Process(pid).children()
-    os.kill(pid, signal.SIGKILL)
+    os.kill(worker_pid(private_stack.redis, worker), signal.SIGKILL)
     client.wait_for(lambda c: any(e["data"]["job"]["status"] == "failed" for e in c.updates(job["id"])), 30, "failed")
     final = job_status(base, job["id"])
     assert final["error"].startswith("worker died")
-    assert all(not h.is_running() or h.status() == psutil.STATUS_ZOMBIE for h in horse), "the horse outlived it"
     wait_until(lambda: len(private_stack.redis.client().smembers("rq:workers")) >= 2, 15, "a replacement worker")
     after = create(base, "after", steps=1, step_seconds=0)
     client.wait_for(lambda c: any(e["data"]["job"]["status"] == "completed" for e in c.updates(after["id"])), 15)
     client.close()
 
 
-def test_kill_9_of_the_work_horse_fails_the_job(private_stack: Private) -> None:
+def test_a_cancel_whose_stop_command_was_lost_is_found_at_the_next_heartbeat(private_stack: Private) -> None:
     base = private_stack.base
     client = SSEClient(base)
-    job = create(base, "victim", steps=100, step_seconds=0.1)
+    job = create(base, "victim", steps=600, step_seconds=0.1)
+    wait_until(lambda: active_on_worker(base, job["id"]), 10, "the job running")
+    store = JobStore(private_stack.redis.client(), Settings(redis_url=private_stack.redis.url))
+    assert store._change(job["id"], guard=("active",), fields={"cancel_requested": True}).ok  # no stop-job sent
+    client.wait_for(lambda c: statuses(c, job["id"])[-1:] == ["canceled"], MONITOR_INTERVAL + 5, "canceled")
+    client.close()
+
+
+def test_a_job_that_swallows_its_cancel_is_ended_with_its_worker(private_stack: Private) -> None:
+    base = private_stack.base
+    client = SSEClient(base)
+    job = create(base, "stubborn", type_="test.stubborn", seconds=120)
     worker = wait_until(lambda: active_on_worker(base, job["id"]), 10, "the job running")
-    horse = wait_until(lambda: psutil.Process(worker_pid(private_stack.redis, worker)).children(), 5, "a horse")[0]
-    assert os.getpgid(horse.pid) == horse.pid  # RQ's work horse leads its own process group
-    horse.send_signal(signal.SIGKILL)
-    client.wait_for(lambda c: any(e["data"]["job"]["status"] == "failed" for e in c.updates(job["id"])), 30, "failed")
-    assert job_status(base, job["id"])["error"] == "worker died: the process running the job was killed by SIGKILL"
+    pid = worker_pid(private_stack.redis, worker)
+    asked = time.monotonic()
+    assert request(base, "POST", f"/api/jobs/{job['id']}/cancel")[0] == 202
+    client.wait_for(lambda c: statuses(c, job["id"])[-1:] == ["canceled"], 15, "canceled")
+    assert time.monotonic() - asked < STOP_GRACE + 3
+    final = job_status(base, job["id"])
+    assert final["logs"][-1] == "stopped by request: its worker process was ended"
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 5, "exit")
+    after = create(base, "after", steps=1, step_seconds=0)
+    client.wait_for(lambda c: "completed" in statuses(c, after["id"]), 15, "a job on the replacement worker")
+    client.close()
+
+
+def test_a_job_that_swallows_its_timeout_fails_with_its_worker(private_stack: Private) -> None:
+    base = private_stack.base
+    client = SSEClient(base)
+    status, data, _ = request(
+        base, "POST", "/api/jobs", {"name": "stubborn", "type": "test.stubborn", "timeout_seconds": 1}
+    )
+    assert status == 201
+    client.wait_for(lambda c: statuses(c, data["job"]["id"])[-1:] == ["failed"], 1 + STOP_GRACE + 5, "failed")
+    assert job_status(base, data["job"]["id"])["error"] == "timed out after 1 s"
     client.close()
 
 

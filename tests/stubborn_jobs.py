@@ -1,0 +1,29 @@
+"""A job type for the tests only (JOBSTREAM_JOB_MODULES=tests.stubborn_jobs): one that ignores being stopped."""
+
+from __future__ import annotations
+
+import time
+
+from marshmallow import Schema, fields, validate
+
+from jobs.progress import progress
+from jobs.registry import register
+
+
+class StubbornParams(Schema):
+    seconds = fields.Float(load_default=60.0, validate=validate.Range(0, 600))
+
+
+@register("test.stubborn", StubbornParams(), timeout=600)
+def stubborn(seconds: float = 60.0) -> dict:
+    """Run for `seconds`, swallowing every exception raised into it, as careless job code does."""
+    end = time.monotonic() + seconds
+    ticks = 0
+    while time.monotonic() < end:
+        try:
+            ticks += 1
+            progress(min(99, ticks), "ignoring stops")
+            time.sleep(0.1)
+        except BaseException:  # noqa: BLE001,S110  (the point of this job)
+            pass
+    return {"ticks": ticks}

@@ -1,0 +1,71 @@
+"""Settings from the environment: defaults, every knob, and clear errors for values jobstream cannot use."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.config import ConfigError, Settings
+from jobs.registry import get_type, load
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    assert Settings.from_env({}) == Settings()
+
+
+def test_every_variable_is_read() -> None:
+    env = {
+        "REDIS_URL": "redis://example:6380/2",
+        "JOBSTREAM_QUEUE": "q",
+        "JOBSTREAM_CONCURRENCY": "3",
+        "JOBSTREAM_HEARTBEAT_SECONDS": "7",
+        "JOBSTREAM_REPLAY_EVENTS": "500",
+        "JOBSTREAM_FANOUT": "process",
+        "JOBSTREAM_AUTH": "me:secret",
+        "JOBSTREAM_STREAM_QUEUE_EVENTS": "100",
+        "JOBSTREAM_STREAM_WRITE_TIMEOUT": "4",
+        "JOBSTREAM_STREAM_CONNECTIONS": "50",
+        "JOBSTREAM_SHUTDOWN_GRACE_SECONDS": "0",
+        "JOBSTREAM_JOB_MODULES": " mypkg.jobs , other ",
+    }
+    assert Settings.from_env(env) == Settings(
+        redis_url="redis://example:6380/2",
+        queue="q",
+        concurrency=3,
+        heartbeat_seconds=7,
+        replay_events=500,
+        fanout="process",
+        auth="me:secret",
+        stream_queue_events=100,
+        stream_write_timeout=4,
+        stream_connections=50,
+        shutdown_grace_seconds=0,
+        job_modules=("mypkg.jobs", "other"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("JOBSTREAM_CONCURRENCY", "0", "between 1 and 256"),
+        ("JOBSTREAM_CONCURRENCY", "five", "must be an integer"),
+        ("JOBSTREAM_HEARTBEAT_SECONDS", "0", "between 1 and 3600"),
+        ("JOBSTREAM_FANOUT", "thread", "must be one of request, process"),
+        ("JOBSTREAM_AUTH", "nopassword", "user:password"),
+        ("JOBSTREAM_JOB_MODULES", "my-jobs", "dotted module names"),
+        ("JOBSTREAM_JOB_MODULES", "pkg..jobs", "dotted module names"),
+    ],
+)
+def test_unusable_values_are_refused_by_name(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=name) as refused:
+        Settings.from_env({name: value})
+    assert message in str(refused.value)
+
+
+def test_job_modules_that_cannot_be_imported_are_refused() -> None:
+    with pytest.raises(ConfigError, match="cannot import 'no_such_jobs_module'"):
+        load(("no_such_jobs_module",))
+
+
+def test_loading_the_built_in_types_registers_them() -> None:
+    load(("jobs.demo",))
+    assert get_type("demo.sleep") is not None
