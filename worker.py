@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -18,7 +19,7 @@ from rq.command import handle_command, parse_payload
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
-from rq.utils import utcparse
+from rq.utils import now, utcparse
 from rq.worker import SimpleWorker, WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerData, WorkerPool
 
@@ -36,6 +37,7 @@ STOP_GRACE = 3  # seconds a stopped or overdue job gets to unwind before its wor
 MONITOR_INTERVAL = 5  # seconds between a busy worker's heartbeats
 ORPHAN_AFTER = 30  # seconds without a heartbeat before a worker's active job is failed
 SWEEP_EVERY = 10
+FORCE_AFTER_MIN = 1.5  # RQ's worker ignores a second stop signal that comes within 1 s of the first
 INTERRUPTED = "interrupted: the worker shut down before the job finished"
 
 
@@ -141,8 +143,9 @@ class JobstreamWorker(SimpleWorker):
     def request_force_stop(self, signum: int, frame: Any) -> None:
         """A second stop signal: interrupt the running job, then leave as RQ does after a job."""
         job_id = RUNNING.job_id
-        if job_id is None:
-            super().request_force_stop(signum, frame)
+        requested = self._shutdown_requested_date
+        if job_id is None or requested is None or now() - requested < timedelta(seconds=1):
+            super().request_force_stop(signum, frame)  # between jobs it exits; a duplicate signal it ignores
             return
         self._stop_requested = True
         RUNNING.stop = Stop(job_id, Interrupted)
@@ -284,7 +287,8 @@ class JobstreamPool(WorkerPool):
         super().request_stop(signum, frame)
 
     def all_workers_have_stopped(self) -> bool:
-        if self._stop_at is not None and not self._forced and time.monotonic() - self._stop_at > self.grace:
+        force_after = max(self.grace, FORCE_AFTER_MIN)
+        if self._stop_at is not None and not self._forced and time.monotonic() - self._stop_at > force_after:
             self._forced = True
             logger.warning("grace period over: stopping the jobs still running")
             for data in list(self.worker_dict.values()):

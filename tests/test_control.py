@@ -230,6 +230,16 @@ def test_sigterm_of_the_pool_finishes_short_jobs_and_marks_cut_ones(private_stac
     assert cut["status"] == "failed" and cut["error"].startswith("interrupted: the worker shut down")
 
 
+def test_ctrl_c_to_the_whole_pool_lets_a_running_job_finish(private_stack: Private) -> None:
+    """A terminal's Ctrl-C reaches the pool and every worker, and the pool passes it on: one stop, not two."""
+    base = private_stack.base
+    job = create(base, "finishing", steps=1, step_seconds=1.5)
+    wait_until(lambda: job_status(base, job["id"])["status"] == "active", 10, "the job running")
+    os.killpg(private_stack.pool.pid, signal.SIGINT)
+    private_stack.pool.process.wait(15)
+    assert job_status(base, job["id"])["status"] == "completed"
+
+
 def test_redis_outage_gives_503_and_everything_recovers(private_stack: Private) -> None:
     base = private_stack.base
     request(base, "POST", "/api/queue/pause")
