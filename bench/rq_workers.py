@@ -3,9 +3,9 @@
 Each measurement runs in a fresh process on a private redis-server: N `jobs.demo.sleep(0)` jobs are
 enqueued, then one worker runs them in burst mode. Kinds, interleaved run by run:
 
-  fork       RQ's forking `Worker`, job modules imported before the fork (what jobstream does)
+  fork       RQ's forking `Worker`, job modules imported before the fork (jobstream's first release)
   cold-fork  the same, job modules NOT imported before (each work horse imports them itself)
-  simple     RQ's `SimpleWorker`: no fork, the job runs in the worker process
+  simple     RQ's `SimpleWorker`: no fork, the job runs in the worker process (what jobstream does now)
 
     python bench/rq_workers.py --jobs 300 --repeat 3
 """

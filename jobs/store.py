@@ -128,7 +128,7 @@ class JobStore:
         return [job for job in map(_decode, rows) if job is not None]
 
     def cancel_requested(self, job_id: str) -> bool:
-        """Whether a cancel of the running job was accepted (one field, read right after each fork)."""
+        """Whether a cancel of the running job was accepted (one field; the worker reads it at each heartbeat)."""
         return self.redis.hget(job_key(job_id), "cancel_requested") == b"true"
 
     def counts(self) -> dict[str, int]:

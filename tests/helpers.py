@@ -120,7 +120,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
-        try:  # leave no grandchild (work horse, gevent worker) behind
+        try:  # leave no grandchild (pool worker, gevent worker) behind
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
