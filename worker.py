@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
 import os
+import re
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import redis
@@ -66,6 +69,7 @@ class Running:
         self.started = 0.0
         self.timeout = 0
         self.stop: Stop | None = None
+        self.lock = threading.Lock()  # held while a job leaves, and while the watch ends the process
 
     def raise_stop(self) -> None:
         """Raise the stop asked for the job that is running now, if any."""
@@ -81,13 +85,14 @@ class JobstreamJob(Job):
     """An RQ job whose function can be stopped from outside while it runs."""
 
     def _execute(self) -> Any:
-        RUNNING.job_id, RUNNING.started = self.id, time.monotonic()
-        RUNNING.timeout = self.timeout or Queue.DEFAULT_TIMEOUT
         try:
+            RUNNING.started, RUNNING.timeout = time.monotonic(), self.timeout or Queue.DEFAULT_TIMEOUT
+            RUNNING.job_id = self.id
             RUNNING.raise_stop()  # a stop that came while RQ prepared the job
             return super()._execute()
         finally:
-            RUNNING.job_id = None
+            with RUNNING.lock:
+                RUNNING.job_id = None
 
 
 class JobstreamWorker(SimpleWorker):
@@ -134,6 +139,9 @@ class JobstreamWorker(SimpleWorker):
 
     def stop_job(self, job_id: str, error: type[JobStopped]) -> None:
         """Stop `job_id` if it runs here (now, or once it starts): safe from any thread."""
+        stop = RUNNING.stop
+        if stop is not None and stop.job_id == job_id and stop.error is error:
+            return  # asked again (a second cancel): one exception per job, and the grace runs from the first
         if error is JobStopped:
             self._stopped_job_id = job_id  # RQ's marker: handle_job_failure then records STOPPED
         RUNNING.stop = Stop(job_id, error)
@@ -153,7 +161,7 @@ class JobstreamWorker(SimpleWorker):
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Mark the job active and run it here, unless it was paused, canceled or deleted meanwhile."""
-        RUNNING.stop = None
+        RUNNING.stop, self._stopped_job_id = None, None  # a late stop for an earlier job
         if is_suspended(self.connection):
             # Paused while this worker waited on the queue: hand the job back untouched.
             with self.connection.pipeline() as pipe:
@@ -210,43 +218,52 @@ class Watch(threading.Thread):
     def run(self) -> None:
         next_beat = 0.0
         while not self._done.wait(0.25):
-            job_id, now = RUNNING.job_id, time.monotonic()
+            job_id = RUNNING.job_id
             if job_id is None:
                 continue
             try:
-                if now >= next_beat:
-                    next_beat = now + MONITOR_INTERVAL
-                    self.worker.heartbeat(RUNNING.timeout + 60)
-                    if RUNNING.stop is None and self.store.cancel_requested(job_id):  # its stop-job was lost
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + MONITOR_INTERVAL
+                    self.worker.heartbeat(MONITOR_INTERVAL + 60)
+                    stop = RUNNING.stop
+                    lost = stop is None or stop.job_id != job_id
+                    if lost and self.store.cancel_requested(job_id):  # its stop-job never arrived
                         self.worker.stop_job(job_id, JobStopped)
-                self._end_if_stuck(job_id, now)
-            except redis.RedisError as exc:
-                logger.warning("watch: %s", exc)
+                self._end_if_stuck(job_id)
+            except Exception:  # the watch must outlive any one failure, or heartbeats and stops end with it
+                logger.exception("watch: job %s", job_id)
 
-    def _end_if_stuck(self, job_id: str, now: float) -> None:
+    def _end_if_stuck(self, job_id: str) -> None:
         """A job that ignored its stop or overran its timeout by STOP_GRACE: record why, end the process."""
-        stop = RUNNING.stop
-        if stop is not None and stop.job_id == job_id and now - stop.asked > STOP_GRACE:
-            if stop.error is Interrupted:
-                self.store.fail(job_id, INTERRUPTED, worker=self.worker.name)
+        with RUNNING.lock:  # the job cannot finish meanwhile: either it left already, or it never will
+            if RUNNING.job_id != job_id:
+                return
+            stop, now = RUNNING.stop, time.monotonic()
+            if stop is not None and stop.job_id == job_id and now - stop.asked > STOP_GRACE:
+                if stop.error is Interrupted:
+                    record = partial(self.store.fail, job_id, INTERRUPTED, worker=self.worker.name)
+                else:
+                    record = partial(self.store.stopped, job_id, "stopped by request: its worker process was ended")
+            elif now - RUNNING.started > RUNNING.timeout + STOP_GRACE:
+                error = f"timed out after {RUNNING.timeout} s"
+                record = partial(self.store.fail, job_id, error, worker=self.worker.name)
             else:
-                self.store.stopped(job_id, "stopped by request: its worker process was ended")
-        elif now - RUNNING.started > RUNNING.timeout + STOP_GRACE:
-            self.store.fail(job_id, f"timed out after {RUNNING.timeout} s", worker=self.worker.name)
-        else:
-            return
-        logger.error("job %s did not stop: ending worker process %d", job_id, os.getpid())
-        os._exit(1)
+                return
+            logger.error("job %s did not stop: ending worker process %d", job_id, os.getpid())
+            try:
+                record()
+            finally:  # if Redis is away, the pool fails the job when it sees this process gone
+                os._exit(1)
 
 
 def error_line(exc_string: str, job: Job) -> str:
     """One clear line for a failure: the exception, a timeout, or a shutdown."""
     if "JobTimeoutException" in exc_string:
         return f"timed out after {job.timeout} s"
-    if f"{Interrupted.__name__}: " in exc_string:
+    lines = [line.strip() for line in exc_string.strip().splitlines() if line.strip()]
+    if lines and re.match(rf"(\w+\.)*{Interrupted.__name__}: ", lines[-1]):
         return INTERRUPTED
-    lines = [line for line in exc_string.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "failed"
+    return lines[-1] if lines else "failed"
 
 
 def _die_with_parent() -> None:
@@ -275,10 +292,11 @@ class JobstreamPool(WorkerPool):
         self._next_sweep = 0.0
 
     def get_worker_process(self, name: str, burst: bool, _sleep: float = 0, logging_level: str = "INFO") -> Any:
-        """A forked worker process, as RQ's pool makes them but without a scheduler (we schedule nothing)."""
-        return ForkProcess(
-            target=run_worker, args=(name, self.settings, burst, logging_level), name=f"jobstream {name}"
-        )
+        """A forked worker process, as RQ's pool makes them but without a scheduler (we schedule nothing).
+
+        RQ's per-job lines are left out (WARNING): the dashboard shows every job, and a replacement worker
+        gets the same level as the first ones (RQ's respawn passes none)."""
+        return ForkProcess(target=run_worker, args=(name, self.settings, burst, "WARNING"), name=f"jobstream {name}")
 
     def request_stop(self, signum: Any = None, frame: Any = None) -> None:
         if self._stop_at is None:
@@ -297,6 +315,10 @@ class JobstreamPool(WorkerPool):
 
     def handle_dead_worker(self, worker_data: WorkerData) -> None:
         super().handle_dead_worker(worker_data)
+        with contextlib.suppress(redis.RedisError):  # else its key expires by itself within a minute
+            dead = SimpleWorker.find_by_key(f"rq:worker:{worker_data.name}", connection=self.store.redis)
+            if dead is not None:
+                dead.register_death()  # so /api/stats stops listing it at once
         if self._stop_at is not None:
             error = INTERRUPTED
         else:
@@ -312,9 +334,14 @@ class JobstreamPool(WorkerPool):
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + SWEEP_EVERY
             try:
-                sweep_orphans(self.store)
+                silent = sweep_orphans(self.store)
             except redis.RedisError as exc:
                 logger.warning("orphan sweep skipped: %s", exc)
+                return
+            for data in list(self.worker_dict.values()):
+                if data.name in silent:  # hung (a C call holding the GIL, a stopped process): replace it
+                    logger.warning("worker %s (pid %d) sent no heartbeat: ending it", data.name, data.pid)
+                    self.stop_worker(data, signal.SIGKILL)
 
 
 def run_worker(name: str, settings: Settings, burst: bool, logging_level: str) -> None:
@@ -326,8 +353,9 @@ def run_worker(name: str, settings: Settings, burst: bool, logging_level: str) -
     worker.work(burst=burst, logging_level=logging_level)
 
 
-def sweep_orphans(store: JobStore) -> None:
-    """Fail active jobs whose worker is gone or silent, wherever that worker ran."""
+def sweep_orphans(store: JobStore) -> set[str]:
+    """Fail active jobs whose worker is gone or silent, wherever that worker ran; returns those workers."""
+    silent = set()
     for job_id in store.ids_with_status(ACTIVE):
         job = store.get(job_id)
         if job is None or not job["worker"]:
@@ -336,9 +364,11 @@ def sweep_orphans(store: JobStore) -> None:
         last_sign = utcparse(heartbeat.decode()) if heartbeat else parse_time(job["started_at"])
         if last_sign is not None and time.time() - last_sign.timestamp() < ORPHAN_AFTER:
             continue
-        error = "worker died (no heartbeat)"
+        error = f"worker died (no heartbeat for {ORPHAN_AFTER} s)"
         if store.fail(job_id, error, worker=job["worker"]).ok:
             logger.warning("job %s: %s", job_id, error)
+            silent.add(job["worker"])
+    return silent
 
 
 def main() -> None:
@@ -350,7 +380,7 @@ def main() -> None:
     store = JobStore(connection, settings)
     sweep_orphans(store)
     logger.info("%d workers on queue %r (pid %d)", settings.concurrency, settings.queue, os.getpid())
-    JobstreamPool(settings, store).start(logging_level="WARNING")
+    JobstreamPool(settings, store).start(logging_level="INFO")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from jobs.config import Settings
 from jobs.store import JobStore
 from tests.conftest import Stack
 from tests.helpers import RedisServer, Service, SSEClient, create, request, start_pool, start_web, wait_until
-from worker import MONITOR_INTERVAL, STOP_GRACE
+from worker import MONITOR_INTERVAL, ORPHAN_AFTER, STOP_GRACE, SWEEP_EVERY
 
 TEST_JOBS = "tests.stubborn_jobs"
 
@@ -51,6 +51,15 @@ def worker_pid(server: RedisServer, worker_name: str) -> int:
     return int(server.client().hget(f"rq:worker:{worker_name}", "pid"))
 
 
+def worker_names(server: RedisServer) -> set[str]:
+    return {key.decode().removeprefix("rq:worker:") for key in server.client().smembers("rq:workers")}
+
+
+def new_workers(stack: Private, before: set[str]) -> set[str]:
+    """Workers registered since `before` was taken."""
+    return worker_names(stack.redis) - before
+
+
 def active_on_worker(base: str, job_id: str) -> str:
     job = job_status(base, job_id)
     return job["worker"] if job["status"] == "active" and job["progress"] > 0 else ""
@@ -64,13 +73,34 @@ def test_kill_9_of_a_worker_fails_its_job_and_the_pool_replaces_it(private_stack
     client = SSEClient(base)
     job = create(base, "victim", steps=100, step_seconds=0.1)
     worker = wait_until(lambda: active_on_worker(base, job["id"]), 10, "the job running")
+    before = worker_names(private_stack.redis)
     os.kill(worker_pid(private_stack.redis, worker), signal.SIGKILL)
-    client.wait_for(lambda c: any(e["data"]["job"]["status"] == "failed" for e in c.updates(job["id"])), 30, "failed")
-    final = job_status(base, job["id"])
-    assert final["error"].startswith("worker died")
-    wait_until(lambda: len(private_stack.redis.client().smembers("rq:workers")) >= 2, 15, "a replacement worker")
+    client.wait_for(lambda c: statuses(c, job["id"])[-1:] == ["failed"], 30, "failed")
+    assert job_status(base, job["id"])["error"].startswith("worker died")
+    replaced = wait_until(
+        lambda: worker not in worker_names(private_stack.redis) and new_workers(private_stack, before),
+        15,
+        "the dead worker unregistered and replaced",
+    )
+    assert len(worker_names(private_stack.redis)) == 2, replaced
     after = create(base, "after", steps=1, step_seconds=0)
-    client.wait_for(lambda c: any(e["data"]["job"]["status"] == "completed" for e in c.updates(after["id"])), 15)
+    client.wait_for(lambda c: "completed" in statuses(c, after["id"]), 15, "a job after the death")
+    client.close()
+
+
+def test_a_hung_worker_is_ended_and_its_job_failed(private_stack: Private) -> None:
+    """A worker that stopped responding (here SIGSTOP; in life, a C call holding the GIL) sends no heartbeat."""
+    base = private_stack.base
+    client = SSEClient(base)
+    job = create(base, "victim", steps=600, step_seconds=0.1)
+    worker = wait_until(lambda: active_on_worker(base, job["id"]), 10, "the job running")
+    before = worker_names(private_stack.redis)
+    pid = worker_pid(private_stack.redis, worker)
+    os.kill(pid, signal.SIGSTOP)
+    client.wait_for(lambda c: statuses(c, job["id"])[-1:] == ["failed"], ORPHAN_AFTER + SWEEP_EVERY + 10, "failed")
+    assert job_status(base, job["id"])["error"] == f"worker died (no heartbeat for {ORPHAN_AFTER} s)"
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 5, "killed")
+    wait_until(lambda: new_workers(private_stack, before), 15, "a replacement worker")
     client.close()
 
 
@@ -233,7 +263,7 @@ def test_sigterm_of_the_pool_finishes_short_jobs_and_marks_cut_ones(private_stac
 def test_ctrl_c_to_the_whole_pool_lets_a_running_job_finish(private_stack: Private) -> None:
     """A terminal's Ctrl-C reaches the pool and every worker, and the pool passes it on: one stop, not two."""
     base = private_stack.base
-    job = create(base, "finishing", steps=1, step_seconds=1.5)
+    job = create(base, "finishing", steps=1, step_seconds=1.0)
     wait_until(lambda: job_status(base, job["id"])["status"] == "active", 10, "the job running")
     os.killpg(private_stack.pool.pid, signal.SIGINT)
     private_stack.pool.process.wait(15)
