@@ -350,7 +350,9 @@ def run_worker(name: str, settings: Settings, burst: bool, logging_level: str) -
     connection = connect(settings.redis_url)
     queue = Queue(settings.queue, connection=connection, serializer=JSONSerializer)
     worker = JobstreamWorker([queue], name=name, connection=connection, serializer=JSONSerializer)
-    worker.work(burst=burst, logging_level=logging_level)
+    # Jobs share their worker process: after max_jobs it exits and the pool starts a fresh one, so what
+    # a job leaves behind (leaked memory, changed globals) lasts a bounded number of jobs.
+    worker.work(burst=burst, logging_level=logging_level, max_jobs=settings.max_jobs_per_worker or None)
 
 
 def sweep_orphans(store: JobStore) -> set[str]:

@@ -43,6 +43,7 @@ class Settings:
     stream_write_timeout: int = 10
     stream_connections: int = 10_000
     shutdown_grace_seconds: int = 25
+    max_jobs_per_worker: int = 1000
     job_modules: tuple[str, ...] = ()
 
     @classmethod
@@ -71,5 +72,6 @@ class Settings:
             stream_write_timeout=_int(env, "JOBSTREAM_STREAM_WRITE_TIMEOUT", cls.stream_write_timeout, 1, 600),
             stream_connections=_int(env, "JOBSTREAM_STREAM_CONNECTIONS", cls.stream_connections, 10, 1_000_000),
             shutdown_grace_seconds=_int(env, "JOBSTREAM_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds, 0, 3600),
+            max_jobs_per_worker=_int(env, "JOBSTREAM_MAX_JOBS_PER_WORKER", cls.max_jobs_per_worker, 0, 10_000_000),
             job_modules=job_modules,
         )

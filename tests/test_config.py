@@ -25,6 +25,7 @@ def test_every_variable_is_read() -> None:
         "JOBSTREAM_STREAM_WRITE_TIMEOUT": "4",
         "JOBSTREAM_STREAM_CONNECTIONS": "50",
         "JOBSTREAM_SHUTDOWN_GRACE_SECONDS": "0",
+        "JOBSTREAM_MAX_JOBS_PER_WORKER": "0",
         "JOBSTREAM_JOB_MODULES": " mypkg.jobs , other ",
     }
     assert Settings.from_env(env) == Settings(
@@ -39,6 +40,7 @@ def test_every_variable_is_read() -> None:
         stream_write_timeout=4,
         stream_connections=50,
         shutdown_grace_seconds=0,
+        max_jobs_per_worker=0,
         job_modules=("mypkg.jobs", "other"),
     )
 
@@ -51,6 +53,7 @@ def test_every_variable_is_read() -> None:
         ("JOBSTREAM_HEARTBEAT_SECONDS", "0", "between 1 and 3600"),
         ("JOBSTREAM_FANOUT", "thread", "must be one of request, process"),
         ("JOBSTREAM_AUTH", "nopassword", "user:password"),
+        ("JOBSTREAM_MAX_JOBS_PER_WORKER", "-1", "between 0 and 10000000"),
         ("JOBSTREAM_JOB_MODULES", "my-jobs", "dotted module names"),
         ("JOBSTREAM_JOB_MODULES", "pkg..jobs", "dotted module names"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import time
@@ -102,6 +103,19 @@ def test_a_hung_worker_is_ended_and_its_job_failed(private_stack: Private) -> No
     wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 5, "killed")
     wait_until(lambda: new_workers(private_stack, before), 15, "a replacement worker")
     client.close()
+
+
+def test_a_worker_retires_after_its_max_jobs_and_is_replaced(private_redis: RedisServer, tmp_path: Path) -> None:
+    pool = start_pool(private_redis.url, tmp_path, JOBSTREAM_CONCURRENCY="1", JOBSTREAM_MAX_JOBS_PER_WORKER="2")
+    web, base = start_web(private_redis.url, tmp_path)
+    try:
+        ids = [create(base, f"job {n}", type_="demo.sleep", seconds=0)["id"] for n in range(5)]
+        wait_until(lambda: all(job_status(base, i)["status"] == "completed" for i in ids), 30, "every job done")
+        runs = collections.Counter(job_status(base, i)["worker"] for i in ids)
+        assert len(runs) >= 3 and max(runs.values()) <= 2, runs
+    finally:
+        web.stop()
+        pool.stop()
 
 
 def test_a_cancel_whose_stop_command_was_lost_is_found_at_the_next_heartbeat(private_stack: Private) -> None:
