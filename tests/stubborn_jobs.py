@@ -9,6 +9,8 @@ from marshmallow import Schema, fields, validate
 from jobs.progress import progress
 from jobs.registry import register
 
+TICK_SECONDS = 0.1  # the job's unit of work, not a synchronization
+
 
 class StubbornParams(Schema):
     seconds = fields.Float(load_default=60.0, validate=validate.Range(0, 600))
@@ -23,7 +25,7 @@ def stubborn(seconds: float = 60.0) -> dict:
         try:
             ticks += 1
             progress(min(99, ticks), "ignoring stops")
-            time.sleep(0.1)
+            time.sleep(TICK_SECONDS)
         except BaseException:  # noqa: BLE001,S110  (the point of this job)
             pass
     return {"ticks": ticks}
