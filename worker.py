@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -28,13 +27,13 @@ from rq.worker_pool import ForkProcess, WorkerData, WorkerPool
 
 from jobs.config import Settings
 from jobs.connection import connect, wait_for_redis
+from jobs.lifetime import die_with_parent
 from jobs.model import ACTIVE, CANCELED, parse_time, status_for
 from jobs.registry import load
 from jobs.store import JobStore
 
 logger = logging.getLogger("jobstream.worker")
 
-PR_SET_PDEATHSIG = 1
 STOP_SIGNAL = signal.SIGUSR1  # raises the stop inside the running job
 STOP_GRACE = 3  # seconds a stopped or overdue job gets to unwind before its worker process is ended
 MONITOR_INTERVAL = 5  # seconds between a busy worker's heartbeats
@@ -266,13 +265,6 @@ def error_line(exc_string: str, job: Job) -> str:
     return lines[-1] if lines else "failed"
 
 
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        logger.debug("prctl unavailable: a worker may outlive a killed pool")
-
-
 class JobstreamPool(WorkerPool):
     """RQ's pool of worker processes, plus: fail the jobs of workers that die, bound the shutdown."""
 
@@ -346,7 +338,7 @@ class JobstreamPool(WorkerPool):
 
 def run_worker(name: str, settings: Settings, burst: bool, logging_level: str) -> None:
     """The body of one pooled worker process: its own connection, then RQ's work loop."""
-    _die_with_parent()  # no job runs on after its pool was killed
+    die_with_parent()  # no job runs on after its pool was killed
     connection = connect(settings.redis_url)
     queue = Queue(settings.queue, connection=connection, serializer=JSONSerializer)
     worker = JobstreamWorker([queue], name=name, connection=connection, serializer=JSONSerializer)

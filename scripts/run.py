@@ -7,9 +7,16 @@ import socket
 import sys
 from pathlib import Path
 
+import honcho.command
+import honcho.manager
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis_server  # noqa: E402  (scripts/, beside this file)
+
+from jobs.config import Settings  # noqa: E402
 
 
 def free_port() -> int:
@@ -35,9 +42,13 @@ def main() -> None:
         processes.insert(0, "redis")
     bind = env.setdefault("JOBSTREAM_BIND", "127.0.0.1:8000")
     print(f"jobstream: Redis at {env['REDIS_URL']}; open http://{bind} (Ctrl-C stops everything)", flush=True)
-    honcho = str(Path(sys.executable).parent / "honcho")
+    # honcho ends every process 5 s after the first one stops; give the workers their grace and Redis
+    # the time to outlive them instead (scripts/redis_server.py stops last).
+    honcho.manager.KILL_WAIT = Settings.from_env(env).shutdown_grace_seconds + redis_server.CLIENT_GRACE + 5
     os.chdir(ROOT)
-    os.execve(honcho, [honcho, "start", "-f", "Procfile", *processes], env)
+    os.environ.clear()
+    os.environ.update(env)
+    honcho.command.main(["start", "-f", "Procfile", *processes])
 
 
 if __name__ == "__main__":
