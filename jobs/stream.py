@@ -13,8 +13,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
+import hiredis
 import redis
 
 from jobs.events import EVENTS_KEY, PATTERN, PING_FRAME, RESET, RETRY_FRAME, Event, channel, frame, id_key
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 WAKE_CHANNEL = channel("-")  # matches PATTERN but names no job: wakes request-mode streams to look at flags
 REPLAY_CHUNK = 500
 DRAIN_LIMIT = 200
+READ_SIZE = 65536
 
 
 class StreamEnded(Exception):
@@ -31,6 +33,8 @@ class StreamEnded(Exception):
 
 
 class Subscription(Protocol):
+    behind: bool  # more events were waiting when `get` returned
+
     def get(self, timeout: float) -> list[Event]: ...
 
     def wake(self) -> None: ...
@@ -39,36 +43,65 @@ class Subscription(Protocol):
 
 
 class RedisSubscription:
-    """A stream's own PSUBSCRIBE, confirmed before use and released on close."""
+    """A stream's own PSUBSCRIBE, confirmed before use and released on close.
+
+    Read straight from its socket with a hiredis reader: redis-py's `PubSub.get_message` costs about
+    five times as much CPU per event, and request mode pays it once per client per event
+    (bench/pubsub_receive.py)."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self.pubsub = client.pubsub()
         self.client = client
+        self.pool = client.connection_pool
+        self.connection = self.pool.get_connection()
+        self.reader = hiredis.Reader()
+        self.pending: list[Any] = []
+        self.behind = False
         try:
-            self.pubsub.psubscribe(PATTERN)
-            _confirm(self.pubsub)
+            self.connection.send_command("PSUBSCRIBE", PATTERN)
+            self.sock = self.connection._sock
+            self._confirm()
         except BaseException:
-            self.pubsub.close()
+            self.close()
             raise
 
+    def _confirm(self) -> None:
+        """Wait for Redis to confirm the PSUBSCRIBE, so a replay read after it cannot miss an event."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            self._read(max(0.0, deadline - time.monotonic()))
+            while self.pending:
+                if self.pending.pop(0)[0] == b"psubscribe":
+                    return
+        raise redis.TimeoutError("PSUBSCRIBE was not confirmed")
+
+    def _read(self, timeout: float) -> None:
+        """Add every complete message that arrives within `timeout` to `pending`."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(READ_SIZE)
+        except TimeoutError:
+            return
+        if not data:
+            raise redis.ConnectionError("Redis closed the subscription")
+        self.behind = len(data) == READ_SIZE
+        self.reader.feed(data)
+        while (message := self.reader.gets()) is not False:
+            if isinstance(message, hiredis.ReplyError):
+                raise redis.ResponseError(str(message))
+            self.pending.append(message)
+
     def get(self, timeout: float) -> list[Event]:
-        events: list[Event] = []
-        message = self.pubsub.get_message(timeout=timeout)
-        while message is not None:
-            if message["type"] == "psubscribe":
-                raise StreamEnded("subscription was re-established: events may have been missed")
-            if message["type"] == "pmessage" and message["channel"] != WAKE_CHANNEL.encode():
-                events.append(Event.from_message(message["channel"], message["data"]))
-            if len(events) >= DRAIN_LIMIT:
-                break
-            message = self.pubsub.get_message(timeout=0)
-        return events
+        self._read(timeout)
+        messages, self.pending = self.pending, []
+        wake = WAKE_CHANNEL.encode()
+        return [Event.from_message(m[2], m[3]) for m in messages if m[0] == b"pmessage" and m[2] != wake]
 
     def wake(self) -> None:
         self.client.publish(WAKE_CHANNEL, b"wake")
 
     def close(self) -> None:
-        self.pubsub.close()
+        self.connection.disconnect()  # never back in the pool subscribed; the pool reconnects it when needed
+        self.pool.release(self.connection)
 
 
 class RequestFanout:
@@ -83,6 +116,8 @@ class RequestFanout:
 
 class QueueSubscription:
     """A bounded queue that the process's subscriber fills; overflowing it ends the stream."""
+
+    behind = False  # `get` takes the whole queue
 
     def __init__(self, fanout: ProcessFanout, limit: int) -> None:
         self.fanout = fanout
@@ -285,7 +320,7 @@ def stream(
                 last_sent = fresh[-1].key
                 yield from write(b"".join(e.frame for e in fresh))
                 next_ping = time.monotonic() + heartbeat
-            if len(events) >= DRAIN_LIMIT:
+            if len(events) >= DRAIN_LIMIT or subscription.behind:
                 time.sleep(0)  # behind: under gevent, let the other streams and requests run meanwhile
             elif time.monotonic() >= next_ping:
                 yield from write(PING_FRAME)
