@@ -52,13 +52,14 @@ class RedisSubscription:
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self.pool = client.connection_pool
-        self.connection = self.pool.get_connection()
+        connection = self.pool.get_connection()
+        self.connection: redis.connection.Connection | None = connection
         self.reader = hiredis.Reader()
         self.pending: list[Any] = []
         self.behind = False
         try:
-            self.connection.send_command("PSUBSCRIBE", PATTERN)
-            self.sock = self.connection._sock
+            connection.send_command("PSUBSCRIBE", PATTERN)
+            self.sock = connection._sock
             self._confirm()
         except BaseException:
             self.close()
@@ -100,8 +101,11 @@ class RedisSubscription:
         self.client.publish(WAKE_CHANNEL, b"wake")
 
     def close(self) -> None:
-        self.connection.disconnect()  # never back in the pool subscribed; the pool reconnects it when needed
-        self.pool.release(self.connection)
+        """Give the connection back, unsubscribed; only once, as another stream may take it right after."""
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            connection.disconnect()  # never back in the pool subscribed; the pool reconnects it when needed
+            self.pool.release(connection)
 
 
 class RequestFanout:

@@ -1,0 +1,48 @@
+"""Request mode's own subscription (jobs.stream.RedisSubscription) against a real Redis."""
+
+from __future__ import annotations
+
+import redis
+
+from jobs.events import channel
+from jobs.stream import WAKE_CHANNEL, RedisSubscription
+from tests.helpers import RedisServer, wait_until
+
+
+def one_connection_client(server: RedisServer) -> redis.Redis:
+    """A client whose pool holds a single connection, so the next subscription reuses the last one's."""
+    return redis.Redis(connection_pool=redis.ConnectionPool.from_url(server.url, max_connections=1))
+
+
+def test_events_arrive_parsed_and_the_wake_channel_is_skipped(redis_server: RedisServer) -> None:
+    client = one_connection_client(redis_server)
+    subscription = RedisSubscription(client)
+    publisher = redis_server.client()
+    publisher.publish(WAKE_CHANNEL, b"wake")
+    publisher.publish(channel("job1"), b"1-1\njob-update\n{}")
+    publisher.publish(channel("job2"), b"1-2\njob-update\n{}")
+    events: list = []
+    wait_until(lambda: events.extend(subscription.get(0.1)) or len(events) == 2, 5, "both events")
+    assert [(e.id, e.job_id) for e in events] == [("1-1", "job1"), ("1-2", "job2")]
+    assert events[0].frame == b"id: 1-1\nevent: job-update\ndata: {}\n\n"
+    subscription.close()
+
+
+def test_closing_twice_never_touches_the_connection_another_stream_took(redis_server: RedisServer) -> None:
+    client = one_connection_client(redis_server)
+    first = RedisSubscription(client)
+    first.close()  # the stream's own finally
+    second = RedisSubscription(client)  # the pool's one connection again
+    first.close()  # the response's call_on_close, after the other stream took the connection
+    redis_server.client().publish(channel("job"), b"1-1\njob-update\n{}")
+    assert wait_until(lambda: second.get(0.1), 5, "the second stream still receiving")
+    second.close()
+
+
+def test_a_closed_subscription_leaves_no_pubsub_client(redis_server: RedisServer) -> None:
+    client = one_connection_client(redis_server)
+    before = len(redis_server.client().client_list(_type="pubsub"))
+    subscription = RedisSubscription(client)
+    assert len(redis_server.client().client_list(_type="pubsub")) == before + 1
+    subscription.close()
+    wait_until(lambda: len(redis_server.client().client_list(_type="pubsub")) == before, 5, "unsubscribed")
