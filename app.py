@@ -290,19 +290,23 @@ def job_stream() -> Response:
     query = schemas.stream_query.load(request.args.to_dict())
     svc = services()
     subscription = svc.fanout.subscribe()  # Redis down: a 503 now, not a stream that ends at once
-    last_event_id = request.headers.get("Last-Event-ID") or query["last_event_id"]
-    handle = StreamHandle(_socket_closer(request.environ.get("gunicorn.socket")))
-    body = stream(
-        subscription,
-        svc.stream_redis,
-        svc.streams,
-        handle,
-        svc.settings.heartbeat_seconds,
-        last_event_id=last_event_id,
-        job_id=query["job"],
-    )
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    response = Response(body, mimetype="text/event-stream", headers=headers)
+    try:
+        last_event_id = request.headers.get("Last-Event-ID") or query["last_event_id"]
+        handle = StreamHandle(_socket_closer(request.environ.get("gunicorn.socket")))
+        body = stream(
+            subscription,
+            svc.stream_redis,
+            svc.streams,
+            handle,
+            svc.settings.heartbeat_seconds,
+            last_event_id=last_event_id,
+            job_id=query["job"],
+        )
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        response = Response(body, mimetype="text/event-stream", headers=headers)
+    except BaseException:
+        subscription.close()  # its connection would otherwise stay taken from the pool for good
+        raise
     response.call_on_close(subscription.close)  # also when the client leaves before the body starts
     return response
 

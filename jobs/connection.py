@@ -37,11 +37,12 @@ def connect_web(url: str, max_connections: int = 200) -> redis.Redis:
 
 
 def connect_streams(url: str, max_connections: int) -> redis.Redis:
-    """A client whose pool holds one pub/sub connection per open stream, with no read timeout."""
+    """A client whose pool holds one pub/sub connection per open stream (each waits with its own timeout)
+    and serves the streams' replay reads and wake-ups, which must not hang on a stalled Redis."""
     pool = redis.ConnectionPool.from_url(
         url,
         max_connections=max_connections,
-        socket_timeout=None,
+        socket_timeout=SOCKET_TIMEOUT,
         socket_connect_timeout=CONNECT_TIMEOUT,
         socket_keepalive=True,
     )

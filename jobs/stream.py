@@ -77,25 +77,39 @@ class RedisSubscription:
 
     def _read(self, timeout: float) -> None:
         """Add every complete message that arrives within `timeout` to `pending`."""
+        self.behind = False
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(READ_SIZE)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):  # nothing within `timeout` (a zero timeout raises the latter)
             return
+        except OSError as exc:
+            raise redis.ConnectionError(f"the subscription's connection failed: {exc}") from exc
         if not data:
             raise redis.ConnectionError("Redis closed the subscription")
         self.behind = len(data) == READ_SIZE
         self.reader.feed(data)
-        while (message := self.reader.gets()) is not False:
-            if isinstance(message, hiredis.ReplyError):
-                raise redis.ResponseError(str(message))
-            self.pending.append(message)
+        try:
+            while (message := self.reader.gets()) is not False:
+                if isinstance(message, hiredis.ReplyError):
+                    raise redis.ResponseError(str(message))
+                self.pending.append(message)
+        except hiredis.ProtocolError as exc:
+            raise redis.ConnectionError(f"unreadable reply on the subscription: {exc}") from exc
 
     def get(self, timeout: float) -> list[Event]:
         self._read(timeout)
         messages, self.pending = self.pending, []
         wake = WAKE_CHANNEL.encode()
-        return [Event.from_message(m[2], m[3]) for m in messages if m[0] == b"pmessage" and m[2] != wake]
+        events = []
+        for message in messages:
+            if message[0] != b"pmessage" or message[2] == wake:
+                continue
+            try:
+                events.append(Event.from_message(message[2], message[3]))
+            except ValueError:  # not published by jobstream's scripts (UnicodeDecodeError is a ValueError)
+                logger.warning("skipped a message on %r that is not a jobstream event", message[2])
+        return events
 
     def wake(self) -> None:
         self.client.publish(WAKE_CHANNEL, b"wake")
@@ -326,7 +340,7 @@ def stream(
                 next_ping = time.monotonic() + heartbeat
             if len(events) >= DRAIN_LIMIT or subscription.behind:
                 time.sleep(0)  # behind: under gevent, let the other streams and requests run meanwhile
-            elif time.monotonic() >= next_ping:
+            if time.monotonic() >= next_ping:  # even while behind on other jobs' events (a ?job= stream)
                 yield from write(PING_FRAME)
                 next_ping = time.monotonic() + heartbeat
     except StreamEnded as exc:

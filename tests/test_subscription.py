@@ -46,3 +46,22 @@ def test_a_closed_subscription_leaves_no_pubsub_client(redis_server: RedisServer
     assert len(redis_server.client().client_list(_type="pubsub")) == before + 1
     subscription.close()
     wait_until(lambda: len(redis_server.client().client_list(_type="pubsub")) == before, 5, "unsubscribed")
+
+
+def test_a_zero_timeout_returns_nothing_rather_than_failing(redis_server: RedisServer) -> None:
+    subscription = RedisSubscription(one_connection_client(redis_server))
+    assert subscription.get(0.0) == []
+    assert not subscription.behind
+    subscription.close()
+
+
+def test_a_message_that_is_not_a_jobstream_event_is_skipped(redis_server: RedisServer) -> None:
+    subscription = RedisSubscription(one_connection_client(redis_server))
+    publisher = redis_server.client()
+    publisher.publish(channel("odd"), b"\xff\xfe not utf-8")
+    publisher.publish(channel("odd"), b"no newlines at all")
+    publisher.publish(channel("job"), b"1-1\njob-update\n{}")
+    events: list = []
+    wait_until(lambda: events.extend(subscription.get(0.1)) or events, 5, "the real event")
+    assert [e.id for e in events] == ["1-1"]
+    subscription.close()
