@@ -76,15 +76,20 @@ def active_on_worker(base: str, job_id: str) -> str:
     return job["worker"] if job["status"] == "active" and job["progress"] > 0 else ""
 
 
+def start_victim(stack: Private) -> tuple[dict, str, set[str]]:
+    """A long job running: the job, the worker running it, and the workers registered meanwhile."""
+    job = create(stack.base, "victim", steps=600, step_seconds=0.1)
+    worker = wait_until(lambda: active_on_worker(stack.base, job["id"]), 10, "the job running")
+    return job, worker, worker_names(stack.redis)
+
+
 # -- death ------------------------------------------------------------------------------------
 
 
 def test_kill_9_of_a_worker_fails_its_job_and_the_pool_replaces_it(private_stack: Private) -> None:
     base = private_stack.base
     client = SSEClient(base)
-    job = create(base, "victim", steps=100, step_seconds=0.1)
-    worker = wait_until(lambda: active_on_worker(base, job["id"]), 10, "the job running")
-    before = worker_names(private_stack.redis)
+    job, worker, before = start_victim(private_stack)
     os.kill(worker_pid(private_stack.redis, worker), signal.SIGKILL)
     client.wait_for(lambda c: statuses(c, job["id"])[-1:] == ["failed"], 30, "failed")
     assert job_status(base, job["id"])["error"].startswith("worker died")
@@ -102,9 +107,7 @@ def test_a_hung_worker_is_ended_and_its_job_failed(private_stack: Private) -> No
     """A worker that stopped responding (here SIGSTOP; in life, a C call holding the GIL) sends no heartbeat."""
     base = private_stack.base
     client = SSEClient(base)
-    job = create(base, "victim", steps=600, step_seconds=0.1)
-    worker = wait_until(lambda: active_on_worker(base, job["id"]), 10, "the job running")
-    before = worker_names(private_stack.redis)
+    job, worker, before = start_victim(private_stack)
     pid = worker_pid(private_stack.redis, worker)
     os.kill(pid, signal.SIGSTOP)
     client.wait_for(lambda c: statuses(c, job["id"])[-1:] == ["failed"], ORPHAN_AFTER + SWEEP_EVERY + 10, "failed")
