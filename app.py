@@ -60,7 +60,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     settings = app.config.get("SETTINGS") or Settings.from_env()
-    load(settings.job_modules)
+    load(settings.job_type_modules)
     client = connect_web(settings.redis_url)
     stream_client = connect_streams(settings.redis_url, settings.stream_connections)
     fanout: RequestFanout | ProcessFanout

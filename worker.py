@@ -29,6 +29,7 @@ from jobs.config import Settings
 from jobs.connection import connect, wait_for_redis
 from jobs.lifetime import die_with_parent
 from jobs.model import ACTIVE, CANCELED, parse_time, status_for
+from jobs.progress import running
 from jobs.registry import load
 from jobs.store import JobStore
 
@@ -100,12 +101,11 @@ class JobstreamWorker(SimpleWorker):
     No fork per job: a job is stopped by an exception raised into it (a signal to the main thread), and the
     watch thread ends the whole process when a job ignores that; the pool then starts a fresh worker."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, store: JobStore, **kwargs: Any) -> None:
         kwargs.setdefault("job_class", JobstreamJob)
         super().__init__(*args, **kwargs)
-        self.store = JobStore.for_worker(self.connection)
+        self.store = store
         self._main_thread = threading.main_thread().ident
-        load(self.store.settings.job_modules)  # import every job module once, before the first job
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         watch = Watch(self)
@@ -174,7 +174,8 @@ class JobstreamWorker(SimpleWorker):
             job.delete()
             return
         execution = self.prepare_execution(job)
-        self.perform_job(job, queue, execution)
+        with running(self.store, job.id):
+            self.perform_job(job, queue, execution)
         self.set_state(WorkerStatus.IDLE)
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any, execution: Any) -> None:
@@ -308,7 +309,8 @@ class JobstreamPool(WorkerPool):
     def handle_dead_worker(self, worker_data: WorkerData) -> None:
         super().handle_dead_worker(worker_data)
         with contextlib.suppress(redis.RedisError):  # else its key expires by itself within a minute
-            dead = SimpleWorker.find_by_key(f"rq:worker:{worker_data.name}", connection=self.store.redis)
+            key = SimpleWorker.redis_worker_namespace_prefix + worker_data.name
+            dead = SimpleWorker.find_by_key(key, connection=self.store.redis)
             if dead is not None:
                 dead.register_death()  # so /api/stats stops listing it at once
         if self._stop_at is not None:
@@ -340,8 +342,8 @@ def run_worker(name: str, settings: Settings, burst: bool, logging_level: str) -
     """The body of one pooled worker process: its own connection, then RQ's work loop."""
     die_with_parent()  # no job runs on after its pool was killed
     connection = connect(settings.redis_url)
-    queue = Queue(settings.queue, connection=connection, serializer=JSONSerializer)
-    worker = JobstreamWorker([queue], name=name, connection=connection, serializer=JSONSerializer)
+    store = JobStore(connection, settings)
+    worker = JobstreamWorker([store.queue], name=name, connection=connection, serializer=JSONSerializer, store=store)
     # Jobs share their worker process: after max_jobs it exits and the pool starts a fresh one, so what
     # a job leaves behind (leaked memory, changed globals) lasts a bounded number of jobs.
     worker.work(burst=burst, logging_level=logging_level, max_jobs=settings.max_jobs_per_worker or None)
@@ -354,7 +356,7 @@ def sweep_orphans(store: JobStore) -> set[str]:
         job = store.get(job_id)
         if job is None or not job["worker"]:
             continue
-        heartbeat = store.redis.hget(f"rq:worker:{job['worker']}", "last_heartbeat")
+        heartbeat = store.redis.hget(SimpleWorker.redis_worker_namespace_prefix + job["worker"], "last_heartbeat")
         last_sign = utcparse(heartbeat.decode()) if heartbeat else parse_time(job["started_at"])
         if last_sign is not None and time.time() - last_sign.timestamp() < ORPHAN_AFTER:
             continue
@@ -369,6 +371,7 @@ def main() -> None:
     """Run the pool in the foreground until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings.from_env()
+    load(settings.job_type_modules)  # imported once here: every forked worker inherits them
     connection = connect(settings.redis_url)
     wait_for_redis(connection)
     store = JobStore(connection, settings)

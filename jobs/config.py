@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 FANOUT_MODES = ("request", "process")
+BUILTIN_JOB_MODULES = ("jobs.demo",)
 MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
@@ -45,6 +46,11 @@ class Settings:
     shutdown_grace_seconds: int = 25
     max_jobs_per_worker: int = 1000
     job_modules: tuple[str, ...] = ()
+
+    @property
+    def job_type_modules(self) -> tuple[str, ...]:
+        """The modules whose import registers every job type: the built-in ones, then the user's."""
+        return (*BUILTIN_JOB_MODULES, *self.job_modules)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from rq import get_current_job
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
-from jobs.store import JobStore
+if TYPE_CHECKING:
+    from jobs.store import JobStore
+
+# The store and id of the job running in this context; the worker sets it around each job.
+_running: ContextVar[tuple[JobStore, str] | None] = ContextVar("jobstream_running_job", default=None)
+
+
+@contextmanager
+def running(store: JobStore, job_id: str) -> Iterator[None]:
+    """Make `job_id` the job that progress() reports on, through the worker's own store."""
+    token = _running.set((store, job_id))
+    try:
+        yield
+    finally:
+        _running.reset(token)
 
 
 def progress(percent: int, action: str | None = None, log: str | None = None) -> None:
     """Record `percent` (0..100) and the current action for the running job, and publish it."""
-    job = get_current_job()
-    if job is None:
+    current = _running.get()
+    if current is None:
         raise RuntimeError("progress() can only be called from inside a running job")
-    JobStore.for_worker(job.connection).report(job.id, percent, action, log)
+    store, job_id = current
+    store.report(job_id, percent, action, log)

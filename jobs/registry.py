@@ -48,25 +48,19 @@ def register(name: str, schema: Schema, timeout: int) -> Callable[[Callable[...,
 
 def job_types() -> list[JobType]:
     """Every registered type, sorted by name."""
-    _load_builtin()
     return sorted(_TYPES.values(), key=lambda t: t.name)
 
 
 def get_type(name: str) -> JobType | None:
     """The registered type called `name`, or None."""
-    _load_builtin()
     return _TYPES.get(name)
 
 
 def load(modules: tuple[str, ...]) -> None:
-    """Import the built-in job types and the modules of JOBSTREAM_JOB_MODULES, which register theirs."""
-    _load_builtin()
+    """Import `modules`, each of which registers its job types; the skins name them (Settings.job_type_modules)."""
     for name in modules:
         try:
             importlib.import_module(name)
         except ImportError as exc:
             raise ConfigError(f"JOBSTREAM_JOB_MODULES: cannot import {name!r}: {exc}") from exc
 
-
-def _load_builtin() -> None:
-    from jobs import demo  # noqa: F401  (registers the built-in types on import)

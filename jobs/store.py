@@ -6,7 +6,6 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import redis
@@ -62,11 +61,6 @@ class JobStore:
         self.queue = Queue(settings.queue, connection=connection, serializer=JSONSerializer)
         self._apply = connection.register_script(APPLY_LUA)
         self._delete = connection.register_script(DELETE_LUA)
-
-    @classmethod
-    def for_worker(cls, connection: redis.Redis) -> JobStore:
-        """The store of a worker process, built once per connection."""
-        return _worker_store(connection)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -363,7 +357,3 @@ def _outcome(reply: list[Any]) -> Outcome:
     job = json.loads(reply[2]) if reply[2] else None
     return Outcome(result, job["status"] if job else "", reply[1].decode(), job)
 
-
-@lru_cache(maxsize=4)
-def _worker_store(connection: redis.Redis) -> JobStore:
-    return JobStore(connection, Settings.from_env())

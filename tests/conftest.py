@@ -13,7 +13,14 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from jobs.config import Settings
+from jobs.registry import load
 from tests.helpers import RedisServer, Service, start_pool, start_web
+
+
+@pytest.fixture(scope="session", autouse=True)
+def job_types() -> None:
+    """Register the job types as every skin does, so in-process tests can create and run them."""
+    load(Settings().job_type_modules)
 
 
 @pytest.fixture(scope="session")

@@ -697,13 +697,11 @@ def test_status_for_treats_unknown_states_as_failed(rq_status: str | None) -> No
 @pytest.fixture
 def run_worker(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], str]]:
     """Run jobstream's RQ worker in this process until the queue is empty; returns the worker's name."""
-    monkeypatch.setenv("REDIS_URL", settings.redis_url)  # JobStore.for_worker reads Settings.from_env()
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
 
     def run() -> str:
-        conn = connect(settings.redis_url)
-        queue = Queue(settings.queue, connection=conn, serializer=JSONSerializer)
-        worker = JobstreamWorker([queue], connection=conn, serializer=JSONSerializer)
+        store = JobStore(connect(settings.redis_url), settings)
+        worker = JobstreamWorker([store.queue], connection=store.redis, serializer=JSONSerializer, store=store)
         worker.work(burst=True)
         return worker.name
 
