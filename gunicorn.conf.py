@@ -28,7 +28,9 @@ def when_ready(server):
 
 def post_worker_init(worker):
     """End open streams at once on shutdown, so gunicorn never waits out graceful_timeout for them."""
-    streams = worker.wsgi.extensions["jobstream"].streams
+    from web.api import EXTENSION  # here, not at the top: gevent patches the worker before the app loads
+
+    streams = worker.wsgi.extensions[EXTENSION].streams
 
     def chain(handler):
         def handle(sig, frame):

@@ -9,43 +9,32 @@ import redis
 
 logger = logging.getLogger(__name__)
 
-# Short socket timeouts turn a dead Redis into a prompt error instead of a hang.
 SOCKET_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 2.0
 
 
-def connect(url: str) -> redis.Redis:
-    """A client for ordinary commands; replies are bytes, as RQ expects."""
-    pool = redis.ConnectionPool.from_url(
-        url, socket_timeout=SOCKET_TIMEOUT, socket_connect_timeout=CONNECT_TIMEOUT, health_check_interval=30
-    )
-    return redis.Redis(connection_pool=pool)
+# Short socket timeouts turn a dead Redis into a prompt error instead of a hang.
+TIMEOUTS = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT}
 
 
-def connect_web(url: str, max_connections: int = 200) -> redis.Redis:
-    """The web process's command client: a burst of requests (every browser reconnecting after a
-    deploy) waits its turn for one of `max_connections` instead of failing with "Too many connections"."""
-    pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=SOCKET_TIMEOUT,
-        socket_timeout=SOCKET_TIMEOUT,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        health_check_interval=30,
-    )
+def connect(url: str, max_connections: int | None = None) -> redis.Redis:
+    """A client for ordinary commands; replies are bytes, as RQ expects. With `max_connections` (the web
+    process), a burst of requests (every browser reconnecting after a deploy) waits its turn for a
+    connection instead of failing with "Too many connections"."""
+    pool: redis.ConnectionPool
+    if max_connections is None:
+        pool = redis.ConnectionPool.from_url(url, health_check_interval=30, **TIMEOUTS)
+    else:
+        pool = redis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=SOCKET_TIMEOUT, health_check_interval=30, **TIMEOUTS
+        )
     return redis.Redis(connection_pool=pool)
 
 
 def connect_streams(url: str, max_connections: int) -> redis.Redis:
     """A client whose pool holds one pub/sub connection per open stream (each waits with its own timeout)
     and serves the streams' replay reads and wake-ups, which must not hang on a stalled Redis."""
-    pool = redis.ConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        socket_timeout=SOCKET_TIMEOUT,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_keepalive=True,
-    )
+    pool = redis.ConnectionPool.from_url(url, max_connections=max_connections, socket_keepalive=True, **TIMEOUTS)
     return redis.Redis(connection_pool=pool)
 
 

@@ -10,7 +10,7 @@ from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended, resume, suspend
 
 from jobs.model import ACTIVE, ENDED, PENDING, parse_time
-from jobs.store import JobStore
+from jobs.store import JobStore, ended_key
 
 
 def pause(store: JobStore) -> None:
@@ -35,7 +35,7 @@ def stats(store: JobStore) -> dict[str, Any]:
         workers.append({"name": worker.name, "state": str(worker.get_state()), "current_job": current})
     now = datetime.now(UTC)
     minutes = [(now - timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M") for i in range(60)]
-    ended = [int(n or 0) for n in store.redis.mget([f"jobstream:ended:{m}" for m in minutes])]
+    ended = [int(n or 0) for n in store.redis.mget([ended_key(m) for m in minutes])]
     return {
         "counts": store.counts(),
         "workers": sorted(workers, key=lambda w: w["name"]),

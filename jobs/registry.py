@@ -5,8 +5,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
 from jobs.config import ConfigError
@@ -64,3 +67,25 @@ def load(modules: tuple[str, ...]) -> None:
         except ImportError as exc:
             raise ConfigError(f"JOBSTREAM_JOB_MODULES: cannot import {name!r}: {exc}") from exc
 
+
+def describe_types() -> list[dict[str, Any]]:
+    """Every registered type with its params' JSON schema, for the API and the page's form."""
+    converter = _json_schema_plugin().converter
+    assert converter is not None
+    return [
+        {
+            "name": t.name,
+            "description": t.description,
+            "timeout_seconds": t.timeout,
+            "params_schema": converter.schema2jsonschema(t.schema),
+        }
+        for t in job_types()
+    ]
+
+
+@cache
+def _json_schema_plugin() -> MarshmallowPlugin:
+    """apispec's marshmallow-to-JSON-Schema converter (it needs a spec to be set up)."""
+    plugin = MarshmallowPlugin()
+    APISpec("jobstream", "1", "3.0.3", plugins=[plugin])
+    return plugin

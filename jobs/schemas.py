@@ -9,7 +9,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from jobs.model import ENDED, STATUSES
 from jobs.registry import MAX_TIMEOUT_SECONDS
 
-JOB_ID = validate.Regexp(r"^[0-9a-f]{12,40}$", error="not a job id")
+JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"
+JOB_ID = validate.Regexp(JOB_ID_PATTERN, error="not a job id")
 
 
 class JobCreateSchema(Schema):
@@ -89,13 +90,83 @@ class JobTypeSchema(Schema):
     params_schema = fields.Dict()
 
 
+class JobEnvelopeSchema(Schema):
+    job = fields.Nested(JobSchema)
+
+
+class JobDetailEnvelopeSchema(Schema):
+    job = fields.Nested(JobDetailSchema)
+
+
+class CancelResultsSchema(Schema):
+    results = fields.List(fields.Nested(CancelOutcomeSchema))
+
+
+class JobTypesSchema(Schema):
+    job_types = fields.List(fields.Nested(JobTypeSchema))
+
+
+class CleanResultSchema(Schema):
+    deleted = fields.Integer()
+    ids = fields.List(fields.String())
+
+
+class WorkerSchema(Schema):
+    name = fields.String()
+    state = fields.String()
+    current_job = fields.String(allow_none=True)
+
+
+class EndedMinuteSchema(Schema):
+    minute = fields.String()
+    count = fields.Integer()
+
+
+class StreamsSchema(Schema):
+    open = fields.Integer()
+    fanout = fields.String()
+    pid = fields.Integer()
+
+
+class StatsSchema(Schema):
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    workers = fields.List(fields.Nested(WorkerSchema))
+    paused = fields.Boolean()
+    jobs_per_minute = fields.Float()
+    ended_per_minute = fields.List(fields.Nested(EndedMinuteSchema))
+    streams = fields.Nested(StreamsSchema)
+
+
+class PausedSchema(Schema):
+    paused = fields.Boolean()
+
+
+class HealthSchema(Schema):
+    status = fields.String()
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String()
+    message = fields.String()
+    details = fields.Dict()
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema)
+
+
 job_create = JobCreateSchema()
 job_query = JobQuerySchema()
 stream_query = StreamQuerySchema()
 cancel_many = CancelManySchema()
 clean = CleanSchema()
-job_out = JobSchema()
-job_detail = JobDetailSchema()
+job_out = JobEnvelopeSchema()
+job_detail = JobDetailEnvelopeSchema()
 job_page = JobPageSchema()
-cancel_outcomes = CancelOutcomeSchema(many=True)
-job_types_out = JobTypeSchema(many=True)
+cancel_results = CancelResultsSchema()
+job_types_out = JobTypesSchema()
+clean_result = CleanResultSchema()
+stats = StatsSchema()
+paused = PausedSchema()
+health = HealthSchema()
+error_out = ErrorSchema()

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from marshmallow import ValidationError
 from rq import Queue
 from rq.command import send_command
 from rq.exceptions import NoSuchJobError
@@ -16,14 +17,17 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from jobs.config import Settings
-from jobs.events import APPLY_LUA, DELETE_LUA, EVENTS_KEY, SNAPSHOT_FIELDS
-from jobs.model import ACTIVE, CANCELED, COMPLETED, FAILED, PENDING, STATUSES, new_job_id, utcnow
+from jobs.events import EVENTS_KEY, JOB_REMOVED, JOB_UPDATE, SNAPSHOT_FIELDS, channel
+from jobs.model import ACTIVE, CANCELED, COMPLETED, ENDED, FAILED, PENDING, STATUSES, new_job_id, utcnow
 from jobs.registry import JobType, get_type
+from jobs.script import Script
 
 logger = logging.getLogger(__name__)
 
-INDEX_KEY = "jobstream:jobs"
-STATUS_PREFIX = "jobstream:status:"
+INDEX_KEY = "jobstream:jobs"  # every job id; ids sort by creation time
+STATUS_PREFIX = "jobstream:status:"  # + status: the ids with that status
+ENDED_PREFIX = "jobstream:ended:"  # + minute (YYYY-MM-DDTHH:MM): how many jobs ended in it
+ENDED_COUNTER_TTL = 2 * 3600
 MAX_LOGS = 1000
 MAX_LOG_LINE = 4000
 FAILURE_TTL = 7 * 24 * 3600
@@ -36,6 +40,11 @@ def job_key(job_id: str) -> str:
 
 def logs_key(job_id: str) -> str:
     return f"jobstream:job:{job_id}:logs"
+
+
+def ended_key(minute: str) -> str:
+    """The counter of jobs that ended in `minute` (an API timestamp's first 16 characters)."""
+    return ENDED_PREFIX + minute
 
 
 @dataclass(frozen=True)
@@ -59,8 +68,8 @@ class JobStore:
         self.redis = connection
         self.settings = settings
         self.queue = Queue(settings.queue, connection=connection, serializer=JSONSerializer)
-        self._apply = connection.register_script(APPLY_LUA)
-        self._delete = connection.register_script(DELETE_LUA)
+        self._apply = Script(connection, "apply")
+        self._delete = Script(connection, "delete")
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -79,7 +88,16 @@ class JobStore:
             job["last_event_id"] = replies[2][0][0].decode() if replies[2] else None
         return job
 
-    def list(
+    def page(
+        self, status: str | None = None, q: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """A page of the list with the counts and `last_event_id`, read first: every later event is newer than
+        the page, so a stream resumed from it misses nothing."""
+        last_event_id = self.last_event_id()
+        jobs, next_cursor = self.find(status, q, limit, cursor)
+        return {"jobs": jobs, "next_cursor": next_cursor, "counts": self.counts(), "last_event_id": last_event_id}
+
+    def find(
         self, status: str | None = None, q: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
@@ -143,27 +161,22 @@ class JobStore:
 
     # -- changing --------------------------------------------------------------------------
 
+    def enqueue(self, type_name: str, name: str, params: dict[str, Any], timeout_seconds: int | None) -> dict[str, Any]:
+        """Validate a new job against its registered type, then create it; ValidationError names the bad field."""
+        job_type = get_type(type_name)
+        if job_type is None:
+            raise ValidationError({"type": [f"unknown job type {type_name!r}"]})
+        try:
+            loaded = job_type.schema.load(params)
+        except ValidationError as exc:
+            raise ValidationError({"params": exc.messages}) from None
+        return self.create(job_type, name, loaded, timeout_seconds or job_type.timeout)
+
     def create(self, job_type: JobType, name: str, params: dict[str, Any], timeout: int) -> dict[str, Any]:
         """Store a pending job and enqueue it for RQ in one transaction."""
         job_id = new_job_id()
-        fields = {
-            "id": job_id,
-            "name": name,
-            "type": job_type.name,
-            "params": params,
-            "status": PENDING,
-            "progress": 0,
-            "action": None,
-            "cancel_requested": False,
-            "created_at": utcnow(),
-            "started_at": None,
-            "ended_at": None,
-            "error": None,
-            "result": None,
-            "attempts": 1,
-            "worker": None,
-            "timeout": timeout,
-        }
+        fields = {"id": job_id, "name": name, "type": job_type.name, "params": params, "created_at": utcnow()}
+        fields.update(_waiting(attempts=1), timeout=timeout)
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.multi()
             self._change(job_id, mode="create", fields=fields, client=pipe)
@@ -215,6 +228,18 @@ class JobStore:
             send_command(self.redis, outcome.job["worker"], "stop-job", job_id=job_id)
         return outcome
 
+    def cancel_many(self, ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Cancel each job once, in order; each id's `outcome`: canceled, cancel_requested, not_found, conflict."""
+        results = []
+        for job_id in dict.fromkeys(ids):
+            outcome = self.cancel(job_id)
+            if outcome.ok:
+                kind = "cancel_requested" if outcome.status == ACTIVE else "canceled"
+            else:
+                kind = "not_found" if outcome.result == "missing" else "conflict"
+            results.append({"id": job_id, "outcome": kind, "status": outcome.status or None, "job": outcome.job})
+        return results
+
     def retry(self, job_id: str) -> Outcome:
         """failed or canceled → pending again, same id, attempts + 1, logs kept."""
         key = job_key(job_id)
@@ -230,18 +255,7 @@ class JobStore:
                     if status not in (FAILED, CANCELED) or job_type is None:
                         return Outcome("conflict", status)
                     pipe.multi()
-                    fields = {
-                        "status": PENDING,
-                        "progress": 0,
-                        "action": None,
-                        "cancel_requested": False,
-                        "started_at": None,
-                        "ended_at": None,
-                        "error": None,
-                        "result": None,
-                        "worker": None,
-                        "attempts": attempts + 1,
-                    }
+                    fields = _waiting(attempts=attempts + 1)
                     log = f"retry: attempt {attempts + 1}"
                     self._change(job_id, guard=(FAILED, CANCELED), fields=fields, logs=[log], client=pipe)
                     pipe.delete(Job.key_for(job_id))
@@ -254,8 +268,8 @@ class JobStore:
 
     def delete(self, job_id: str, keep: tuple[str, ...] = (ACTIVE,)) -> Outcome:
         """Delete a job unless its status is in `keep` (a conflict), and RQ's copy of it."""
-        args = self._args(job_id, "delete", keep, None, [], {})
-        outcome = _outcome(self._delete(keys=self._keys(job_id), args=args))
+        header = {**self._header(job_id, JOB_REMOVED), "keep": list(keep)}
+        outcome = _outcome(self._delete(self._keys(job_id), header))
         if outcome.ok:
             self._discard_rq_job(job_id)
         return outcome
@@ -300,42 +314,56 @@ class JobStore:
         logs: list[str] | None = None,
         client: Any = None,
     ) -> Outcome:
-        args = self._args(job_id, mode, guard, worker, logs or [], fields)
-        reply = self._apply(keys=self._keys(job_id), args=args, client=client)
+        header = self._header(job_id, JOB_UPDATE)
+        header.update(
+            mode=mode,
+            guard=list(guard),
+            fields={name: _json(value) for name, value in fields.items()},
+            logs=[line[:MAX_LOG_LINE] for text in logs or [] for line in (text.splitlines() or [""])],
+            max_logs=MAX_LOGS,
+            ended=list(ENDED),
+            ended_key=ended_key(header["ts"][:16]),
+            ended_ttl=ENDED_COUNTER_TTL,
+            snapshot=list(SNAPSHOT_FIELDS),
+        )
+        if worker:
+            header["worker"] = _json(worker)
+        reply = self._apply(self._keys(job_id), header, client=client)
         return reply if client is not None else _outcome(reply)
+
+    def _header(self, job_id: str, event: str) -> dict[str, Any]:
+        """What every script needs to name the job, its event and where they go."""
+        return {
+            "id": job_id,
+            "channel": channel(job_id),
+            "event": event,
+            "ts": utcnow(),
+            "replay_max": self.settings.replay_events,
+            "status_prefix": STATUS_PREFIX,
+        }
 
     def _keys(self, job_id: str) -> list[str]:
         return [job_key(job_id), logs_key(job_id), INDEX_KEY, EVENTS_KEY]
 
-    def _args(
-        self,
-        job_id: str,
-        mode: str,
-        guard: tuple[str, ...],
-        worker: str | None,
-        logs: list[str],
-        fields: dict[str, Any],
-    ) -> list[Any]:
-        lines = [line[:MAX_LOG_LINE] for text in logs for line in (text.splitlines() or [""])]
-        pairs = [
-            part
-            for name, value in fields.items()
-            for part in (name, json.dumps(value, ensure_ascii=False, separators=(",", ":")))
-        ]
-        return [
-            job_id,
-            mode,
-            " ".join(guard),
-            json.dumps(worker) if worker else "",
-            utcnow(),
-            MAX_LOGS,
-            self.settings.replay_events,
-            STATUS_PREFIX,
-            "",
-            len(lines),
-            *lines,
-            *pairs,
-        ]
+
+def _waiting(attempts: int) -> dict[str, Any]:
+    """The fields of a job that waits for a worker: a new one and a retried one alike."""
+    return {
+        "status": PENDING,
+        "progress": 0,
+        "action": None,
+        "cancel_requested": False,
+        "started_at": None,
+        "ended_at": None,
+        "error": None,
+        "result": None,
+        "attempts": attempts,
+        "worker": None,
+    }
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _ended() -> dict[str, Any]:
@@ -356,4 +384,3 @@ def _outcome(reply: list[Any]) -> Outcome:
         return Outcome(result, reply[1].decode())
     job = json.loads(reply[2]) if reply[2] else None
     return Outcome(result, job["status"] if job else "", reply[1].decode(), job)
-

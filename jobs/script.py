@@ -1,0 +1,31 @@
+"""The Lua scripts of jobs/lua/, each called with its keys and one JSON header of named arguments."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import redis
+
+LUA_DIR = Path(__file__).with_name("lua")
+PRELUDE = "emit"  # the header's decoding and the helpers every script shares
+
+
+@cache
+def source(name: str) -> str:
+    """The text of script `name`, read once per process, behind the shared prelude."""
+    return (LUA_DIR / f"{PRELUDE}.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
+
+
+class Script:
+    """One registered script: EVALSHA with the header as ARGV[1], loading the script when Redis lacks it."""
+
+    def __init__(self, client: redis.Redis, name: str) -> None:
+        self._script = client.register_script(source(name))
+
+    def __call__(self, keys: list[str], header: dict[str, Any], client: Any = None) -> Any:
+        """Run the script; inside a pipeline (`client`), queue it and return the pipeline."""
+        args = [json.dumps(header, ensure_ascii=False, separators=(",", ":"))]
+        return self._script(keys=keys, args=args, client=client)

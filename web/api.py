@@ -1,0 +1,242 @@
+"""The routes: each view turns one HTTP request into a call on jobs/; the route table also describes them."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import Flask, Response, abort, current_app, jsonify, render_template, request, url_for
+from marshmallow import Schema
+
+from jobs import control, schemas
+from jobs.config import Settings
+from jobs.model import ACTIVE
+from jobs.registry import describe_types
+from jobs.store import JobStore
+from jobs.stream import ProcessFanout, RequestFanout, StreamHandle, StreamRegistry, stream
+from web.errors import error, outcome_error
+from web.openapi import Route, document
+
+EXTENSION = "jobstream"  # the key of Services in app.extensions
+
+
+@dataclass
+class Services:
+    """What the routes use, built once per process in the factory."""
+
+    settings: Settings
+    redis: redis.Redis
+    store: JobStore
+    fanout: RequestFanout | ProcessFanout
+    stream_redis: redis.Redis
+    streams: StreamRegistry
+
+
+def services() -> Services:
+    return current_app.extensions[EXTENSION]
+
+
+def json_body(schema: Schema) -> dict[str, Any]:
+    """The request's JSON object, loaded by `schema` (415 / 400 / 422 otherwise)."""
+    if not request.is_json:
+        abort(415, "send a JSON body with Content-Type: application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        abort(400, "the body is not valid JSON")
+    if not isinstance(body, dict):
+        abort(400, "the body must be a JSON object")
+    return schema.load(body)
+
+
+def index() -> str:
+    """The dashboard page."""
+    return render_template("index.html", heartbeat=services().settings.heartbeat_seconds)
+
+
+def healthz() -> Response:
+    """200 when Redis answers, 503 otherwise: for load balancers and `make run`."""
+    try:
+        services().redis.ping()
+    except redis.RedisError as exc:
+        return error(503, f"Redis does not answer: {exc}", code="redis_unavailable")
+    return jsonify(schemas.health.dump({"status": "ok"}))
+
+
+def create_job() -> tuple[Response, int, dict[str, str]]:
+    """Create a job of a registered type; its params are checked by that type's schema."""
+    data = json_body(schemas.job_create)
+    job = services().store.enqueue(data["type"], data["name"], data["params"], data["timeout_seconds"])
+    location = url_for("get_job", job_id=job["id"])
+    return jsonify(schemas.job_out.dump({"job": job})), 201, {"Location": location}
+
+
+def list_jobs() -> Response:
+    """A page of jobs, newest first, with the counts and the event id to resume the stream from."""
+    query = schemas.job_query.load(request.args.to_dict())
+    return jsonify(schemas.job_page.dump(services().store.page(**query)))
+
+
+def get_job(job_id: str) -> Response:
+    """One job with its logs."""
+    job = services().store.get(job_id, with_logs=True)
+    if job is None:
+        return error(404, f"no job {job_id}")
+    return jsonify(schemas.job_detail.dump({"job": job}))
+
+
+def delete_job(job_id: str) -> Response:
+    """Delete a job that is not active."""
+    outcome = services().store.delete(job_id)
+    return Response(status=204) if outcome.ok else outcome_error(job_id, outcome, "delete")
+
+
+def cancel_job(job_id: str) -> tuple[Response, int] | Response:
+    """Cancel a pending job at once (200), or ask the worker to stop an active one (202)."""
+    outcome = services().store.cancel(job_id)
+    if not outcome.ok:
+        return outcome_error(job_id, outcome, "cancel")
+    return jsonify(schemas.job_out.dump({"job": outcome.job})), 202 if outcome.status == ACTIVE else 200
+
+
+def cancel_jobs() -> Response:
+    """Cancel several jobs; each id's outcome is reported."""
+    ids = json_body(schemas.cancel_many)["ids"]
+    return jsonify(schemas.cancel_results.dump({"results": services().store.cancel_many(ids)}))
+
+
+def retry_job(job_id: str) -> tuple[Response, int] | Response:
+    """Run a failed or canceled job again, same id."""
+    outcome = services().store.retry(job_id)
+    if not outcome.ok:
+        return outcome_error(job_id, outcome, "retry")
+    return jsonify(schemas.job_out.dump({"job": outcome.job})), 202
+
+
+def list_job_types() -> Response:
+    """The registered job types with their params' JSON schema."""
+    return jsonify(schemas.job_types_out.dump({"job_types": describe_types()}))
+
+
+def get_stats() -> Response:
+    """Counts, workers, paused?, throughput, and this process's open streams."""
+    svc = services()
+    streams = {"open": len(svc.streams.handles), "fanout": svc.settings.fanout, "pid": os.getpid()}
+    return jsonify(schemas.stats.dump({**control.stats(svc.store), "streams": streams}))
+
+
+def pause_queue() -> Response:
+    """Stop handing out pending jobs; running ones finish."""
+    control.pause(services().store)
+    return jsonify(schemas.paused.dump({"paused": True}))
+
+
+def resume_queue() -> Response:
+    """Hand out pending jobs again."""
+    control.unpause(services().store)
+    return jsonify(schemas.paused.dump({"paused": False}))
+
+
+def clean_jobs() -> Response:
+    """Delete ended jobs older than a bound."""
+    query = json_body(schemas.clean)
+    deleted = control.clean(services().store, query["status"], query["older_than_seconds"])
+    return jsonify(schemas.clean_result.dump({"deleted": len(deleted), "ids": deleted}))
+
+
+def openapi_document() -> Response:
+    """This API's OpenAPI 3 description, built from ROUTES."""
+    return jsonify(current_app.extensions["openapi"])
+
+
+def job_stream() -> Response:
+    """The live stream: replay after Last-Event-ID, then live events, until the client or the server leaves."""
+    query = schemas.stream_query.load(request.args.to_dict())
+    svc = services()
+    subscription = svc.fanout.subscribe()  # Redis down: a 503 now, not a stream that ends at once
+    try:
+        handle = StreamHandle(_socket_closer(request.environ.get("gunicorn.socket")))
+        body = stream(
+            subscription,
+            svc.stream_redis,
+            svc.streams,
+            handle,
+            svc.settings.heartbeat_seconds,
+            last_event_id=request.headers.get("Last-Event-ID") or query["last_event_id"],
+            job_id=query["job"],
+        )
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        response = Response(body, mimetype="text/event-stream", headers=headers)
+    except BaseException:
+        subscription.close()  # its connection would otherwise stay taken from the pool for good
+        raise
+    response.call_on_close(subscription.close)  # also when the client leaves before the body starts
+    return response
+
+
+def _socket_closer(sock: socket.socket | None) -> Callable[[int], None]:
+    def close(how: int) -> None:
+        if sock is not None:
+            try:
+                sock.shutdown(how)
+            except OSError:
+                pass
+
+    return close
+
+
+S = schemas
+ROUTES = [
+    Route("/", "GET", index, "The dashboard", {200: "text/html"}),
+    Route("/healthz", "GET", healthz, "200 when Redis answers", {200: S.HealthSchema}),
+    Route("/api/jobs", "POST", create_job, "Create a job", {201: S.JobEnvelopeSchema}, body=S.JobCreateSchema),
+    Route("/api/jobs", "GET", list_jobs, "List jobs, newest first", {200: S.JobPageSchema}, query=S.JobQuerySchema),
+    Route(
+        "/api/jobs/stream", "GET", job_stream, "The live stream", {200: "text/event-stream"}, query=S.StreamQuerySchema
+    ),
+    Route(
+        "/api/jobs/cancel",
+        "POST",
+        cancel_jobs,
+        "Cancel several jobs",
+        {200: S.CancelResultsSchema},
+        body=S.CancelManySchema,
+    ),
+    Route("/api/jobs/clean", "POST", clean_jobs, "Delete ended jobs", {200: S.CleanResultSchema}, body=S.CleanSchema),
+    Route("/api/jobs/<job_id>", "GET", get_job, "A job with its logs", {200: S.JobDetailEnvelopeSchema}, errors=(404,)),
+    Route(
+        "/api/jobs/<job_id>", "DELETE", delete_job, "Delete a job that is not active", {204: None}, errors=(404, 409)
+    ),
+    Route(
+        "/api/jobs/<job_id>/cancel",
+        "POST",
+        cancel_job,
+        "Cancel (pending: at once; active: stopped by its worker)",
+        {200: S.JobEnvelopeSchema, 202: S.JobEnvelopeSchema},
+        errors=(404, 409),
+    ),
+    Route(
+        "/api/jobs/<job_id>/retry",
+        "POST",
+        retry_job,
+        "Run a failed or canceled job again",
+        {202: S.JobEnvelopeSchema},
+        errors=(404, 409),
+    ),
+    Route("/api/job-types", "GET", list_job_types, "Registered job types", {200: S.JobTypesSchema}),
+    Route("/api/stats", "GET", get_stats, "Counts, workers, paused?, throughput, open streams", {200: S.StatsSchema}),
+    Route("/api/queue/pause", "POST", pause_queue, "Stop handing out pending jobs", {200: S.PausedSchema}),
+    Route("/api/queue/resume", "POST", resume_queue, "Hand out pending jobs again", {200: S.PausedSchema}),
+    Route("/api/openapi.json", "GET", openapi_document, "This document", {200: "application/json"}),
+]
+
+
+def register_routes(app: Flask) -> None:
+    """Serve ROUTES and keep their description (the document of this very table)."""
+    for route in ROUTES:
+        app.add_url_rule(route.rule, route.view.__name__, route.view, methods=[route.method])
+    described = [r for r in ROUTES if r.rule.startswith(("/api/", "/healthz"))]
+    app.extensions["openapi"] = document(described, auth=app.extensions[EXTENSION].settings.auth is not None)

@@ -1,0 +1,99 @@
+"""The OpenAPI 3 document, built by apispec from the route table and the marshmallow schemas it names."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema
+
+from jobs import schemas
+
+ERROR_DESCRIPTIONS = {
+    400: "the body is not valid JSON, or not an object",
+    401: "authentication required (JOBSTREAM_AUTH)",
+    404: "no such job",
+    409: "the job's status does not allow this",
+    413: "the body is over the size limit",
+    415: "the body is not sent as application/json",
+    422: "the request is not valid: details name each field",
+    503: "Redis is unavailable",
+}
+PATH_PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route: what Flask serves and what the document says of it, side by side."""
+
+    rule: str
+    method: str
+    view: Callable[..., Any]
+    summary: str
+    responses: dict[int, type[Schema] | str | None]  # a schema, a media type of its own, or no body
+    query: type[Schema] | None = None
+    body: type[Schema] | None = None
+    errors: tuple[int, ...] = field(default=())
+
+    @property
+    def path(self) -> str:
+        """The rule in OpenAPI's notation: /api/jobs/{job_id}."""
+        return PATH_PARAMETER.sub(r"{\1}", self.rule)
+
+    def operation(self) -> dict[str, Any]:
+        """The OpenAPI operation; apispec expands the schemas into parameters and components."""
+        errors = set(self.errors) | {503}
+        if self.body is not None:
+            errors |= {400, 413, 415, 422}
+        if self.query is not None:
+            errors.add(422)
+        responses: dict[str, Any] = {str(code): _response(kind) for code, kind in self.responses.items()}
+        for code in sorted(errors):
+            responses[str(code)] = {"description": ERROR_DESCRIPTIONS[code], **_content(schemas.ErrorSchema)}
+        operation: dict[str, Any] = {"summary": self.summary, "operationId": self.view.__name__, "responses": responses}
+        id_schema = {"type": "string", "pattern": schemas.JOB_ID_PATTERN}  # every path parameter is a job id
+        parameters: list[dict[str, Any]] = [
+            {"in": "path", "name": name, "required": True, "schema": id_schema}
+            for name in PATH_PARAMETER.findall(self.rule)
+        ]
+        if self.query is not None:
+            parameters.append({"in": "query", "schema": self.query})
+        if parameters:
+            operation["parameters"] = parameters
+        if self.body is not None:
+            operation["requestBody"] = {"required": True, **_content(self.body)}
+        return operation
+
+
+def document(routes: Iterable[Route], auth: bool) -> dict[str, Any]:
+    """The whole document; with `auth`, every operation may answer 401 and names basic auth."""
+    spec = APISpec("jobstream", "1.0.0", "3.0.3", plugins=[MarshmallowPlugin()])
+    if auth:
+        spec.components.security_scheme("basic", {"type": "http", "scheme": "basic"})
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        operation = route.operation()
+        if auth and route.rule != "/healthz":
+            operation["security"] = [{"basic": []}]
+            operation["responses"]["401"] = {"description": ERROR_DESCRIPTIONS[401], **_content(schemas.ErrorSchema)}
+        paths.setdefault(route.path, {})[route.method.lower()] = operation
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def _response(kind: type[Schema] | str | None) -> dict[str, Any]:
+    if kind is None:
+        return {"description": "no content"}
+    if isinstance(kind, str):  # a media type: JSON of no fixed shape, or text
+        shape = "object" if kind == "application/json" else "string"
+        return {"description": kind, "content": {kind: {"schema": {"type": shape}}}}
+    return {"description": kind.__doc__ or kind.__name__.removesuffix("Schema"), **_content(kind)}
+
+
+def _content(schema: type[Schema]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
