@@ -36,7 +36,8 @@ from rq.suspension import resume, suspend  # noqa: E402
 from jobs.config import Settings  # noqa: E402
 from jobs.registry import get_type  # noqa: E402
 from jobs.store import JobStore  # noqa: E402
-from tests.helpers import RedisServer, SSEClient, create, request, start_pool, start_web, wait_until  # noqa: E402
+from scripts.harness import RedisServer, request, start_pool, start_web, wait_until  # noqa: E402
+from tests.helpers import SSEClient, create  # noqa: E402
 
 PLAIN_POOL = """
 import sys

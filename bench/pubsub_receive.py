@@ -85,7 +85,7 @@ def main() -> None:
         print(measure(args.one[0], args.subscribers, args.events, int(args.one[1])))
         return
 
-    from tests.helpers import RedisServer
+    from scripts.harness import RedisServer
 
     server = RedisServer(Path(tempfile.mkdtemp(prefix="jobstream-bench-")) / "redis").start()
     costs: dict[str, list[float]] = {kind: [] for kind in KINDS}

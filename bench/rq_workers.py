@@ -61,7 +61,7 @@ def main() -> None:
         print(measure(args.one[0], args.jobs, args.one[1]))
         return
 
-    from tests.helpers import RedisServer
+    from scripts.harness import RedisServer
 
     server = RedisServer(Path(tempfile.mkdtemp(prefix="jobstream-bench-")) / "redis").start()
     rates: dict[str, list[float]] = {kind: [] for kind in KINDS}

@@ -1,6 +1,6 @@
 """The real stack for a benchmark: a private redis-server, the worker pool, one gunicorn gevent worker.
 
-Built on the test helpers (tests/helpers.py), so the benchmark starts the processes exactly as the
+Built on the process harness the tests use (scripts/harness.py), so the benchmark starts the processes exactly as the
 tests and `make run` do. Every process started here is stopped by `close()`, even after an error.
 """
 
@@ -23,7 +23,7 @@ import redis
 from bench import pyspy
 from jobs.model import ACTIVE, PENDING
 from jobs.store import STATUS_PREFIX
-from tests.helpers import RedisServer, Service, request, start_pool, start_web, wait_until
+from scripts.harness import RedisServer, Service, request, start_pool, start_web, wait_until
 
 
 class Stack:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -17,12 +16,7 @@ sys.path.insert(0, str(ROOT))
 import redis_server  # noqa: E402  (scripts/, beside this file)
 
 from jobs.config import Settings  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from scripts.harness import free_port  # noqa: E402
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from jobs.config import Settings
 from jobs.registry import load
-from tests.helpers import RedisServer, Service, start_pool, start_web
+from scripts.harness import RedisServer, Service, start_pool, start_web
 
 
 @pytest.fixture(scope="session", autouse=True)

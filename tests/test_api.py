@@ -26,7 +26,8 @@ from jobs.config import Settings
 from jobs.connection import connect
 from jobs.model import status_for
 from jobs.store import JobStore
-from tests.helpers import THREE_STEP_LIFECYCLE, free_port
+from scripts.harness import free_port
+from tests.helpers import THREE_STEP_LIFECYCLE
 from worker import JobstreamWorker
 
 INDEX_KEY = "jobstream:jobs"

@@ -15,8 +15,9 @@ import pytest
 
 from jobs.config import Settings
 from jobs.store import JobStore
+from scripts.harness import RedisServer, Service, request, start_pool, start_web, wait_until
 from tests.conftest import Stack
-from tests.helpers import RedisServer, Service, SSEClient, create, request, start_pool, start_web, wait_until
+from tests.helpers import SSEClient, create
 from worker import MONITOR_INTERVAL, ORPHAN_AFTER, STOP_GRACE, SWEEP_EVERY
 
 TEST_JOBS = "tests.stubborn_jobs"

@@ -13,8 +13,9 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, Route, expect, sync_playwright
 from playwright.sync_api import Request as PwRequest
 
+from scripts.harness import request, wait_until
 from tests.conftest import Stack
-from tests.helpers import create, request, wait_until
+from tests.helpers import create
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psutil
 
-from tests.helpers import ROOT, create, free_port, request, wait_until
+from scripts.harness import ROOT, free_port, request, wait_until
+from tests.helpers import create
 
 
 class Run:

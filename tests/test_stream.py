@@ -16,8 +16,9 @@ from jobs.config import Settings
 from jobs.events import EVENTS_KEY
 from jobs.registry import get_type
 from jobs.store import JobStore
+from scripts.harness import RedisServer, Service, request, start_web, wait_until
 from tests.conftest import Stack
-from tests.helpers import THREE_STEP_LIFECYCLE, RedisServer, Service, SSEClient, create, request, start_web, wait_until
+from tests.helpers import THREE_STEP_LIFECYCLE, SSEClient, create
 
 Launch = Callable[..., tuple[Service, str]]
 

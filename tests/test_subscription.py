@@ -6,7 +6,7 @@ import redis
 
 from jobs.events import channel
 from jobs.stream import WAKE_CHANNEL, RedisSubscription
-from tests.helpers import RedisServer, wait_until
+from scripts.harness import RedisServer, wait_until
 
 
 def one_connection_client(server: RedisServer) -> redis.Redis:
