@@ -32,6 +32,7 @@ chromium:
 lint: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check --fix .

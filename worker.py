@@ -26,7 +26,7 @@ from rq.worker import SimpleWorker, WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerData, WorkerPool
 
 from jobs.config import Settings
-from jobs.connection import connect, wait_for_redis
+from jobs.connection import connect, text, wait_for_redis
 from jobs.lifetime import die_with_parent
 from jobs.model import ACTIVE, CANCELED, parse_time, status_for
 from jobs.progress import running
@@ -67,7 +67,7 @@ class Running:
     def __init__(self) -> None:
         self.job_id: str | None = None
         self.started = 0.0
-        self.timeout = 0
+        self.timeout: float = 0
         self.stop: Stop | None = None
         self.lock = threading.Lock()  # held while a job leaves, and while the watch ends the process
 
@@ -105,7 +105,7 @@ class JobstreamWorker(SimpleWorker):
         kwargs.setdefault("job_class", JobstreamJob)
         super().__init__(*args, **kwargs)
         self.store = store
-        self._main_thread = threading.main_thread().ident
+        self._main_thread = threading.main_thread().ident or 0
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         watch = Watch(self)
@@ -357,7 +357,7 @@ def sweep_orphans(store: JobStore) -> set[str]:
         if job is None or not job["worker"]:
             continue
         heartbeat = store.redis.hget(SimpleWorker.redis_worker_namespace_prefix + job["worker"], "last_heartbeat")
-        last_sign = utcparse(heartbeat.decode()) if heartbeat else parse_time(job["started_at"])
+        last_sign = utcparse(text(heartbeat)) if heartbeat else parse_time(job["started_at"])
         if last_sign is not None and time.time() - last_sign.timestamp() < ORPHAN_AFTER:
             continue
         error = f"worker died (no heartbeat for {ORPHAN_AFTER} s)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import redis
 
@@ -36,6 +37,15 @@ def connect_streams(url: str, max_connections: int) -> redis.Redis:
     and serves the streams' replay reads and wake-ups, which must not hang on a stalled Redis."""
     pool = redis.ConnectionPool.from_url(url, max_connections=max_connections, socket_keepalive=True, **TIMEOUTS)
     return redis.Redis(connection_pool=pool)
+
+
+def text(reply: Any) -> str:
+    """A reply as text: our clients answer bytes (RQ needs them), while redis-py types replies loosely."""
+    if isinstance(reply, bytes):
+        return reply.decode()
+    if isinstance(reply, str):
+        return reply
+    raise TypeError(f"expected a Redis string reply, got {type(reply).__name__}")
 
 
 def wait_for_redis(client: redis.Redis, seconds: float = 15.0) -> None:

@@ -9,6 +9,7 @@ atomically; the stream entry id is the event id. A published message is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 CHANNEL_PREFIX, CHANNEL_SUFFIX = "job:", ":progress"
 EVENTS_KEY = "jobstream:events"
@@ -82,8 +83,8 @@ class Event:
         return cls(event_id, id_key(event_id), job_id_of(channel_name), frame(name, data, event_id))
 
     @classmethod
-    def from_entry(cls, entry_id: bytes, fields: dict[bytes, bytes]) -> Event:
-        """Parse one entry of the replay stream."""
+    def from_entry(cls, entry_id: Any, fields: Any) -> Event:
+        """Parse one entry of the replay stream (XRANGE's bytes; typed Any, as redis-py types replies loosely)."""
         event_id = entry_id.decode()
         body = frame(fields[b"event"].decode(), fields[b"data"].decode(), event_id)
         return cls(event_id, id_key(event_id), fields[b"job"].decode(), body)

@@ -17,6 +17,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from jobs.config import Settings
+from jobs.connection import text
 from jobs.events import EVENTS_KEY, JOB_REMOVED, JOB_UPDATE, SNAPSHOT_FIELDS, channel
 from jobs.model import ACTIVE, CANCELED, COMPLETED, ENDED, FAILED, PENDING, STATUSES, new_job_id, utcnow
 from jobs.registry import JobType, get_type
@@ -104,9 +105,7 @@ class JobStore:
         key = STATUS_PREFIX + status if status else INDEX_KEY
         start = f"({cursor}" if cursor else "+"
         if not q:
-            ids = [
-                i.decode() for i in self.redis.zrange(key, start, "-", desc=True, bylex=True, offset=0, num=limit + 1)
-            ]
+            ids = [text(i) for i in self.redis.zrange(key, start, "-", desc=True, bylex=True, offset=0, num=limit + 1)]
             page = ids[:limit]
             return self._snapshots(page), (page[-1] if len(ids) > limit else None)
         return self._search(key, start, q.casefold(), limit)
@@ -116,7 +115,7 @@ class JobStore:
         found: list[str] = []
         scanned = 0
         while scanned < SEARCH_BUDGET:
-            ids = [i.decode() for i in self.redis.zrange(key, start, "-", desc=True, bylex=True, offset=0, num=500)]
+            ids = [text(i) for i in self.redis.zrange(key, start, "-", desc=True, bylex=True, offset=0, num=500)]
             if not ids:
                 return self._snapshots(found), None
             with self.redis.pipeline(transaction=False) as pipe:
@@ -152,12 +151,12 @@ class JobStore:
 
     def ids_with_status(self, status: str) -> list[str]:
         """Every id with `status` (the active set is small: at most the pool's size)."""
-        return [i.decode() for i in self.redis.zrange(STATUS_PREFIX + status, 0, -1)]
+        return [text(i) for i in self.redis.zrange(STATUS_PREFIX + status, 0, -1)]
 
     def last_event_id(self) -> str | None:
         """The id of the newest event in the replay stream, None when it is empty."""
         newest = self.redis.xrevrange(EVENTS_KEY, count=1)
-        return newest[0][0].decode() if newest else None
+        return text(newest[0][0]) if newest else None
 
     # -- changing --------------------------------------------------------------------------
 
@@ -175,8 +174,10 @@ class JobStore:
     def create(self, job_type: JobType, name: str, params: dict[str, Any], timeout: int) -> dict[str, Any]:
         """Store a pending job and enqueue it for RQ in one transaction."""
         job_id = new_job_id()
-        fields = {"id": job_id, "name": name, "type": job_type.name, "params": params, "created_at": utcnow()}
-        fields.update(_waiting(attempts=1), timeout=timeout)
+        fields: dict[str, Any] = {"id": job_id, "name": name, "type": job_type.name, "params": params}
+        fields["created_at"] = utcnow()
+        fields.update(_waiting(attempts=1))
+        fields["timeout"] = timeout
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.multi()
             self._change(job_id, mode="create", fields=fields, client=pipe)
@@ -248,9 +249,9 @@ class JobStore:
                 try:
                     pipe.watch(key)
                     raw = pipe.hmget(key, ["status", "type", "params", "attempts", "timeout"])
-                    if raw[0] is None:
+                    if None in raw:
                         return Outcome("missing")
-                    status, type_name, params, attempts, timeout = (json.loads(v) for v in raw)
+                    status, type_name, params, attempts, timeout = (json.loads(v) for v in raw if v is not None)
                     job_type = get_type(type_name)
                     if status not in (FAILED, CANCELED) or job_type is None:
                         return Outcome("conflict", status)

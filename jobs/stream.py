@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import hiredis
 import redis
 
+from jobs.connection import text
 from jobs.events import EVENTS_KEY, PATTERN, PING_FRAME, RESET, RETRY_FRAME, Event, channel, frame, id_key
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,9 @@ class RedisSubscription:
         self.behind = False
         try:
             connection.send_command("PSUBSCRIBE", PATTERN)
-            self.sock = connection._sock
+            if connection._sock is None:
+                raise redis.ConnectionError("the subscription has no socket")
+            self.sock: socket.socket = connection._sock
             self._confirm()
         except BaseException:
             self.close()
@@ -361,9 +364,9 @@ def _replay(client: redis.Redis, last_event_id: str, job_id: str | None) -> tupl
     except ValueError:
         after = None
     oldest = client.xrange(EVENTS_KEY, count=1)
-    if after is None or not oldest or id_key(oldest[0][0].decode()) > after:
+    if after is None or not oldest or id_key(text(oldest[0][0])) > after:
         newest = client.xrevrange(EVENTS_KEY, count=1)
-        tip = newest[0][0].decode() if newest else None
+        tip = text(newest[0][0]) if newest else None
         return [frame(RESET, '{"type": "reset"}', tip)], (id_key(tip) if tip else (0, 0))
     chunks: list[bytes] = []
     start = f"({after[0]}-{after[1]}"

@@ -11,6 +11,7 @@ from typing import Any
 import redis
 from flask import Flask, Response, abort, current_app, jsonify, render_template, request, url_for
 from marshmallow import Schema
+from redis import Redis
 
 from jobs import control, schemas
 from jobs.config import Settings
@@ -29,10 +30,10 @@ class Services:
     """What the routes use, built once per process in the factory."""
 
     settings: Settings
-    redis: redis.Redis
+    redis: Redis
     store: JobStore
     fanout: RequestFanout | ProcessFanout
-    stream_redis: redis.Redis
+    stream_redis: Redis
     streams: StreamRegistry
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import redis
 from flask import Response, jsonify
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from jobs import schemas
 from jobs.store import Outcome
@@ -45,7 +45,7 @@ def outcome_error(job_id: str, outcome: Outcome, action: str) -> Response:
 
 def handle_http_error(exc: HTTPException) -> Response:
     response = error(exc.code or 500, exc.description or exc.name)
-    if exc.code == 405 and exc.valid_methods:
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)
     return response
 
