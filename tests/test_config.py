@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from jobs.config import ConfigError, Settings
-from jobs.registry import get_type, load
+from jobs.registry import load
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_defaults_when_nothing_is_set() -> None:
@@ -69,6 +75,17 @@ def test_job_modules_that_cannot_be_imported_are_refused() -> None:
         load(("no_such_jobs_module",))
 
 
-def test_loading_the_built_in_types_registers_them() -> None:
-    load(("jobs.demo",))
-    assert get_type("demo.sleep") is not None
+def test_the_registry_knows_only_the_types_the_skin_loads() -> None:
+    """In a fresh interpreter: importing the registry registers nothing; load() of the modules does."""
+    script = (
+        "from jobs.config import Settings\n"
+        "from jobs.registry import get_type, job_types, load\n"
+        "assert job_types() == [], job_types()\n"
+        "load(Settings(job_modules=('tests.stubborn_jobs',)).job_type_modules)\n"
+        "print(' '.join(t.name for t in job_types()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    names = done.stdout.split()
+    assert {"demo.web_agent", "demo.sleep", "demo.primes"} <= set(names)
+    assert any(name.startswith("test.") for name in names)  # the user's module registered its own
