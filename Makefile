@@ -42,7 +42,7 @@ test: $(VENV)/.dev-deps chromium lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev-deps
-	$(PY) bench/sse_fanout.py --help
+	$(PY) -m bench.sse_fanout --help
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -10,7 +10,7 @@ Measures, against a connected SSE client on one gunicorn gevent worker and the r
      like jobstream's worker);
   3. POST /cancel of an active job → its `canceled` event, p50/p99.
 
-    python bench/lifecycle.py --samples 50 --noop-jobs 600
+    python -m bench.lifecycle --samples 50 --noop-jobs 600
 """
 
 from __future__ import annotations
@@ -25,19 +25,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from redis import Redis
+from rq import Queue, Worker
+from rq.serializers import JSONSerializer
+from rq.suspension import resume, suspend
 
-from redis import Redis  # noqa: E402
-from rq import Queue, Worker  # noqa: E402
-from rq.serializers import JSONSerializer  # noqa: E402
-from rq.suspension import resume, suspend  # noqa: E402
-
-from jobs.config import Settings  # noqa: E402
-from jobs.registry import get_type  # noqa: E402
-from jobs.store import JobStore  # noqa: E402
-from scripts.harness import RedisServer, request, start_pool, start_web, wait_until  # noqa: E402
-from tests.helpers import SSEClient, create  # noqa: E402
+from jobs.config import Settings
+from jobs.registry import get_type, load
+from jobs.store import JobStore
+from scripts.harness import ROOT, RedisServer, request, start_pool, start_web, wait_until
+from tests.helpers import SSEClient, create
 
 PLAIN_POOL = """
 import sys
@@ -160,7 +157,9 @@ def plain_rq_throughput(redis_url: str, jobs: int, workers: int, kind: str) -> t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.lifecycle", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=50, help="latency samples per measurement")
     parser.add_argument("--noop-jobs", type=int, default=600, help="jobs for the throughput runs")
     parser.add_argument("--workers", type=int, default=5, help="JOBSTREAM_CONCURRENCY")
@@ -177,7 +176,9 @@ def main() -> None:
             "post_to_active": summary(post_to_active(base, client, args.samples)),
             "cancel_to_canceled": summary(cancel_to_canceled(base, client, args.samples)),
         }
-        store = JobStore(redis_server.client(), Settings(redis_url=redis_server.url))
+        settings = Settings(redis_url=redis_server.url)
+        load(settings.job_type_modules)  # as every skin does: the registry imports no job type itself
+        store = JobStore(redis_server.client(), settings)
         runs: dict[str, list[tuple[float, float]]] = {"jobstream": [], "rq_fork": [], "rq_simple": []}
         for _ in range(args.repeat):  # interleaved, so all see the same machine
             runs["jobstream"].append(noop_throughput(store, client, args.noop_jobs))

@@ -4,7 +4,7 @@ Each of N greenlets holds its own PSUBSCRIBE and reads every event, either throu
 `PubSub.get_message` (what request mode does) or straight from the socket with a hiredis reader.
 Nothing is written to any client: this is the floor of one subscription per client.
 
-    python bench/pubsub_receive.py --subscribers 500 --events 400 --repeat 2
+    python -m bench.pubsub_receive --subscribers 500 --events 400 --repeat 2
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parent.parent  # the measuring subprocesses run from here
 
 KINDS = ("redis-py", "hiredis")
 PAYLOAD = b"1-0\njob-update\n" + b"x" * 600  # an event as the scripts publish it, about the usual size
@@ -75,7 +74,9 @@ def measure(kind: str, subscribers: int, events: int, port: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.pubsub_receive", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--subscribers", type=int, default=500)
     parser.add_argument("--events", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=2)
@@ -92,7 +93,7 @@ def main() -> None:
     try:
         for _ in range(args.repeat):
             for kind in KINDS:  # interleaved, so both see the same machine
-                command = [sys.executable, __file__, "--subscribers", str(args.subscribers)]
+                command = [sys.executable, "-m", "bench.pubsub_receive", "--subscribers", str(args.subscribers)]
                 command += ["--events", str(args.events), "--one", kind, str(server.port)]
                 out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
                 costs[kind].append(float(out.strip().splitlines()[-1]))

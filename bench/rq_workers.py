@@ -7,7 +7,7 @@ enqueued, then one worker runs them in burst mode. Kinds, interleaved run by run
   cold-fork  the same, job modules NOT imported before (each work horse imports them itself)
   simple     RQ's `SimpleWorker`: no fork, the job runs in the worker process (what jobstream does now)
 
-    python bench/rq_workers.py --jobs 300 --repeat 3
+    python -m bench.rq_workers --jobs 300 --repeat 3
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parent.parent  # the measuring subprocesses run from here
 
 KINDS = ("fork", "cold-fork", "simple")
 
@@ -52,7 +51,9 @@ def measure(kind: str, count: int, url: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.rq_workers", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--one", nargs=2, metavar=("KIND", "URL"), help=argparse.SUPPRESS)
@@ -69,7 +70,7 @@ def main() -> None:
         for _ in range(args.repeat):
             for kind in KINDS:
                 out = subprocess.run(
-                    [sys.executable, __file__, "--jobs", str(args.jobs), "--one", kind, server.url],
+                    [sys.executable, "-m", "bench.rq_workers", "--jobs", str(args.jobs), "--one", kind, server.url],
                     cwd=ROOT,
                     check=True,
                     capture_output=True,

@@ -10,9 +10,9 @@ fan-out mode), opens N SSE streams from separate load-generator processes, and m
 Lag = the client's receive time − the event's `timestamp` (stamped by the RQ worker with ms precision,
 same machine clock). Prints a table and writes JSON to bench/results/.
 
-    python bench/sse_fanout.py --mode process --clients 1000 --jobs 5 --rate 10 --seconds 20
-    python bench/sse_fanout.py --mode request --clients 5000 --idle
-    python bench/sse_fanout.py --mode request --cycles 1000 --batch 100
+    python -m bench.sse_fanout --mode process --clients 1000 --jobs 5 --rate 10 --seconds 20
+    python -m bench.sse_fanout --mode request --clients 5000 --idle
+    python -m bench.sse_fanout --mode request --cycles 1000 --batch 100
 """
 
 from __future__ import annotations
@@ -30,15 +30,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: bench/sse_fanout.py
-    sys.path.insert(0, str(ROOT))
-
-from bench.pyspy import finish_profiler, start_profiler  # noqa: E402
-from bench.sse_fleet import ClientFleet, percentile  # noqa: E402
-from bench.sse_tables import CYCLE_ROWS, IDLE_ROWS, LOAD_ROWS, medians, print_table  # noqa: E402
-from bench.stack import Probe, Stack  # noqa: E402
-from jobs.events import EVENTS_KEY, JOB_UPDATE  # noqa: E402
+from bench.pyspy import finish_profiler, start_profiler
+from bench.sse_fleet import ClientFleet, percentile
+from bench.sse_tables import CYCLE_ROWS, IDLE_ROWS, LOAD_ROWS, medians, print_table
+from bench.stack import Probe, Stack
+from jobs.events import EVENTS_KEY, JOB_UPDATE
+from scripts.harness import ROOT
 
 RESULTS = ROOT / "bench" / "results"
 FDS_PER_STREAM = 2  # the client's socket here, and in request mode the server's Redis connection
@@ -46,7 +43,9 @@ WARMUP_STREAMS = 20
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.sse_fanout", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--mode", choices=("request", "process"), default="request", help="JOBSTREAM_FANOUT")
     parser.add_argument("--clients", type=int, default=100, help="SSE streams to open (N)")
     parser.add_argument("--client-procs", type=int, default=2, help="load-generator processes")

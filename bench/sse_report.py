@@ -1,7 +1,7 @@
 """Summarise bench/results/sse-*.json as the Markdown tables of docs/BENCHMARKS.md, and plot lag p99 vs N.
 
-    python bench/sse_report.py                      # tables of the newest result per configuration
-    python bench/sse_report.py --plot docs/sse_lag_p99.png
+    python -m bench.sse_report                      # tables of the newest result per configuration
+    python -m bench.sse_report --plot docs/sse_lag_p99.png
 
 Runs made with --profile are left out (py-spy slows the worker); where a configuration was run more
 than once, the newest file wins and its median over repeats is shown.
@@ -154,7 +154,9 @@ def plot(path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.sse_report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--plot", type=Path, help="write the lag p99 vs N plot (PNG) here")
     args = parser.parse_args(argv)
     for title, lines in (("load", load_table()), ("idle", idle_table()), ("cycles", cycles_table())):
