@@ -15,6 +15,7 @@ from app import create_app
 from jobs.config import Settings
 from jobs.registry import load
 from scripts.harness import RedisServer, Service, start_pool, start_web
+from tests.helpers import STREAM_PATH, OpenSSE, SSEClient
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -101,6 +102,24 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def base(request: pytest.FixtureRequest, stack: Stack) -> str:
     """The base URL of the stack's web server, once per fan-out mode."""
     return stack.bases[request.param]
+
+
+@pytest.fixture
+def sse() -> Iterator[OpenSSE]:
+    """Opens SSE clients, `sse(base, path=..., last_event_id=...)`; closes every one of them after the test,
+    passed or failed, so no stream outlives its test."""
+    opened: list[SSEClient] = []
+
+    def open_stream(
+        base: str, path: str = STREAM_PATH, last_event_id: str | None = None, wait_ready: bool = True
+    ) -> SSEClient:
+        client = SSEClient(base, path, last_event_id, wait_ready=False)
+        opened.append(client)  # before waiting: a stream that never gets ready is closed too
+        return client.wait_ready() if wait_ready else client
+
+    yield open_stream
+    for client in opened:
+        client.close()
 
 
 @pytest.fixture

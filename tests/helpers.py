@@ -11,11 +11,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from scripts.harness import request, wait_until
 
+STREAM_PATH = "/api/jobs/stream"
 # (status, progress) of every event of a 3-step demo.web_agent job, from creation to its end
 THREE_STEP_LIFECYCLE = [
     ("pending", 0),
@@ -27,6 +28,14 @@ THREE_STEP_LIFECYCLE = [
 ]
 
 
+class OpenSSE(Protocol):
+    """The `sse` fixture: opens an SSE client that is closed at the end of the test, whatever happens."""
+
+    def __call__(
+        self, base: str, path: str = STREAM_PATH, last_event_id: str | None = None, wait_ready: bool = True
+    ) -> SSEClient: ...
+
+
 def create(base: str, name: str = "job", type_: str = "demo.web_agent", **params: Any) -> dict[str, Any]:
     status, data, _ = request(base, "POST", "/api/jobs", {"name": name, "type": type_, "params": params})
     assert status == 201, data
@@ -34,10 +43,13 @@ def create(base: str, name: str = "job", type_: str = "demo.web_agent", **params
 
 
 class SSEClient:
-    """A raw SSE reader on its own thread: collects (id, event, data) and comments."""
+    """A raw SSE reader on its own thread: collects (id, event, data) and comments.
+
+    Tests open one through the `sse` fixture, which closes it whatever happens; a benchmark closes its own.
+    """
 
     def __init__(
-        self, base: str, path: str = "/api/jobs/stream", last_event_id: str | None = None, wait_ready: bool = True
+        self, base: str, path: str = STREAM_PATH, last_event_id: str | None = None, wait_ready: bool = True
     ) -> None:
         parts = urlsplit(base)
         self.sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
@@ -53,8 +65,17 @@ class SSEClient:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
-        if wait_ready:  # the server sends retry once it is subscribed
-            wait_until(lambda: self.retry is not None or self.closed.is_set(), 15, "the stream to open")
+        if wait_ready:
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.close()
+                raise
+
+    def wait_ready(self) -> SSEClient:
+        """Wait until the server sent `retry:` (it does once subscribed) or ended the stream."""
+        wait_until(lambda: self.retry is not None or self.closed.is_set(), 15, "the stream to open")
+        return self
 
     def _read(self) -> None:
         file = self.sock.makefile("rb")

@@ -17,7 +17,7 @@ from jobs.config import Settings
 from jobs.store import JobStore
 from scripts.harness import RedisServer, Service, request, start_pool, start_web, wait_until
 from tests.conftest import Stack
-from tests.helpers import SSEClient, create
+from tests.helpers import OpenSSE, SSEClient, create
 from worker import MONITOR_INTERVAL, ORPHAN_AFTER, STOP_GRACE, SWEEP_EVERY
 
 TEST_JOBS = "tests.stubborn_jobs"
@@ -87,9 +87,9 @@ def start_victim(stack: Private) -> tuple[dict, str, set[str]]:
 # -- death ------------------------------------------------------------------------------------
 
 
-def test_kill_9_of_a_worker_fails_its_job_and_the_pool_replaces_it(private_stack: Private) -> None:
+def test_kill_9_of_a_worker_fails_its_job_and_the_pool_replaces_it(private_stack: Private, sse: OpenSSE) -> None:
     base = private_stack.base
-    client = SSEClient(base)
+    client = sse(base)
     job, worker, before = start_victim(private_stack)
     os.kill(worker_pid(private_stack.redis, worker), signal.SIGKILL)
     client.wait_for(lambda c: statuses(c, job["id"])[-1:] == ["failed"], 30, "failed")
@@ -101,13 +101,12 @@ def test_kill_9_of_a_worker_fails_its_job_and_the_pool_replaces_it(private_stack
     )
     assert len(worker_names(private_stack.redis)) == 2, replaced
     assert_pool_serves(base, client)
-    client.close()
 
 
-def test_a_hung_worker_is_ended_and_its_job_failed(private_stack: Private) -> None:
+def test_a_hung_worker_is_ended_and_its_job_failed(private_stack: Private, sse: OpenSSE) -> None:
     """A worker that stopped responding (here SIGSTOP; in life, a C call holding the GIL) sends no heartbeat."""
     base = private_stack.base
-    client = SSEClient(base)
+    client = sse(base)
     job, worker, before = start_victim(private_stack)
     pid = worker_pid(private_stack.redis, worker)
     os.kill(pid, signal.SIGSTOP)
@@ -115,7 +114,6 @@ def test_a_hung_worker_is_ended_and_its_job_failed(private_stack: Private) -> No
     assert job_status(base, job["id"])["error"] == f"worker died (no heartbeat for {ORPHAN_AFTER} s)"
     wait_until(lambda: exited(pid), 5, "the hung worker killed")
     wait_until(lambda: new_workers(private_stack, before), 15, "a replacement worker")
-    client.close()
 
 
 def test_a_worker_retires_after_its_max_jobs_and_is_replaced(private_redis: RedisServer, tmp_path: Path) -> None:
@@ -131,20 +129,21 @@ def test_a_worker_retires_after_its_max_jobs_and_is_replaced(private_redis: Redi
         pool.stop()
 
 
-def test_a_cancel_whose_stop_command_was_lost_is_found_at_the_next_heartbeat(private_stack: Private) -> None:
+def test_a_cancel_whose_stop_command_was_lost_is_found_at_the_next_heartbeat(
+    private_stack: Private, sse: OpenSSE
+) -> None:
     base = private_stack.base
-    client = SSEClient(base)
+    client = sse(base)
     job = create(base, "victim", steps=600, step_seconds=0.1)
     wait_until(lambda: active_on_worker(base, job["id"]), 10, "the job running")
     store = JobStore(private_stack.redis.client(), Settings(redis_url=private_stack.redis.url))
     assert store._change(job["id"], guard=("active",), fields={"cancel_requested": True}).ok  # no stop-job sent
     client.wait_for(lambda c: statuses(c, job["id"])[-1:] == ["canceled"], MONITOR_INTERVAL + 5, "canceled")
-    client.close()
 
 
-def test_a_job_that_swallows_its_cancel_is_ended_with_its_worker(private_stack: Private) -> None:
+def test_a_job_that_swallows_its_cancel_is_ended_with_its_worker(private_stack: Private, sse: OpenSSE) -> None:
     base = private_stack.base
-    client = SSEClient(base)
+    client = sse(base)
     job = create(base, "stubborn", type_="test.stubborn", seconds=120)
     worker = wait_until(lambda: active_on_worker(base, job["id"]), 10, "the job running")
     pid = worker_pid(private_stack.redis, worker)
@@ -156,24 +155,22 @@ def test_a_job_that_swallows_its_cancel_is_ended_with_its_worker(private_stack: 
     assert final["logs"][-1] == "stopped by request: its worker process was ended"
     wait_until(lambda: exited(pid), 5, "the worker process ended")
     assert_pool_serves(base, client)
-    client.close()
 
 
-def test_a_job_that_swallows_its_timeout_fails_with_its_worker(private_stack: Private) -> None:
+def test_a_job_that_swallows_its_timeout_fails_with_its_worker(private_stack: Private, sse: OpenSSE) -> None:
     base = private_stack.base
-    client = SSEClient(base)
+    client = sse(base)
     status, data, _ = request(
         base, "POST", "/api/jobs", {"name": "stubborn", "type": "test.stubborn", "timeout_seconds": 1}
     )
     assert status == 201
     client.wait_for(lambda c: statuses(c, data["job"]["id"])[-1:] == ["failed"], 1 + STOP_GRACE + 5, "failed")
     assert job_status(base, data["job"]["id"])["error"] == "timed out after 1 s"
-    client.close()
 
 
-def test_a_job_over_its_timeout_fails_clearly(stack: Stack) -> None:
+def test_a_job_over_its_timeout_fails_clearly(stack: Stack, sse: OpenSSE) -> None:
     base = stack.bases["request"]
-    client = SSEClient(base)
+    client = sse(base)
     status, data, _ = request(
         base,
         "POST",
@@ -184,12 +181,11 @@ def test_a_job_over_its_timeout_fails_clearly(stack: Stack) -> None:
     job_id = data["job"]["id"]
     client.wait_for(lambda c: any(e["data"]["job"]["status"] == "failed" for e in c.updates(job_id)), 10, "failed")
     assert job_status(base, job_id)["error"] == "timed out after 1 s"
-    client.close()
 
 
-def test_never_more_jobs_active_than_the_concurrency(stack: Stack) -> None:
+def test_never_more_jobs_active_than_the_concurrency(stack: Stack, sse: OpenSSE) -> None:
     base = stack.bases["process"]
-    client = SSEClient(base)
+    client = sse(base)
     jobs = [create(base, f"c{i}", steps=4, step_seconds=0.1) for i in range(15)]
     ids = {j["id"] for j in jobs}
     for job in jobs:
@@ -206,15 +202,14 @@ def test_never_more_jobs_active_than_the_concurrency(stack: Stack) -> None:
             running.discard(job["id"])
         peak = max(peak, len(running))
     assert peak == 5
-    client.close()
 
 
 # -- queue control ----------------------------------------------------------------------------
 
 
-def test_pause_holds_pending_jobs_while_running_ones_finish(private_stack: Private) -> None:
+def test_pause_holds_pending_jobs_while_running_ones_finish(private_stack: Private, sse: OpenSSE) -> None:
     base = private_stack.base
-    client = SSEClient(base)
+    client = sse(base)
     running = create(base, "running", steps=5, step_seconds=0.2)
     wait_until(lambda: job_status(base, running["id"])["status"] == "active", 10, "running")
     assert request(base, "POST", "/api/queue/pause")[1] == {"paused": True}
@@ -225,16 +220,15 @@ def test_pause_holds_pending_jobs_while_running_ones_finish(private_stack: Priva
     assert request(base, "GET", "/api/stats")[1]["paused"] is True
     assert request(base, "POST", "/api/queue/resume")[1] == {"paused": False}
     client.wait_for(lambda c: any(e["data"]["job"]["status"] == "completed" for e in c.updates(held["id"])), 15)
-    client.close()
 
 
-def test_clean_deletes_ended_jobs_by_status_and_age(private_stack: Private) -> None:
+def test_clean_deletes_ended_jobs_by_status_and_age(private_stack: Private, sse: OpenSSE) -> None:
     base = private_stack.base
     done = create(base, "done", steps=1, step_seconds=0)
     failed = create(base, "failed", steps=1, step_seconds=0, fail_rate=1)
     for job, status in ((done, "completed"), (failed, "failed")):
         wait_until(lambda j=job, s=status: job_status(base, j["id"])["status"] == s, 15, status)
-    client = SSEClient(base)
+    client = sse(base)
     assert request(base, "POST", "/api/jobs/clean", {"older_than_seconds": 3600})[1]["deleted"] == 0
     status, data, _ = request(base, "POST", "/api/jobs/clean", {"status": "completed", "older_than_seconds": 0})
     assert status == 200 and data["ids"] == [done["id"]]
@@ -242,7 +236,6 @@ def test_clean_deletes_ended_jobs_by_status_and_age(private_stack: Private) -> N
     assert request(base, "GET", f"/api/jobs/{done['id']}")[0] == 404
     assert job_status(base, failed["id"])["status"] == "failed"
     assert request(base, "POST", "/api/jobs/clean", {"status": "active"})[0] == 422
-    client.close()
 
 
 def test_stats_report_counts_workers_and_throughput(private_stack: Private) -> None:
@@ -296,11 +289,11 @@ def test_ctrl_c_to_the_whole_pool_lets_a_running_job_finish(private_stack: Priva
     assert job_status(base, job["id"])["status"] == "completed"
 
 
-def test_redis_outage_gives_503_and_everything_recovers(private_stack: Private) -> None:
+def test_redis_outage_gives_503_and_everything_recovers(private_stack: Private, sse: OpenSSE) -> None:
     base = private_stack.base
     request(base, "POST", "/api/queue/pause")
     accepted = [create(base, f"accepted {i}", steps=1, step_seconds=0) for i in range(5)]
-    client = SSEClient(base)
+    client = sse(base)
     private_stack.redis.stop()
     started = time.monotonic()
     status, data, _ = request(base, "GET", "/api/jobs")
@@ -316,4 +309,3 @@ def test_redis_outage_gives_503_and_everything_recovers(private_stack: Private) 
         wait_until(lambda j=job: job_status(base, j["id"])["status"] == "completed", 30, "accepted jobs run")
     again = create(base, "after the outage", steps=1, step_seconds=0)
     wait_until(lambda: job_status(base, again["id"])["status"] == "completed", 30, "workers recovered")
-    client.close()

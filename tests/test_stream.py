@@ -18,7 +18,7 @@ from jobs.registry import get_type
 from jobs.store import JobStore
 from scripts.harness import RedisServer, Service, request, start_web, wait_until
 from tests.conftest import Stack
-from tests.helpers import THREE_STEP_LIFECYCLE, SSEClient, create
+from tests.helpers import THREE_STEP_LIFECYCLE, OpenSSE, SSEClient, create
 
 Launch = Callable[..., tuple[Service, str]]
 
@@ -72,8 +72,8 @@ def stack_store(stack: Stack) -> JobStore:
 # -- the whole loop ----------------------------------------------------------------------------
 
 
-def test_twenty_jobs_go_pending_active_progress_completed_in_order(base: str) -> None:
-    client = SSEClient(base)
+def test_twenty_jobs_go_pending_active_progress_completed_in_order(base: str, sse: OpenSSE) -> None:
+    client = sse(base)
     client.wait_for(lambda c: c.retry == 3000, 5, "retry: 3000 first")
     jobs = [create(base, f"job {i}", steps=3, step_seconds=0.05) for i in range(20)]
     for job in jobs:
@@ -85,11 +85,10 @@ def test_twenty_jobs_go_pending_active_progress_completed_in_order(base: str) ->
         assert updates[-1]["data"]["job"]["result"] == {"steps": 3, "status": "done"}
     keys = [tuple(map(int, e["id"].split("-"))) for e in client.updates()]
     assert keys == sorted(keys) and len(set(keys)) == len(keys)
-    client.close()
 
 
-def test_cancel_pending_and_running_jobs(base: str) -> None:
-    client = SSEClient(base)
+def test_cancel_pending_and_running_jobs(base: str, sse: OpenSSE) -> None:
+    client = sse(base)
     running = [create(base, f"long {i}", steps=300, step_seconds=0.1) for i in range(5)]
     waiting = create(base, "waits", steps=1, step_seconds=0)
     for job in running:
@@ -108,49 +107,43 @@ def test_cancel_pending_and_running_jobs(base: str) -> None:
     for job in running[1:]:
         client.wait_for(lambda c, j=job: ended(c, j["id"], "canceled"), 5, "cleanup cancels")
     assert "active" not in statuses(client, waiting["id"])
-    client.close()
 
 
-def test_retry_of_a_failed_job_runs_it_again(base: str) -> None:
-    client = SSEClient(base)
+def test_retry_of_a_failed_job_runs_it_again(base: str, sse: OpenSSE) -> None:
+    client = sse(base)
     job = create(base, "fails", steps=1, step_seconds=0, fail_rate=1)
     client.wait_for(lambda c: ended(c, job["id"], "failed"), 15, "failed")
     status, data, _ = request(base, "POST", f"/api/jobs/{job['id']}/retry")
     assert status == 202 and data["job"]["attempts"] == 2 and data["job"]["status"] == "pending"
     client.wait_for(lambda c: statuses(c, job["id"]).count("failed") == 2, 15, "second failure")
     assert statuses(client, job["id"]) == ["pending", "active", "failed", "pending", "active", "failed"]
-    client.close()
 
 
-def test_150_concurrent_streams_are_all_served(base: str) -> None:
-    clients = [SSEClient(base) for _ in range(150)]
+def test_150_concurrent_streams_are_all_served(base: str, sse: OpenSSE) -> None:
+    clients = [sse(base) for _ in range(150)]
     for client in clients:
         client.wait_for(lambda c: c.retry == 3000, 15, "every stream opened")
     job = create(base, "for everyone", steps=2, step_seconds=0.05)
     for client in clients:
         client.wait_for(lambda c: ended(c, job["id"]), 20, "every stream sees completion")
-    for client in clients:
-        client.close()
 
 
-def test_a_burst_of_300_stream_opens_is_all_served(base: str) -> None:
+def test_a_burst_of_300_stream_opens_is_all_served(base: str, sse: OpenSSE) -> None:
     """As when every browser reconnects at once after a deploy: none may be refused."""
-    clients = [SSEClient(base, wait_ready=False) for _ in range(300)]
+    clients = [sse(base, wait_ready=False) for _ in range(300)]
     for client in clients:
         client.wait_for(lambda c: c.retry == 3000 or c.closed.is_set(), 20, "every stream answered")
     assert [c.status for c in clients] == [200] * 300
-    for client in clients:
-        client.close()
 
 
 # -- resources -------------------------------------------------------------------------------
 
 
-def test_departed_clients_leave_no_subscription_or_queue(stack: Stack, base: str) -> None:
+def test_departed_clients_leave_no_subscription_or_queue(stack: Stack, base: str, sse: OpenSSE) -> None:
     mode = "request" if base == stack.bases["request"] else "process"
     wait_until(lambda: open_streams(base) == 0, 5, "no stream open")
     before = stack.redis_server.pattern_subscribers()
-    clients = [SSEClient(base) for _ in range(5)]
+    clients = [sse(base) for _ in range(5)]
     wait_until(lambda: open_streams(base) == 5, 5, "5 streams open")
     during = stack.redis_server.pattern_subscribers()
     assert during == before + (5 if mode == "request" else 0)
@@ -161,12 +154,12 @@ def test_departed_clients_leave_no_subscription_or_queue(stack: Stack, base: str
     wait_until(lambda: stack.redis_server.pattern_subscribers() == before, 2.5, "subscriptions released")
 
 
-def test_300_connect_disconnect_cycles_leak_nothing(stack: Stack, base: str) -> None:
+def test_300_connect_disconnect_cycles_leak_nothing(stack: Stack, base: str, sse: OpenSSE) -> None:
     wait_until(lambda: open_streams(base) == 0, 5, "no stream open")
     subscribers = stack.redis_server.pattern_subscribers()
     connections = stack.redis.info("clients")["connected_clients"]
     for _ in range(30):
-        batch = [SSEClient(base) for _ in range(10)]
+        batch = [sse(base) for _ in range(10)]
         for client in batch:
             client.wait_for(lambda c: c.retry == 3000, 10, "stream opened")
             client.close()
@@ -179,44 +172,45 @@ def test_300_connect_disconnect_cycles_leak_nothing(stack: Stack, base: str) -> 
 # -- replay ----------------------------------------------------------------------------------
 
 
-def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(base: str, stack_store: JobStore) -> None:
+def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(
+    base: str, stack_store: JobStore, sse: OpenSSE
+) -> None:
     job_id = fake_active_job(stack_store)
-    first = SSEClient(base)
+    first = sse(base)
     before = stack_store.report(job_id, 1, "before").event_id
     first.wait_for(lambda c: any(e["id"] == before for e in c.updates(job_id)), 5, "the event")
     last = before  # the id the client saw last for this job
     first.close()
     for n in range(100):
         stack_store.report(job_id, n % 100, f"missed {n}")
-    again = SSEClient(base, last_event_id=last)
+    again = sse(base, last_event_id=last)
     again.wait_for(lambda c: len(c.updates(job_id)) >= 100, 10, "the 100 missed events")
     stack_store.report(job_id, 50, "live")
     again.wait_for(lambda c: len(c.updates(job_id)) == 101, 5, "then the live one")
     actions = [e["data"]["job"]["action"] for e in again.updates(job_id)]
     assert actions == [f"missed {n}" for n in range(100)] + ["live"]
-    again.close()
 
 
-def test_last_event_id_as_query_parameter(base: str, stack_store: JobStore) -> None:
+def test_last_event_id_as_query_parameter(base: str, stack_store: JobStore, sse: OpenSSE) -> None:
     job_id = fake_active_job(stack_store)
     since = stack_store.report(job_id, 5, "a").event_id
     stack_store.report(job_id, 6, "b")
-    client = SSEClient(base, path=f"/api/jobs/stream?last_event_id={since}")
+    client = sse(base, path=f"/api/jobs/stream?last_event_id={since}")
     client.wait_for(lambda c: c.updates(job_id), 5, "replayed event")
     assert [e["data"]["job"]["action"] for e in client.updates(job_id)] == ["b"]
-    client.close()
 
 
-def test_an_id_older_than_the_replay_history_gets_reset(base: str, stack_store: JobStore) -> None:
+def test_an_id_older_than_the_replay_history_gets_reset(base: str, stack_store: JobStore, sse: OpenSSE) -> None:
     fake_active_job(stack_store)
-    client = SSEClient(base, last_event_id="1-0")
+    client = sse(base, last_event_id="1-0")
     client.wait_for(lambda c: any(e["event"] == "reset" for e in c.events), 5, "reset")
     reset = next(e for e in client.events if e["event"] == "reset")
     assert reset["id"] == stack_store.last_event_id() or reset["id"] < stack_store.last_event_id()
-    client.close()
 
 
-def test_events_published_during_the_replay_are_neither_lost_nor_doubled(base: str, stack_store: JobStore) -> None:
+def test_events_published_during_the_replay_are_neither_lost_nor_doubled(
+    base: str, stack_store: JobStore, sse: OpenSSE
+) -> None:
     job_id = fake_active_job(stack_store)
     since = stack_store.report(job_id, 0, "start").event_id
     for n in range(2000):  # a long backlog, so the replay read overlaps the publisher below
@@ -229,21 +223,20 @@ def test_events_published_during_the_replay_are_neither_lost_nor_doubled(base: s
 
     publisher = threading.Thread(target=publish)
     publisher.start()
-    client = SSEClient(base, last_event_id=since)
+    client = sse(base, last_event_id=since)
     publisher.join()
     expected = [entry_id.decode() for entry_id, _ in stack_store.redis.xrange(EVENTS_KEY, min=f"({since}")]
     client.wait_for(lambda c: len(c.updates(job_id)) >= len(expected), 20, "every event")
     received = [e["id"] for e in client.updates(job_id)]
     assert received == expected
-    client.close()
 
 
 # -- filters, heartbeats, slow clients --------------------------------------------------------
 
 
-def test_job_filter_narrows_the_stream(base: str, stack_store: JobStore) -> None:
+def test_job_filter_narrows_the_stream(base: str, stack_store: JobStore, sse: OpenSSE) -> None:
     wanted, other = fake_active_job(stack_store, "wanted"), fake_active_job(stack_store, "other")
-    client = SSEClient(base, path=f"/api/jobs/stream?job={wanted}")
+    client = sse(base, path=f"/api/jobs/stream?job={wanted}")
     client.wait_for(lambda c: c.retry == 3000, 5, "open")
     stack_store.report(other, 1, "x")
     stack_store.report(wanted, 2, "y")
@@ -251,25 +244,25 @@ def test_job_filter_narrows_the_stream(base: str, stack_store: JobStore) -> None
     stack_store.report(wanted, 3, "z")
     client.wait_for(lambda c: len(c.updates(wanted)) == 2, 5, "both events")
     assert {e["data"]["job"]["id"] for e in client.updates()} == {wanted}
-    client.close()
 
 
-def test_heartbeat_comes_on_a_clock(base: str) -> None:
-    client = SSEClient(base, path=f"/api/jobs/stream?job={'0' * 20}")  # a job that never has events
+def test_heartbeat_comes_on_a_clock(base: str, sse: OpenSSE) -> None:
+    client = sse(base, path=f"/api/jobs/stream?job={'0' * 20}")  # a job that never has events
     client.wait_for(lambda c: len([t for t, text in c.comments if text == "ping"]) >= 3, 6, "three pings")
     times = [t for t, text in client.comments if text == "ping"]
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert all(0.7 < gap < 1.6 for gap in gaps), gaps
-    client.close()
 
 
-def test_a_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(base: str, stack_store: JobStore) -> None:
+def test_a_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(
+    base: str, stack_store: JobStore, sse: OpenSSE
+) -> None:
     job_id = fake_active_job(stack_store)
     slow = socket.socket()
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     slow.connect(("127.0.0.1", int(base.rsplit(":", 1)[1])))
     slow.sendall(b"GET /api/jobs/stream HTTP/1.1\r\nHost: x\r\n\r\n")
-    fast = SSEClient(base)
+    fast = sse(base)
     wait_until(lambda: open_streams(base) >= 2, 5, "both streams open")
     big = "x" * 3900
     for n in range(3000):  # about 12 MB: far more than the slow socket's kernel buffers hold
@@ -278,17 +271,16 @@ def test_a_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(base: str, st
     wait_until(lambda: open_streams(base) == 1, 10, "the slow stream cut off")
     stack_store.report(job_id, 1, "after")
     fast.wait_for(lambda c: c.updates(job_id)[-1]["data"]["job"]["action"] == "after", 5, "the fast client still live")
-    fast.close()
     slow.close()
 
 
 def test_a_backlog_after_a_stall_is_handed_out_without_overflowing_queues(
-    stack: Stack, stack_store: JobStore, launch_web: Launch
+    stack: Stack, stack_store: JobStore, launch_web: Launch, sse: OpenSSE
 ) -> None:
     """Events that pile up while the web process is starved of CPU reach every reader; no queue overflows."""
     _, base = launch_web(stack.redis_server.url, JOBSTREAM_FANOUT="process", JOBSTREAM_STREAM_QUEUE_EVENTS="100")
     job_id = fake_active_job(stack_store)
-    clients = [SSEClient(base) for _ in range(3)]
+    clients = [sse(base) for _ in range(3)]
     pid = request(base, "GET", "/api/stats")[1]["streams"]["pid"]
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -300,7 +292,6 @@ def test_a_backlog_after_a_stall_is_handed_out_without_overflowing_queues(
         client.wait_for(lambda c: len(bursts(c, job_id)) == 1000 or c.closed.is_set(), 30, "the burst")
         assert bursts(client, job_id) == [f"burst {n}" for n in range(1000)]
         assert not client.closed.is_set()
-        client.close()
 
 
 # -- shutdown and Redis restarts --------------------------------------------------------------
@@ -308,11 +299,11 @@ def test_a_backlog_after_a_stall_is_handed_out_without_overflowing_queues(
 
 @pytest.mark.parametrize("mode", ["request", "process"])
 def test_sigterm_ends_200_streams_promptly_and_clients_resume_elsewhere(
-    mode: str, stack: Stack, stack_store: JobStore, launch_web: Launch
+    mode: str, stack: Stack, stack_store: JobStore, launch_web: Launch, sse: OpenSSE
 ) -> None:
     web, base = launch_web(stack.redis_server.url, JOBSTREAM_FANOUT=mode)
     job_id = fake_active_job(stack_store)
-    clients = [SSEClient(base) for _ in range(200)]
+    clients = [sse(base) for _ in range(200)]
     wait_until(lambda: open_streams(base) == 200, 15, "200 streams open")
     stack_store.report(job_id, 1, "seen by all")
     for client in clients:
@@ -326,21 +317,20 @@ def test_sigterm_ends_200_streams_promptly_and_clients_resume_elsewhere(
     for n in range(10):  # published while no server runs
         stack_store.report(job_id, 10 + n, f"gap {n}")
     _, new_base = launch_web(stack.redis_server.url, name="replacement", JOBSTREAM_FANOUT=mode)
-    resumed = [SSEClient(new_base, last_event_id=c.last_id()) for c in clients[:20]]
+    resumed = [sse(new_base, last_event_id=c.last_id()) for c in clients[:20]]
     for client in resumed:
         client.wait_for(lambda c: len(c.updates(job_id)) == 10, 10, "the gap replayed")
         assert [e["data"]["job"]["action"] for e in client.updates(job_id)] == [f"gap {n}" for n in range(10)]
-        client.close()
-    for client in clients:
-        client.close()
 
 
 @pytest.mark.parametrize("mode", ["request", "process"])
-def test_redis_restart_under_open_streams(mode: str, private_redis: RedisServer, launch_web: Launch) -> None:
+def test_redis_restart_under_open_streams(
+    mode: str, private_redis: RedisServer, launch_web: Launch, sse: OpenSSE
+) -> None:
     _, base = launch_web(private_redis.url, JOBSTREAM_FANOUT=mode, JOBSTREAM_HEARTBEAT_SECONDS="1")
     store = JobStore(private_redis.client(), Settings(redis_url=private_redis.url, queue="unserved"))
     job_id = fake_active_job(store)
-    client = SSEClient(base)
+    client = sse(base)
     store.report(job_id, 1, "before")
     client.wait_for(lambda c: c.updates(job_id), 5, "an event")
     last = client.last_id()
@@ -350,23 +340,21 @@ def test_redis_restart_under_open_streams(mode: str, private_redis: RedisServer,
     store = JobStore(private_redis.client(), store.settings)
     wait_until(lambda: request(base, "GET", "/healthz")[0] == 200, 10, "web sees Redis again")
     store.report(job_id, 2, "after")
-    again = SSEClient(base, last_event_id=last)
+    again = sse(base, last_event_id=last)
     again.wait_for(lambda c: c.updates(job_id), 10, "the event published after the restart")
     store.report(job_id, 3, "live")
     again.wait_for(lambda c: len(c.updates(job_id)) == 2, 10, "live events again")
     assert [e["data"]["job"]["action"] for e in again.updates(job_id)] == ["after", "live"]
-    again.close()
 
 
-def test_reset_when_redis_lost_its_history(private_redis: RedisServer, launch_web: Launch) -> None:
+def test_reset_when_redis_lost_its_history(private_redis: RedisServer, launch_web: Launch, sse: OpenSSE) -> None:
     _, base = launch_web(private_redis.url)
     store = JobStore(private_redis.client(), Settings(redis_url=private_redis.url))
     job_id = fake_active_job(store)
     last = store.report(job_id, 1, "before").event_id
     private_redis.client().delete(EVENTS_KEY)  # as after a restart without persistence
     store.report(job_id, 2, "after")
-    client = SSEClient(base, last_event_id=last)
+    client = sse(base, last_event_id=last)
     client.wait_for(lambda c: any(e["event"] == "reset" for e in c.events), 5, "reset")
     store.report(job_id, 3, "live")
     client.wait_for(lambda c: c.updates(job_id), 5, "live events after the reset")
-    client.close()
