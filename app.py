@@ -11,13 +11,13 @@ from flask import Flask, Response, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from jobs.client import Jobs
 from jobs.config import Settings
 from jobs.connection import connect, connect_streams
-from jobs.registry import load
-from jobs.store import JobStore
+from jobs.errors import JobsError
 from jobs.stream import ProcessFanout, RequestFanout, StreamRegistry
 from web.api import EXTENSION, Services, register_routes, services
-from web.errors import error, handle_http_error, handle_redis_error, handle_validation_error
+from web.errors import error, handle_http_error, handle_jobs_error, handle_redis_error, handle_validation_error
 
 WEB_CONNECTIONS = 200  # the command pool's size; a burst of requests waits its turn for one
 
@@ -30,7 +30,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     settings = app.config.get("SETTINGS") or Settings.from_env()
-    load(settings.job_type_modules)
     client = connect(settings.redis_url, max_connections=WEB_CONNECTIONS)
     stream_client = connect_streams(settings.redis_url, settings.stream_connections)
     fanout: RequestFanout | ProcessFanout
@@ -39,9 +38,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     else:
         fanout = RequestFanout(stream_client)
     streams = StreamRegistry(settings.stream_write_timeout)
-    app.extensions[EXTENSION] = Services(settings, client, JobStore(client, settings), fanout, stream_client, streams)
+    app.extensions[EXTENSION] = Services(settings, Jobs(client, settings), fanout, stream_client, streams)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(ValidationError, handle_validation_error)
+    app.register_error_handler(JobsError, handle_jobs_error)
     app.register_error_handler(redis.RedisError, handle_redis_error)
     if settings.auth:
         app.before_request(require_auth)

@@ -30,6 +30,7 @@ from jobs.connection import connect, text, wait_for_redis
 from jobs.lifetime import die_with_parent
 from jobs.model import ACTIVE, CANCELED, parse_time, status_for
 from jobs.progress import running
+from jobs.queues import PriorityQueue, arm
 from jobs.registry import load
 from jobs.store import JobStore
 
@@ -166,6 +167,7 @@ class JobstreamWorker(SimpleWorker):
             with self.connection.pipeline() as pipe:
                 pipe.lrem(queue.intermediate_queue_key, 1, job.id)
                 pipe.lpush(queue.key, job.id)
+                arm(pipe, self.store.settings.queue)
                 pipe.execute()
             return
         if not self.store.begin(job.id, self.name).ok:
@@ -338,12 +340,23 @@ class JobstreamPool(WorkerPool):
                     self.stop_worker(data, signal.SIGKILL)
 
 
+def make_worker(store: JobStore, name: str | None = None) -> JobstreamWorker:
+    """A worker on every priority's queue, highest first, that records what it does through `store`."""
+    return JobstreamWorker(
+        list(store.queues.values()),
+        name=name,
+        connection=store.redis,
+        serializer=JSONSerializer,
+        queue_class=PriorityQueue,
+        store=store,
+    )
+
+
 def run_worker(name: str, settings: Settings, burst: bool, logging_level: str) -> None:
     """The body of one pooled worker process: its own connection, then RQ's work loop."""
     die_with_parent()  # no job runs on after its pool was killed
     connection = connect(settings.redis_url)
-    store = JobStore(connection, settings)
-    worker = JobstreamWorker([store.queue], name=name, connection=connection, serializer=JSONSerializer, store=store)
+    worker = make_worker(JobStore(connection, settings), name)
     # Jobs share their worker process: after max_jobs it exits and the pool starts a fresh one, so what
     # a job leaves behind (leaked memory, changed globals) lasts a bounded number of jobs.
     worker.work(burst=burst, logging_level=logging_level, max_jobs=settings.max_jobs_per_worker or None)

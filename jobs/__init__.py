@@ -1,5 +1,29 @@
 """jobstream's core: job types and their registry, the job store over RQ, events and the live stream.
 
-It knows Redis and RQ, and nothing of HTTP: the web skin (app.py, web/), the worker skin (worker.py) and
-the tests call it. Importing a job module registers its types; the skins say which to load.
+It knows Redis and RQ, and nothing of HTTP: the web skin (app.py, web/), the worker skin (worker.py),
+the `jobstream` command and your own code call it through `Jobs`. Importing a job module registers its
+types; the skins say which to load.
+
+    from jobs import Jobs
+    jobs = Jobs.from_url("redis://127.0.0.1:6379/0")
+    job = jobs.enqueue("demo.sleep", name="Nap", params={"seconds": 1})
 """
+
+from jobs.client import CancelResult, JobEvent, Jobs, Page
+from jobs.errors import IdempotencyConflict, InvalidRequest, JobConflict, JobNotFound, JobsError
+from jobs.model import Job
+from jobs.registry import register
+
+__all__ = [
+    "CancelResult",
+    "IdempotencyConflict",
+    "InvalidRequest",
+    "Job",
+    "JobConflict",
+    "JobEvent",
+    "JobNotFound",
+    "Jobs",
+    "JobsError",
+    "Page",
+    "register",
+]

@@ -10,6 +10,7 @@ from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended, resume, suspend
 
 from jobs.model import ACTIVE, ENDED, PENDING, parse_time
+from jobs.queues import depths
 from jobs.store import JobStore, ended_key
 
 
@@ -40,6 +41,7 @@ def stats(store: JobStore) -> dict[str, Any]:
         "counts": store.counts(),
         "workers": sorted(workers, key=lambda w: w["name"]),
         "paused": is_paused(store),
+        "queues": depths(store.settings.queue, store.redis),
         "jobs_per_minute": round(sum(ended) / 60, 2),
         "ended_per_minute": [{"minute": m + ":00Z", "count": n} for m, n in zip(minutes, ended, strict=False)],
     }

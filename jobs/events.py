@@ -11,12 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import redis
+
+from jobs.connection import text
+
 CHANNEL_PREFIX, CHANNEL_SUFFIX = "job:", ":progress"
 EVENTS_KEY = "jobstream:events"
 JOB_UPDATE = "job-update"
 JOB_REMOVED = "job-removed"
 RESET = "reset"
 
+REPLAY_CHUNK = 500  # events read from the replay stream per XRANGE
 RETRY_FRAME = b"retry: 3000\n\n"
 PING_FRAME = b": ping\n\n"
 
@@ -27,6 +32,7 @@ SNAPSHOT_FIELDS = (
     "type",
     "params",
     "status",
+    "priority",
     "progress",
     "action",
     "cancel_requested",
@@ -74,17 +80,47 @@ class Event:
     id: str
     key: tuple[int, int]
     job_id: str
+    name: str
+    data: str  # JSON, as the script wrote it
     frame: bytes
+
+    @classmethod
+    def of(cls, event_id: str, job_id: str, name: str, data: str) -> Event:
+        return cls(event_id, id_key(event_id), job_id, name, data, frame(name, data, event_id))
 
     @classmethod
     def from_message(cls, channel_name: bytes, message: bytes) -> Event:
         """Parse a pub/sub message published by the scripts."""
         event_id, name, data = message.decode().split("\n", 2)
-        return cls(event_id, id_key(event_id), job_id_of(channel_name), frame(name, data, event_id))
+        return cls.of(event_id, job_id_of(channel_name), name, data)
 
     @classmethod
     def from_entry(cls, entry_id: Any, fields: Any) -> Event:
         """Parse one entry of the replay stream (XRANGE's bytes; typed Any, as redis-py types replies loosely)."""
-        event_id = entry_id.decode()
-        body = frame(fields[b"event"].decode(), fields[b"data"].decode(), event_id)
-        return cls(event_id, id_key(event_id), fields[b"job"].decode(), body)
+        return cls.of(entry_id.decode(), fields[b"job"].decode(), fields[b"event"].decode(), fields[b"data"].decode())
+
+
+def missed(client: redis.Redis, last_event_id: str) -> list[Event] | None:
+    """Every event after `last_event_id`, in order; None when some of them are no longer in the replay stream
+    (or the id is not one of ours): the client must start over from a fresh list."""
+    try:
+        after = id_key(last_event_id)
+    except ValueError:
+        return None
+    oldest = client.xrange(EVENTS_KEY, count=1)
+    if not oldest or id_key(text(oldest[0][0])) > after:
+        return None
+    events: list[Event] = []
+    start = f"({after[0]}-{after[1]}"
+    while True:
+        entries = client.xrange(EVENTS_KEY, min=start, count=REPLAY_CHUNK) or []
+        events.extend(Event.from_entry(entry_id, fields) for entry_id, fields in entries)
+        if len(entries) < REPLAY_CHUNK:
+            return events
+        start = f"({events[-1].id}"
+
+
+def newest_id(client: redis.Redis) -> str | None:
+    """The id of the newest event in the replay stream, None when it is empty."""
+    newest = client.xrevrange(EVENTS_KEY, count=1)
+    return text(newest[0][0]) if newest else None

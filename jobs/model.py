@@ -5,7 +5,9 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Any
 
 from rq.job import JobStatus
 
@@ -17,6 +19,11 @@ CANCELED = "canceled"
 
 STATUSES = (PENDING, ACTIVE, COMPLETED, FAILED, CANCELED)
 ENDED = (COMPLETED, FAILED, CANCELED)
+
+HIGH = "high"
+NORMAL = "normal"
+LOW = "low"
+PRIORITIES = (HIGH, NORMAL, LOW)  # the order workers take them in
 
 _RQ_TO_STATUS = {
     JobStatus.QUEUED: PENDING,
@@ -72,3 +79,41 @@ def parse_time(value: str | None) -> datetime | None:
     if value is None:
         return None
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as the API shows it (ApiJob); `logs` and `last_event_id` only in a detail view."""
+
+    id: str
+    name: str
+    type: str
+    params: dict[str, Any]
+    status: str
+    priority: str
+    progress: int
+    action: str | None
+    cancel_requested: bool
+    created_at: str
+    started_at: str | None
+    ended_at: str | None
+    error: str | None
+    result: Any
+    attempts: int
+    worker: str | None
+    logs: list[str] | None = field(default=None, compare=False)
+    last_event_id: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict[str, Any]) -> Job:
+        """The job of a stored or published snapshot; one stored before priorities existed is normal."""
+        values = {k: v for k, v in snapshot.items() if k in _FIELD_NAMES}
+        values["priority"] = values.get("priority") or NORMAL
+        return cls(**values)
+
+
+_FIELD_NAMES = frozenset(f.name for f in fields(Job))

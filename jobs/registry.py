@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
 from jobs.config import ConfigError
+from jobs.model import NORMAL, PRIORITIES, Job
 
 MAX_TIMEOUT_SECONDS = 24 * 3600
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
 class JobType:
-    """A runnable kind of job: a plain function, the schema of its params, a default timeout."""
+    """A runnable kind of job: a plain function, the schema of its params, its defaults."""
 
     name: str
     func: Callable[..., Any]
     schema: Schema
     timeout: int
     description: str
+    priority: str = NORMAL
 
     @property
     def path(self) -> str:
@@ -33,18 +39,92 @@ class JobType:
         return f"{self.func.__module__}.{self.func.__qualname__}"
 
 
+class Enqueuer(Protocol):
+    """What a registered function enqueues itself through: a `Jobs`."""
+
+    def enqueue(
+        self,
+        type: str,
+        *,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        priority: str | None = None,
+        timeout_seconds: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job: ...
+
+
+class JobFunction(Generic[P, R]):
+    """A registered job function: called, it runs; `.enqueue(name, **params)` creates a job of its type,
+    with its params checked by mypy against the function and by the type's schema at run time."""
+
+    def __init__(self, func: Callable[P, R], job_type: str) -> None:
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.job_type = job_type
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def enqueue(self, name: str, /, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Enqueue a job of this type named `name`, on the process's default Jobs (Jobs.from_env())."""
+        return self.using().enqueue(name, *args, **kwargs)
+
+    def using(
+        self,
+        jobs: Enqueuer | None = None,
+        *,
+        priority: str | None = None,
+        timeout_seconds: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> BoundJobFunction[P]:
+        """This function enqueued through `jobs` (default: the process's), with these options."""
+        if jobs is None:
+            if _default_jobs is None:
+                raise RuntimeError("import jobs (the package) before enqueueing: it provides the default Jobs")
+            jobs = _default_jobs()
+        options = {"priority": priority, "timeout_seconds": timeout_seconds, "idempotency_key": idempotency_key}
+        return BoundJobFunction(self, jobs, options)
+
+
+@dataclass(frozen=True)
+class BoundJobFunction(Generic[P]):
+    """A job function with the Jobs and the options it enqueues with."""
+
+    function: JobFunction[P, Any]
+    jobs: Enqueuer
+    options: dict[str, Any]  # priority, timeout_seconds, idempotency_key
+
+    def enqueue(self, name: str, /, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Enqueue a job named `name` with these params (positional ones bound to their names)."""
+        params = inspect.signature(self.function.func).bind_partial(*args, **kwargs).arguments
+        return self.jobs.enqueue(self.function.job_type, name=name, params=dict(params), **self.options)
+
+
 _TYPES: dict[str, JobType] = {}
+_default_jobs: Callable[[], Enqueuer] | None = None
 
 
-def register(name: str, schema: Schema, timeout: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def provide_default(factory: Callable[[], Enqueuer]) -> None:
+    """Set where `JobFunction.enqueue` finds the process's Jobs (the Python API sets it; the registry knows
+    nothing of it)."""
+    global _default_jobs
+    _default_jobs = factory
+
+
+def register(
+    name: str, schema: Schema, timeout: int, priority: str = NORMAL
+) -> Callable[[Callable[P, R]], JobFunction[P, R]]:
     """Register the decorated function as job type `name`; its docstring describes it."""
+    if priority not in PRIORITIES:
+        raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}")
 
-    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(func: Callable[P, R]) -> JobFunction[P, R]:
         if name in _TYPES:
             raise ValueError(f"job type {name!r} is already registered")
         description = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
-        _TYPES[name] = JobType(name, func, schema, timeout, description)
-        return func
+        _TYPES[name] = JobType(name, func, schema, timeout, description, priority)
+        return JobFunction(func, name)
 
     return decorate
 
@@ -77,6 +157,7 @@ def describe_types() -> list[dict[str, Any]]:
             "name": t.name,
             "description": t.description,
             "timeout_seconds": t.timeout,
+            "priority": t.priority,
             "params_schema": converter.schema2jsonschema(t.schema),
         }
         for t in job_types()

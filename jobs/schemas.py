@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from jobs.model import ENDED, STATUSES
+from jobs.model import ENDED, PRIORITIES, STATUSES
 from jobs.registry import MAX_TIMEOUT_SECONDS
 
 JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"
@@ -18,11 +18,22 @@ class JobCreateSchema(Schema):
     type = fields.String(load_default="demo.web_agent", validate=validate.Length(1, 100))
     params = fields.Dict(keys=fields.String(), load_default=dict)
     timeout_seconds = fields.Integer(load_default=None, validate=validate.Range(1, MAX_TIMEOUT_SECONDS))
+    priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
 
     @validates("name")
     def validate_name(self, value: str, **_: Any) -> None:
         if not value.strip():
             raise ValidationError("must not be blank")
+
+
+class IdempotencyKeySchema(Schema):
+    """The Idempotency-Key header (or `idempotency_key=`): visible ASCII, as Stripe's and the IETF draft's."""
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        load_default=None,
+        validate=[validate.Length(1, 255), validate.Regexp(r"^[\x21-\x7e]+$", error="not visible ASCII")],
+    )
 
 
 class JobQuerySchema(Schema):
@@ -52,6 +63,7 @@ class JobSchema(Schema):
     type = fields.String()
     params = fields.Dict()
     status = fields.String()
+    priority = fields.String()
     progress = fields.Integer()
     action = fields.String(allow_none=True)
     cancel_requested = fields.Boolean()
@@ -87,6 +99,7 @@ class JobTypeSchema(Schema):
     name = fields.String()
     description = fields.String()
     timeout_seconds = fields.Integer()
+    priority = fields.String()
     params_schema = fields.Dict()
 
 
@@ -132,6 +145,7 @@ class StatsSchema(Schema):
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
     workers = fields.List(fields.Nested(WorkerSchema))
     paused = fields.Boolean()
+    queues = fields.Dict(keys=fields.String(), values=fields.Integer())  # jobs waiting, by priority
     jobs_per_minute = fields.Float()
     ended_per_minute = fields.List(fields.Nested(EndedMinuteSchema))
     streams = fields.Nested(StreamsSchema)
@@ -156,6 +170,7 @@ class ErrorSchema(Schema):
 
 
 job_create = JobCreateSchema()
+idempotency = IdempotencyKeySchema()
 job_query = JobQuerySchema()
 stream_query = StreamQuerySchema()
 cancel_many = CancelManySchema()

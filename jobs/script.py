@@ -15,15 +15,16 @@ PRELUDE = "emit"  # the header's decoding and the helpers every script shares
 
 @cache
 def source(name: str) -> str:
-    """The text of script `name`, read once per process, behind the shared prelude."""
-    return (LUA_DIR / f"{PRELUDE}.lua").read_text() + "\n" + (LUA_DIR / f"{name}.lua").read_text()
+    """The text of script `name`, read once per process."""
+    return (LUA_DIR / f"{name}.lua").read_text()
 
 
 class Script:
-    """One registered script: EVALSHA with the header as ARGV[1], loading the script when Redis lacks it."""
+    """One registered event script behind the shared prelude: EVALSHA with the header as ARGV[1], loading
+    the script when Redis lacks it."""
 
     def __init__(self, client: redis.Redis, name: str) -> None:
-        self._script = client.register_script(source(name))
+        self._script = client.register_script(source(PRELUDE) + "\n" + source(name))
 
     def __call__(self, keys: list[str], header: dict[str, Any], client: Any = None) -> Any:
         """Run the script; inside a pipeline (`client`), queue it and return the pipeline."""

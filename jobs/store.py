@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from marshmallow import ValidationError
-from rq import Queue
 from rq.command import send_command
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
@@ -18,8 +17,10 @@ from rq.serializers import JSONSerializer
 
 from jobs.config import Settings
 from jobs.connection import text
-from jobs.events import EVENTS_KEY, JOB_REMOVED, JOB_UPDATE, SNAPSHOT_FIELDS, channel
-from jobs.model import ACTIVE, CANCELED, COMPLETED, ENDED, FAILED, PENDING, STATUSES, new_job_id, utcnow
+from jobs.errors import IdempotencyConflict
+from jobs.events import EVENTS_KEY, JOB_REMOVED, JOB_UPDATE, SNAPSHOT_FIELDS, channel, newest_id
+from jobs.model import ACTIVE, CANCELED, COMPLETED, ENDED, FAILED, NORMAL, PENDING, STATUSES, new_job_id, utcnow
+from jobs.queues import arm, queues
 from jobs.registry import JobType, get_type
 from jobs.script import Script
 
@@ -29,6 +30,8 @@ INDEX_KEY = "jobstream:jobs"  # every job id; ids sort by creation time
 STATUS_PREFIX = "jobstream:status:"  # + status: the ids with that status
 ENDED_PREFIX = "jobstream:ended:"  # + minute (YYYY-MM-DDTHH:MM): how many jobs ended in it
 ENDED_COUNTER_TTL = 2 * 3600
+IDEMPOTENCY_PREFIX = "jobstream:idempotency:"
+IDEMPOTENCY_SECONDS = 24 * 3600
 MAX_LOGS = 1000
 MAX_LOG_LINE = 4000
 FAILURE_TTL = 7 * 24 * 3600
@@ -43,9 +46,32 @@ def logs_key(job_id: str) -> str:
     return f"jobstream:job:{job_id}:logs"
 
 
+def idempotency_key(key: str) -> str:
+    """Where an idempotency key names the job it created (hashed: any text makes a short key)."""
+    return IDEMPOTENCY_PREFIX + hashlib.sha256(key.encode()).hexdigest()
+
+
 def ended_key(minute: str) -> str:
     """The counter of jobs that ended in `minute` (an API timestamp's first 16 characters)."""
     return ENDED_PREFIX + minute
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated job to create: its type, name, loaded params, timeout and priority."""
+
+    job_type: JobType
+    name: str
+    params: dict[str, Any]
+    timeout: int
+    priority: str
+    idempotency_key: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """What an idempotency key remembers of its request, to refuse the key for a different one."""
+        body = [self.job_type.name, self.name, self.params, self.timeout, self.priority]
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -68,7 +94,8 @@ class JobStore:
     def __init__(self, connection: redis.Redis, settings: Settings) -> None:
         self.redis = connection
         self.settings = settings
-        self.queue = Queue(settings.queue, connection=connection, serializer=JSONSerializer)
+        self.queues = queues(settings.queue, connection)
+        self.queue = self.queues[NORMAL]  # the one RQ's worker listing and registries are read through
         self._apply = Script(connection, "apply")
         self._delete = Script(connection, "delete")
 
@@ -155,36 +182,71 @@ class JobStore:
 
     def last_event_id(self) -> str | None:
         """The id of the newest event in the replay stream, None when it is empty."""
-        newest = self.redis.xrevrange(EVENTS_KEY, count=1)
-        return text(newest[0][0]) if newest else None
+        return newest_id(self.redis)
 
     # -- changing --------------------------------------------------------------------------
 
-    def enqueue(self, type_name: str, name: str, params: dict[str, Any], timeout_seconds: int | None) -> dict[str, Any]:
-        """Validate a new job against its registered type, then create it; ValidationError names the bad field."""
-        job_type = get_type(type_name)
-        if job_type is None:
-            raise ValidationError({"type": [f"unknown job type {type_name!r}"]})
-        try:
-            loaded = job_type.schema.load(params)
-        except ValidationError as exc:
-            raise ValidationError({"params": exc.messages}) from None
-        return self.create(job_type, name, loaded, timeout_seconds or job_type.timeout)
-
-    def create(self, job_type: JobType, name: str, params: dict[str, Any], timeout: int) -> dict[str, Any]:
+    def create(self, new: NewJob) -> dict[str, Any]:
         """Store a pending job and enqueue it for RQ in one transaction."""
-        job_id = new_job_id()
-        fields: dict[str, Any] = {"id": job_id, "name": name, "type": job_type.name, "params": params}
-        fields["created_at"] = utcnow()
-        fields.update(_waiting(attempts=1))
-        fields["timeout"] = timeout
+        return self.create_many([new])[0][0]
+
+    def create_many(self, batch: Sequence[NewJob]) -> list[tuple[dict[str, Any], bool]]:
+        """Store and enqueue every job of `batch` in one transaction (all or none). Each comes back with
+        True when created, False when it is the job that its idempotency key created before."""
+        keys = sorted({idempotency_key(n.idempotency_key) for n in batch if n.idempotency_key})
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.multi()
-            self._change(job_id, mode="create", fields=fields, client=pipe)
-            self._enqueue(job_type, job_id, params, timeout, pipe)
-            outcome = _outcome(pipe.execute()[0])
-        assert outcome.job is not None
-        return outcome.job
+            while True:
+                try:
+                    if keys:
+                        pipe.watch(*keys)  # a concurrent create with one of these keys fails EXEC: try again
+                    return self._create_watched(pipe, batch, self._claims(pipe, keys))
+                except redis.WatchError:
+                    continue
+
+    def _claims(self, pipe: Any, keys: list[str]) -> dict[str, tuple[str, str]]:
+        """The (job id, fingerprint) each idempotency key names; a key whose job is gone is free again."""
+        claims = {}
+        for key, raw in zip(keys, pipe.mget(keys) if keys else [], strict=True):
+            if raw is not None:
+                claim = json.loads(raw)
+                pipe.watch(job_key(claim["job"]))  # deleted meanwhile: EXEC fails and the key is free
+                if pipe.exists(job_key(claim["job"])):
+                    claims[key] = (claim["job"], claim["fingerprint"])
+        return claims
+
+    def _create_watched(
+        self, pipe: Any, batch: Sequence[NewJob], claims: dict[str, tuple[str, str]]
+    ) -> list[tuple[dict[str, Any], bool]]:
+        ids: list[str] = []
+        replies_at: dict[str, int] = {}  # a created job's id -> where its script's reply comes in EXEC's
+        pipe.multi()
+        for new in batch:
+            key = idempotency_key(new.idempotency_key) if new.idempotency_key else None
+            if key is not None and key in claims:
+                job_id, fingerprint = claims[key]
+                if fingerprint != new.fingerprint:
+                    message = "this Idempotency-Key was used in the last 24 h for a different request"
+                    raise IdempotencyConflict(message, {"job_id": job_id})
+                ids.append(job_id)
+                continue
+            job_id = new_job_id()
+            if key is not None:
+                claims[key] = (job_id, new.fingerprint)
+                pipe.set(key, _json({"job": job_id, "fingerprint": new.fingerprint}), ex=IDEMPOTENCY_SECONDS)
+            replies_at[job_id] = len(pipe)
+            self._change(job_id, mode="create", fields=_new_fields(job_id, new), client=pipe)
+            self._enqueue(new.job_type, job_id, new.params, new.timeout, new.priority, pipe)
+            ids.append(job_id)
+        if replies_at:
+            arm(pipe, self.settings.queue)
+        replies = pipe.execute()
+        jobs: dict[str, dict[str, Any]] = {}
+        for job_id, at in replies_at.items():
+            job = _outcome(replies[at]).job
+            assert job is not None  # a fresh id cannot be taken
+            jobs[job_id] = job
+        jobs.update((job["id"], job) for job in self._snapshots([i for i in ids if i not in jobs]))
+        return [(jobs[job_id], job_id in replies_at) for job_id in ids]
 
     def begin(self, job_id: str, worker: str) -> Outcome:
         """pending → active on `worker`; fails when the job was canceled or deleted meanwhile."""
@@ -248,10 +310,10 @@ class JobStore:
             while True:
                 try:
                     pipe.watch(key)
-                    raw = pipe.hmget(key, ["status", "type", "params", "attempts", "timeout"])
-                    if None in raw:
+                    raw = pipe.hmget(key, ["status", "type", "params", "attempts", "timeout", "priority"])
+                    if raw[0] is None:
                         return Outcome("missing")
-                    status, type_name, params, attempts, timeout = (json.loads(v) for v in raw if v is not None)
+                    status, type_name, params, attempts, timeout, priority = (json.loads(v or "null") for v in raw)
                     job_type = get_type(type_name)
                     if status not in (FAILED, CANCELED) or job_type is None:
                         return Outcome("conflict", status)
@@ -260,9 +322,11 @@ class JobStore:
                     log = f"retry: attempt {attempts + 1}"
                     self._change(job_id, guard=(FAILED, CANCELED), fields=fields, logs=[log], client=pipe)
                     pipe.delete(Job.key_for(job_id))
-                    for registry in (self.queue.failed_job_registry, self.queue.canceled_job_registry):
+                    queue = self.queues[priority or NORMAL]
+                    for registry in (queue.failed_job_registry, queue.canceled_job_registry):
                         registry.remove(job_id, pipeline=pipe)
-                    self._enqueue(job_type, job_id, params, timeout, pipe)
+                    self._enqueue(job_type, job_id, params, timeout, priority or NORMAL, pipe)
+                    arm(pipe, self.settings.queue)
                     return _outcome(pipe.execute()[0])
                 except redis.WatchError:
                     continue
@@ -286,8 +350,10 @@ class JobStore:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _enqueue(self, job_type: JobType, job_id: str, params: dict[str, Any], timeout: int, pipe: Any) -> None:
-        self.queue.enqueue_call(
+    def _enqueue(
+        self, job_type: JobType, job_id: str, params: dict[str, Any], timeout: int, priority: str, pipe: Any
+    ) -> None:
+        self.queues[priority].enqueue_call(
             func=job_type.path,
             kwargs=params,
             timeout=timeout,
@@ -345,6 +411,12 @@ class JobStore:
 
     def _keys(self, job_id: str) -> list[str]:
         return [job_key(job_id), logs_key(job_id), INDEX_KEY, EVENTS_KEY]
+
+
+def _new_fields(job_id: str, new: NewJob) -> dict[str, Any]:
+    fields: dict[str, Any] = {"id": job_id, "name": new.name, "type": new.job_type.name, "params": new.params}
+    fields.update(created_at=utcnow(), priority=new.priority, timeout=new.timeout, **_waiting(attempts=1))
+    return fields
 
 
 def _waiting(attempts: int) -> dict[str, Any]:

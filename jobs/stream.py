@@ -18,13 +18,23 @@ from typing import Any, Protocol
 import hiredis
 import redis
 
-from jobs.connection import text
-from jobs.events import EVENTS_KEY, PATTERN, PING_FRAME, RESET, RETRY_FRAME, Event, channel, frame, id_key
+from jobs.events import (
+    PATTERN,
+    PING_FRAME,
+    REPLAY_CHUNK,
+    RESET,
+    RETRY_FRAME,
+    Event,
+    channel,
+    frame,
+    id_key,
+    missed,
+    newest_id,
+)
 
 logger = logging.getLogger(__name__)
 
 WAKE_CHANNEL = channel("-")  # matches PATTERN but names no job: wakes request-mode streams to look at flags
-REPLAY_CHUNK = 500
 DRAIN_LIMIT = 200
 READ_SIZE = 65536
 
@@ -359,28 +369,12 @@ def stream(
 
 def _replay(client: redis.Redis, last_event_id: str, job_id: str | None) -> tuple[list[bytes], tuple[int, int]]:
     """The frames a client missed after `last_event_id`, or a reset when they are gone."""
-    try:
-        after = id_key(last_event_id)
-    except ValueError:
-        after = None
-    oldest = client.xrange(EVENTS_KEY, count=1)
-    if after is None or not oldest or id_key(text(oldest[0][0])) > after:
-        newest = client.xrevrange(EVENTS_KEY, count=1)
-        tip = text(newest[0][0]) if newest else None
+    events = missed(client, last_event_id)
+    if events is None:
+        tip = newest_id(client)
         return [frame(RESET, '{"type": "reset"}', tip)], (id_key(tip) if tip else (0, 0))
-    chunks: list[bytes] = []
-    start = f"({after[0]}-{after[1]}"
-    last = after
-    while True:
-        entries = client.xrange(EVENTS_KEY, min=start, count=REPLAY_CHUNK)
-        if not entries:
-            break
-        events = [Event.from_entry(entry_id, fields) for entry_id, fields in entries]
-        last = events[-1].key
-        wanted = b"".join(e.frame for e in events if job_id is None or e.job_id == job_id)
-        if wanted:
-            chunks.append(wanted)
-        start = f"({events[-1].id}"
-        if len(entries) < REPLAY_CHUNK:
-            break
-    return chunks, last
+    chunks = [
+        b"".join(e.frame for e in events[i : i + REPLAY_CHUNK] if job_id is None or e.job_id == job_id)
+        for i in range(0, len(events), REPLAY_CHUNK)
+    ]
+    return [chunk for chunk in chunks if chunk], (events[-1].key if events else id_key(last_event_id))

@@ -13,13 +13,13 @@ from flask import Flask, Response, abort, current_app, jsonify, render_template,
 from marshmallow import Schema
 from redis import Redis
 
-from jobs import control, schemas
+from jobs import schemas
+from jobs.client import Jobs
 from jobs.config import Settings
 from jobs.model import ACTIVE
-from jobs.registry import describe_types
 from jobs.store import JobStore
 from jobs.stream import ProcessFanout, RequestFanout, StreamHandle, StreamRegistry, stream
-from web.errors import error, outcome_error
+from web.errors import error
 from web.openapi import Route, document
 
 EXTENSION = "jobstream"  # the key of Services in app.extensions
@@ -30,19 +30,26 @@ class Services:
     """What the routes use, built once per process in the factory."""
 
     settings: Settings
-    redis: Redis
-    store: JobStore
+    jobs: Jobs
     fanout: RequestFanout | ProcessFanout
     stream_redis: Redis
     streams: StreamRegistry
+
+    @property
+    def store(self) -> JobStore:
+        return self.jobs.store
 
 
 def services() -> Services:
     return current_app.extensions[EXTENSION]
 
 
-def json_body(schema: Schema) -> dict[str, Any]:
-    """The request's JSON object, loaded by `schema` (415 / 400 / 422 otherwise)."""
+def jobs() -> Jobs:
+    return services().jobs
+
+
+def json_object() -> dict[str, Any]:
+    """The request's JSON object (415 when not sent as JSON, 400 when not an object)."""
     if not request.is_json:
         abort(415, "send a JSON body with Content-Type: application/json")
     body = request.get_json(silent=True)
@@ -50,7 +57,12 @@ def json_body(schema: Schema) -> dict[str, Any]:
         abort(400, "the body is not valid JSON")
     if not isinstance(body, dict):
         abort(400, "the body must be a JSON object")
-    return schema.load(body)
+    return body
+
+
+def json_body(schema: Schema) -> dict[str, Any]:
+    """The request's JSON object loaded by `schema` (415 / 400 / 422 otherwise)."""
+    return schema.load(json_object())
 
 
 def index() -> str:
@@ -61,90 +73,81 @@ def index() -> str:
 def healthz() -> Response:
     """200 when Redis answers, 503 otherwise: for load balancers and `make run`."""
     try:
-        services().redis.ping()
+        jobs().redis.ping()
     except redis.RedisError as exc:
         return error(503, f"Redis does not answer: {exc}", code="redis_unavailable")
     return jsonify(schemas.health.dump({"status": "ok"}))
 
 
 def create_job() -> tuple[Response, int, dict[str, str]]:
-    """Create a job of a registered type; its params are checked by that type's schema."""
-    data = json_body(schemas.job_create)
-    job = services().store.enqueue(data["type"], data["name"], data["params"], data["timeout_seconds"])
-    location = url_for("get_job", job_id=job["id"])
-    return jsonify(schemas.job_out.dump({"job": job})), 201, {"Location": location}
+    """Create a job of a registered type (201); with an Idempotency-Key used before, the job it created (200)."""
+    job, created = jobs().create(json_object(), request.headers.get("Idempotency-Key"))
+    location = url_for("get_job", job_id=job.id)
+    return jsonify(schemas.job_out.dump({"job": job})), 201 if created else 200, {"Location": location}
 
 
 def list_jobs() -> Response:
     """A page of jobs, newest first, with the counts and the event id to resume the stream from."""
     query = schemas.job_query.load(request.args.to_dict())
-    return jsonify(schemas.job_page.dump(services().store.page(**query)))
+    return jsonify(schemas.job_page.dump(jobs().list(**query)))
 
 
 def get_job(job_id: str) -> Response:
     """One job with its logs."""
-    job = services().store.get(job_id, with_logs=True)
-    if job is None:
-        return error(404, f"no job {job_id}")
-    return jsonify(schemas.job_detail.dump({"job": job}))
+    return jsonify(schemas.job_detail.dump({"job": jobs().get(job_id)}))
 
 
 def delete_job(job_id: str) -> Response:
     """Delete a job that is not active."""
-    outcome = services().store.delete(job_id)
-    return Response(status=204) if outcome.ok else outcome_error(job_id, outcome, "delete")
+    jobs().delete(job_id)
+    return Response(status=204)
 
 
-def cancel_job(job_id: str) -> tuple[Response, int] | Response:
+def cancel_job(job_id: str) -> tuple[Response, int]:
     """Cancel a pending job at once (200), or ask the worker to stop an active one (202)."""
-    outcome = services().store.cancel(job_id)
-    if not outcome.ok:
-        return outcome_error(job_id, outcome, "cancel")
-    return jsonify(schemas.job_out.dump({"job": outcome.job})), 202 if outcome.status == ACTIVE else 200
+    job = jobs().cancel(job_id)
+    return jsonify(schemas.job_out.dump({"job": job})), 202 if job.status == ACTIVE else 200
 
 
 def cancel_jobs() -> Response:
     """Cancel several jobs; each id's outcome is reported."""
     ids = json_body(schemas.cancel_many)["ids"]
-    return jsonify(schemas.cancel_results.dump({"results": services().store.cancel_many(ids)}))
+    return jsonify(schemas.cancel_results.dump({"results": jobs().cancel_many(ids)}))
 
 
-def retry_job(job_id: str) -> tuple[Response, int] | Response:
+def retry_job(job_id: str) -> tuple[Response, int]:
     """Run a failed or canceled job again, same id."""
-    outcome = services().store.retry(job_id)
-    if not outcome.ok:
-        return outcome_error(job_id, outcome, "retry")
-    return jsonify(schemas.job_out.dump({"job": outcome.job})), 202
+    return jsonify(schemas.job_out.dump({"job": jobs().retry(job_id)})), 202
 
 
 def list_job_types() -> Response:
     """The registered job types with their params' JSON schema."""
-    return jsonify(schemas.job_types_out.dump({"job_types": describe_types()}))
+    return jsonify(schemas.job_types_out.dump({"job_types": jobs().job_types()}))
 
 
 def get_stats() -> Response:
     """Counts, workers, paused?, throughput, and this process's open streams."""
     svc = services()
     streams = {"open": len(svc.streams.handles), "fanout": svc.settings.fanout, "pid": os.getpid()}
-    return jsonify(schemas.stats.dump({**control.stats(svc.store), "streams": streams}))
+    return jsonify(schemas.stats.dump({**svc.jobs.stats(), "streams": streams}))
 
 
 def pause_queue() -> Response:
     """Stop handing out pending jobs; running ones finish."""
-    control.pause(services().store)
+    jobs().pause()
     return jsonify(schemas.paused.dump({"paused": True}))
 
 
 def resume_queue() -> Response:
     """Hand out pending jobs again."""
-    control.unpause(services().store)
+    jobs().resume()
     return jsonify(schemas.paused.dump({"paused": False}))
 
 
 def clean_jobs() -> Response:
     """Delete ended jobs older than a bound."""
     query = json_body(schemas.clean)
-    deleted = control.clean(services().store, query["status"], query["older_than_seconds"])
+    deleted = jobs().clean(query["status"], query["older_than_seconds"])
     return jsonify(schemas.clean_result.dump({"deleted": len(deleted), "ids": deleted}))
 
 
@@ -193,7 +196,16 @@ S = schemas
 ROUTES = [
     Route("/", "GET", index, "The dashboard", {200: "text/html"}),
     Route("/healthz", "GET", healthz, "200 when Redis answers", {200: S.HealthSchema}),
-    Route("/api/jobs", "POST", create_job, "Create a job", {201: S.JobEnvelopeSchema}, body=S.JobCreateSchema),
+    Route(
+        "/api/jobs",
+        "POST",
+        create_job,
+        "Create a job; with an Idempotency-Key used in the last 24 h, the job that key created (200)",
+        {201: S.JobEnvelopeSchema, 200: S.JobEnvelopeSchema},
+        body=S.JobCreateSchema,
+        headers=S.IdempotencyKeySchema,
+        errors=(409,),
+    ),
     Route("/api/jobs", "GET", list_jobs, "List jobs, newest first", {200: S.JobPageSchema}, query=S.JobQuerySchema),
     Route(
         "/api/jobs/stream", "GET", job_stream, "The live stream", {200: "text/event-stream"}, query=S.StreamQuerySchema

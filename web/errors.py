@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from jobs import schemas
-from jobs.store import Outcome
+from jobs.errors import JobsError
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ ERROR_CODES = {
     422: "validation_error",
     503: "unavailable",
 }
+STATUS_OF = {"validation_error": 422, "not_found": 404, "conflict": 409, "idempotency_conflict": 409}
 
 
 def error(status: int, message: str, details: dict[str, Any] | None = None, code: str | None = None) -> Response:
@@ -36,11 +37,9 @@ def error(status: int, message: str, details: dict[str, Any] | None = None, code
     return response
 
 
-def outcome_error(job_id: str, outcome: Outcome, action: str) -> Response:
-    """Why a guarded change did not happen: the job is missing (404) or in the wrong status (409)."""
-    if outcome.result == "missing":
-        return error(404, f"no job {job_id}")
-    return error(409, f"cannot {action} a job that is {outcome.status}", {"status": outcome.status})
+def handle_jobs_error(exc: JobsError) -> Response:
+    """The Python API's refusal as the REST API's: the same code and details, with its HTTP status."""
+    return error(STATUS_OF[exc.code], exc.message, exc.details, code=exc.code)
 
 
 def handle_http_error(exc: HTTPException) -> Response:

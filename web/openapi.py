@@ -17,7 +17,7 @@ ERROR_DESCRIPTIONS = {
     400: "the body is not valid JSON, or not an object",
     401: "authentication required (JOBSTREAM_AUTH)",
     404: "no such job",
-    409: "the job's status does not allow this",
+    409: "the job's status does not allow this (conflict), or the idempotency key was used for another request",
     413: "the body is over the size limit",
     415: "the body is not sent as application/json",
     422: "the request is not valid: details name each field",
@@ -37,6 +37,7 @@ class Route:
     responses: dict[int, type[Schema] | str | None]  # a schema, a media type of its own, or no body
     query: type[Schema] | None = None
     body: type[Schema] | None = None
+    headers: type[Schema] | None = None
     errors: tuple[int, ...] = field(default=())
 
     @property
@@ -62,6 +63,8 @@ class Route:
         ]
         if self.query is not None:
             parameters.append({"in": "query", "schema": self.query})
+        if self.headers is not None:
+            parameters.append({"in": "header", "schema": self.headers})
         if parameters:
             operation["parameters"] = parameters
         if self.body is not None:

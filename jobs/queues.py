@@ -1,0 +1,92 @@
+"""Priorities: one RQ queue per priority, and a dequeue that always takes high before normal before low.
+
+RQ listens to several queues with one BLPOP, which takes in order but leaves no trace of a job between
+the pop and its start. Here a script moves the first job of the first non-empty queue into that queue's
+intermediate list (RQ's own crash-safe LMOVE), and an idle worker blocks on a one-token wake list that
+every enqueue arms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+from rq import Queue
+from rq.exceptions import DequeueTimeout
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from jobs.connection import text
+from jobs.model import HIGH, LOW, NORMAL, PRIORITIES
+from jobs.script import source
+
+SUFFIXES = {HIGH: ":high", NORMAL: "", LOW: ":low"}  # the normal queue keeps the plain JOBSTREAM_QUEUE name
+
+
+def queue_name(base: str, priority: str) -> str:
+    """The RQ queue of `priority` jobs."""
+    return base + SUFFIXES[priority]
+
+
+def wake_key(base: str) -> str:
+    """The list an idle worker blocks on: at most one token, pushed by every enqueue."""
+    return f"{Queue.redis_queue_namespace_prefix}{base}:wake"
+
+
+def queues(base: str, connection: redis.Redis) -> dict[str, PriorityQueue]:
+    """The queue of each priority, highest first."""
+    return {p: PriorityQueue(queue_name(base, p), connection=connection, serializer=JSONSerializer) for p in PRIORITIES}
+
+
+def arm(pipe: Any, base: str) -> None:
+    """Wake one idle worker (queued in `pipe`, beside the push of a job)."""
+    pipe.rpush(wake_key(base), 1)
+    pipe.ltrim(wake_key(base), -1, -1)
+
+
+def depths(base: str, connection: redis.Redis) -> dict[str, int]:
+    """How many jobs wait in each priority's queue (due and not held back)."""
+    with connection.pipeline(transaction=False) as pipe:
+        for priority in PRIORITIES:
+            pipe.llen(Queue.redis_queue_namespace_prefix + queue_name(base, priority))
+        return dict(zip(PRIORITIES, pipe.execute(), strict=True))
+
+
+class PriorityQueue(Queue):
+    """An RQ queue whose workers dequeue across the priorities in order, never losing a popped job."""
+
+    def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(name, *args, **kwargs)
+        self.base = name.removesuffix(SUFFIXES[HIGH]).removesuffix(SUFFIXES[LOW])
+
+    @classmethod
+    def dequeue_any(
+        cls,
+        queues: Iterable[Queue],
+        timeout: int | None,
+        connection: redis.Redis,
+        job_class: type[Job] | None = None,
+        serializer: Any = None,
+        death_penalty_class: Any = None,
+    ) -> tuple[Job, Queue] | None:
+        """The next job of the highest priority; with a timeout, wait up to that long for one."""
+        ordered = list(queues)
+        keys = [k for q in ordered for k in (q.key, q.intermediate_queue_key)] + [wake_key(_base(ordered[0]))]
+        take = connection.register_script(source("dequeue"))
+        while True:
+            taken = take(keys=keys)
+            if not taken:
+                if timeout is None:
+                    return None
+                if connection.blpop([keys[-1]], timeout) is None:
+                    raise DequeueTimeout(timeout, keys[:-1])
+                continue
+            queue_key, job_id = (text(part) for part in taken)
+            fetched = cls._fetch_dequeued_job(connection, queue_key, job_id, job_class, serializer, death_penalty_class)
+            if fetched is not None:
+                return fetched
+
+
+def _base(queue: Queue) -> str:
+    return queue.base if isinstance(queue, PriorityQueue) else queue.name
