@@ -22,7 +22,7 @@ import redis
 
 from bench import pyspy
 from jobs.model import ACTIVE, PENDING
-from jobs.store import STATUS_PREFIX
+from jobs.reading import STATUS_PREFIX
 from scripts.harness import RedisServer, Service, request, start_pool, start_web, wait_until
 
 
