@@ -67,19 +67,23 @@ class Stack:
         self.redis_server = RedisServer(workdir / "redis").start()
         self.redis = self.redis_server.client()
         self.services: list[Service] = []
-        self.pool = self.add(start_pool(self.redis_server.url, workdir / "logs"))
         self.bases: dict[str, str] = {}
-        for mode in ("request", "process"):
-            web, base = start_web(
-                self.redis_server.url,
-                workdir / "logs",
-                name=f"web-{mode}",
-                JOBSTREAM_FANOUT=mode,
-                JOBSTREAM_HEARTBEAT_SECONDS="1",
-                JOBSTREAM_STREAM_WRITE_TIMEOUT="2",
-            )
-            self.add(web)
-            self.bases[mode] = base
+        try:
+            self.pool = self.add(start_pool(self.redis_server.url, workdir / "logs"))
+            for mode in ("request", "process"):
+                web, base = start_web(
+                    self.redis_server.url,
+                    workdir / "logs",
+                    name=f"web-{mode}",
+                    JOBSTREAM_FANOUT=mode,
+                    JOBSTREAM_HEARTBEAT_SECONDS="1",
+                    JOBSTREAM_STREAM_WRITE_TIMEOUT="2",
+                )
+                self.add(web)
+                self.bases[mode] = base
+        except BaseException:  # what started is stopped, even when the rest fails to start
+            self.stop()
+            raise
 
     def add(self, service: Service) -> Service:
         self.services.append(service)

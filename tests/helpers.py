@@ -15,8 +15,10 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from scripts.harness import request, wait_until
+from tests.bounds import OPEN_SECONDS
 
 STREAM_PATH = "/api/jobs/stream"
+READ_SECONDS = 30  # an SSE socket's read timeout: longer than any heartbeat a test server sends (15 s at most)
 # (status, progress) of every event of a 3-step demo.web_agent job, from creation to its end
 THREE_STEP_LIFECYCLE = [
     ("pending", 0),
@@ -52,7 +54,7 @@ class SSEClient:
         self, base: str, path: str = STREAM_PATH, last_event_id: str | None = None, wait_ready: bool = True
     ) -> None:
         parts = urlsplit(base)
-        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=READ_SECONDS)
         headers = f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAccept: text/event-stream\r\n"
         if last_event_id:
             headers += f"Last-Event-ID: {last_event_id}\r\n"
@@ -74,7 +76,7 @@ class SSEClient:
 
     def wait_ready(self) -> SSEClient:
         """Wait until the server sent `retry:` (it does once subscribed) or ended the stream."""
-        wait_until(lambda: self.retry is not None or self.closed.is_set(), 15, "the stream to open")
+        wait_until(lambda: self.retry is not None or self.closed.is_set(), OPEN_SECONDS, "the stream to open")
         return self
 
     def _read(self) -> None:
@@ -121,7 +123,8 @@ class SSEClient:
             ids = [e["id"] for e in self.events if e["id"]]
         return ids[-1] if ids else None
 
-    def wait_for(self, predicate: Callable[[SSEClient], Any], timeout: float = 15, message: str = "events") -> Any:
+    def wait_for(self, predicate: Callable[[SSEClient], Any], timeout: float, message: str = "events") -> Any:
+        """Wait until `predicate(self)` holds (see tests/bounds.py for `timeout`); return what it returned."""
         return wait_until(lambda: predicate(self), timeout, message)
 
     def close(self) -> None:

@@ -17,6 +17,15 @@ from jobs.events import EVENTS_KEY
 from jobs.registry import get_type
 from jobs.store import JobStore
 from scripts.harness import RedisServer, Service, request, start_web, wait_until
+from tests.bounds import (
+    BURST_SECONDS,
+    CANCEL_SECONDS,
+    DEPARTURE_SECONDS,
+    EVENT_SECONDS,
+    JOB_SECONDS,
+    OPEN_SECONDS,
+    STOP_SECONDS,
+)
 from tests.conftest import Stack
 from tests.helpers import THREE_STEP_LIFECYCLE, OpenSSE, SSEClient, create
 
@@ -74,10 +83,10 @@ def stack_store(stack: Stack) -> JobStore:
 
 def test_twenty_jobs_go_pending_active_progress_completed_in_order(base: str, sse: OpenSSE) -> None:
     client = sse(base)
-    client.wait_for(lambda c: c.retry == 3000, 5, "retry: 3000 first")
+    client.wait_for(lambda c: c.retry == 3000, OPEN_SECONDS, "retry: 3000 first")
     jobs = [create(base, f"job {i}", steps=3, step_seconds=0.05) for i in range(20)]
     for job in jobs:
-        client.wait_for(lambda c, j=job: ended(c, j["id"]), 30, f"{job['name']} completed")
+        client.wait_for(lambda c, j=job: ended(c, j["id"]), JOB_SECONDS, f"{job['name']} completed")
     for job in jobs:
         updates = client.updates(job["id"])
         seen = [(e["data"]["job"]["status"], e["data"]["job"]["progress"]) for e in updates]
@@ -92,47 +101,47 @@ def test_cancel_pending_and_running_jobs(base: str, sse: OpenSSE) -> None:
     running = [create(base, f"long {i}", steps=300, step_seconds=0.1) for i in range(5)]
     waiting = create(base, "waits", steps=1, step_seconds=0)
     for job in running:
-        client.wait_for(lambda c, j=job: "active" in statuses(c, j["id"]), 15, "long jobs active")
+        client.wait_for(lambda c, j=job: "active" in statuses(c, j["id"]), JOB_SECONDS, "long jobs active")
     status, data, _ = request(base, "POST", f"/api/jobs/{waiting['id']}/cancel")
     assert (status, data["job"]["status"]) == (200, "canceled")
     asked = time.monotonic()
     status, data, _ = request(base, "POST", f"/api/jobs/{running[0]['id']}/cancel")
     assert status == 202 and data["job"]["cancel_requested"] is True
-    client.wait_for(lambda c: ended(c, running[0]["id"], "canceled"), 2, "running job canceled within 2 s")
+    client.wait_for(lambda c: ended(c, running[0]["id"], "canceled"), CANCEL_SECONDS, "running job canceled within 2 s")
     assert time.monotonic() - asked < 2
     final = client.updates(running[0]["id"])[-1]["data"]["job"]
     assert final["cancel_requested"] is False and final["ended_at"]
     for job in running[1:]:
         request(base, "POST", f"/api/jobs/{job['id']}/cancel")
     for job in running[1:]:
-        client.wait_for(lambda c, j=job: ended(c, j["id"], "canceled"), 5, "cleanup cancels")
+        client.wait_for(lambda c, j=job: ended(c, j["id"], "canceled"), EVENT_SECONDS, "cleanup cancels")
     assert "active" not in statuses(client, waiting["id"])
 
 
 def test_retry_of_a_failed_job_runs_it_again(base: str, sse: OpenSSE) -> None:
     client = sse(base)
     job = create(base, "fails", steps=1, step_seconds=0, fail_rate=1)
-    client.wait_for(lambda c: ended(c, job["id"], "failed"), 15, "failed")
+    client.wait_for(lambda c: ended(c, job["id"], "failed"), JOB_SECONDS, "failed")
     status, data, _ = request(base, "POST", f"/api/jobs/{job['id']}/retry")
     assert status == 202 and data["job"]["attempts"] == 2 and data["job"]["status"] == "pending"
-    client.wait_for(lambda c: statuses(c, job["id"]).count("failed") == 2, 15, "second failure")
+    client.wait_for(lambda c: statuses(c, job["id"]).count("failed") == 2, JOB_SECONDS, "second failure")
     assert statuses(client, job["id"]) == ["pending", "active", "failed", "pending", "active", "failed"]
 
 
 def test_150_concurrent_streams_are_all_served(base: str, sse: OpenSSE) -> None:
     clients = [sse(base) for _ in range(150)]
     for client in clients:
-        client.wait_for(lambda c: c.retry == 3000, 15, "every stream opened")
+        client.wait_for(lambda c: c.retry == 3000, OPEN_SECONDS, "every stream opened")
     job = create(base, "for everyone", steps=2, step_seconds=0.05)
     for client in clients:
-        client.wait_for(lambda c: ended(c, job["id"]), 20, "every stream sees completion")
+        client.wait_for(lambda c: ended(c, job["id"]), JOB_SECONDS, "every stream sees completion")
 
 
 def test_a_burst_of_300_stream_opens_is_all_served(base: str, sse: OpenSSE) -> None:
     """As when every browser reconnects at once after a deploy: none may be refused."""
     clients = [sse(base, wait_ready=False) for _ in range(300)]
     for client in clients:
-        client.wait_for(lambda c: c.retry == 3000 or c.closed.is_set(), 20, "every stream answered")
+        client.wait_for(lambda c: c.retry == 3000 or c.closed.is_set(), OPEN_SECONDS, "every stream answered")
     assert [c.status for c in clients] == [200] * 300
 
 
@@ -141,30 +150,30 @@ def test_a_burst_of_300_stream_opens_is_all_served(base: str, sse: OpenSSE) -> N
 
 def test_departed_clients_leave_no_subscription_or_queue(stack: Stack, base: str, sse: OpenSSE) -> None:
     mode = "request" if base == stack.bases["request"] else "process"
-    wait_until(lambda: open_streams(base) == 0, 5, "no stream open")
+    wait_until(lambda: open_streams(base) == 0, EVENT_SECONDS, "no stream open")
     before = stack.redis_server.pattern_subscribers()
     clients = [sse(base) for _ in range(5)]
-    wait_until(lambda: open_streams(base) == 5, 5, "5 streams open")
+    wait_until(lambda: open_streams(base) == 5, EVENT_SECONDS, "5 streams open")
     during = stack.redis_server.pattern_subscribers()
     assert during == before + (5 if mode == "request" else 0)
     for client in clients:
         client.close()
     # heartbeats are 1 s here: a departed client is noticed within two of them
-    wait_until(lambda: open_streams(base) == 0, 2.5, "streams released")
-    wait_until(lambda: stack.redis_server.pattern_subscribers() == before, 2.5, "subscriptions released")
+    wait_until(lambda: open_streams(base) == 0, DEPARTURE_SECONDS, "streams released")
+    wait_until(lambda: stack.redis_server.pattern_subscribers() == before, DEPARTURE_SECONDS, "subscriptions released")
 
 
 def test_300_connect_disconnect_cycles_leak_nothing(stack: Stack, base: str, sse: OpenSSE) -> None:
-    wait_until(lambda: open_streams(base) == 0, 5, "no stream open")
+    wait_until(lambda: open_streams(base) == 0, EVENT_SECONDS, "no stream open")
     subscribers = stack.redis_server.pattern_subscribers()
     connections = stack.redis.info("clients")["connected_clients"]
     for _ in range(30):
         batch = [sse(base) for _ in range(10)]
         for client in batch:
-            client.wait_for(lambda c: c.retry == 3000, 10, "stream opened")
+            client.wait_for(lambda c: c.retry == 3000, OPEN_SECONDS, "stream opened")
             client.close()
-    wait_until(lambda: open_streams(base) == 0, 3, "all streams released")
-    wait_until(lambda: stack.redis_server.pattern_subscribers() == subscribers, 3, "subscriptions released")
+    wait_until(lambda: open_streams(base) == 0, EVENT_SECONDS, "all streams released")
+    wait_until(lambda: stack.redis_server.pattern_subscribers() == subscribers, EVENT_SECONDS, "subscriptions released")
     # pooled command connections may stay open, but never one per departed stream
     assert stack.redis.info("clients")["connected_clients"] <= connections + 5
 
@@ -178,15 +187,15 @@ def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(
     job_id = fake_active_job(stack_store)
     first = sse(base)
     before = stack_store.report(job_id, 1, "before").event_id
-    first.wait_for(lambda c: any(e["id"] == before for e in c.updates(job_id)), 5, "the event")
+    first.wait_for(lambda c: any(e["id"] == before for e in c.updates(job_id)), EVENT_SECONDS, "the event")
     last = before  # the id the client saw last for this job
     first.close()
     for n in range(100):
         stack_store.report(job_id, n % 100, f"missed {n}")
     again = sse(base, last_event_id=last)
-    again.wait_for(lambda c: len(c.updates(job_id)) >= 100, 10, "the 100 missed events")
+    again.wait_for(lambda c: len(c.updates(job_id)) >= 100, EVENT_SECONDS, "the 100 missed events")
     stack_store.report(job_id, 50, "live")
-    again.wait_for(lambda c: len(c.updates(job_id)) == 101, 5, "then the live one")
+    again.wait_for(lambda c: len(c.updates(job_id)) == 101, EVENT_SECONDS, "then the live one")
     actions = [e["data"]["job"]["action"] for e in again.updates(job_id)]
     assert actions == [f"missed {n}" for n in range(100)] + ["live"]
 
@@ -196,14 +205,14 @@ def test_last_event_id_as_query_parameter(base: str, stack_store: JobStore, sse:
     since = stack_store.report(job_id, 5, "a").event_id
     stack_store.report(job_id, 6, "b")
     client = sse(base, path=f"/api/jobs/stream?last_event_id={since}")
-    client.wait_for(lambda c: c.updates(job_id), 5, "replayed event")
+    client.wait_for(lambda c: c.updates(job_id), EVENT_SECONDS, "replayed event")
     assert [e["data"]["job"]["action"] for e in client.updates(job_id)] == ["b"]
 
 
 def test_an_id_older_than_the_replay_history_gets_reset(base: str, stack_store: JobStore, sse: OpenSSE) -> None:
     fake_active_job(stack_store)
     client = sse(base, last_event_id="1-0")
-    client.wait_for(lambda c: any(e["event"] == "reset" for e in c.events), 5, "reset")
+    client.wait_for(lambda c: any(e["event"] == "reset" for e in c.events), EVENT_SECONDS, "reset")
     reset = next(e for e in client.events if e["event"] == "reset")
     assert reset["id"] == stack_store.last_event_id() or reset["id"] < stack_store.last_event_id()
 
@@ -226,7 +235,7 @@ def test_events_published_during_the_replay_are_neither_lost_nor_doubled(
     client = sse(base, last_event_id=since)
     publisher.join()
     expected = [entry_id.decode() for entry_id, _ in stack_store.redis.xrange(EVENTS_KEY, min=f"({since}")]
-    client.wait_for(lambda c: len(c.updates(job_id)) >= len(expected), 20, "every event")
+    client.wait_for(lambda c: len(c.updates(job_id)) >= len(expected), BURST_SECONDS, "every event")
     received = [e["id"] for e in client.updates(job_id)]
     assert received == expected
 
@@ -237,18 +246,18 @@ def test_events_published_during_the_replay_are_neither_lost_nor_doubled(
 def test_job_filter_narrows_the_stream(base: str, stack_store: JobStore, sse: OpenSSE) -> None:
     wanted, other = fake_active_job(stack_store, "wanted"), fake_active_job(stack_store, "other")
     client = sse(base, path=f"/api/jobs/stream?job={wanted}")
-    client.wait_for(lambda c: c.retry == 3000, 5, "open")
+    client.wait_for(lambda c: c.retry == 3000, OPEN_SECONDS, "open")
     stack_store.report(other, 1, "x")
     stack_store.report(wanted, 2, "y")
-    client.wait_for(lambda c: c.updates(wanted), 5, "the wanted job's event")
+    client.wait_for(lambda c: c.updates(wanted), EVENT_SECONDS, "the wanted job's event")
     stack_store.report(wanted, 3, "z")
-    client.wait_for(lambda c: len(c.updates(wanted)) == 2, 5, "both events")
+    client.wait_for(lambda c: len(c.updates(wanted)) == 2, EVENT_SECONDS, "both events")
     assert {e["data"]["job"]["id"] for e in client.updates()} == {wanted}
 
 
 def test_heartbeat_comes_on_a_clock(base: str, sse: OpenSSE) -> None:
     client = sse(base, path=f"/api/jobs/stream?job={'0' * 20}")  # a job that never has events
-    client.wait_for(lambda c: len([t for t, text in c.comments if text == "ping"]) >= 3, 6, "three pings")
+    client.wait_for(lambda c: len([t for t, text in c.comments if text == "ping"]) >= 3, EVENT_SECONDS, "three pings")
     times = [t for t, text in client.comments if text == "ping"]
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert all(0.7 < gap < 1.6 for gap in gaps), gaps
@@ -263,14 +272,16 @@ def test_a_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(
     slow.connect(("127.0.0.1", int(base.rsplit(":", 1)[1])))
     slow.sendall(b"GET /api/jobs/stream HTTP/1.1\r\nHost: x\r\n\r\n")
     fast = sse(base)
-    wait_until(lambda: open_streams(base) >= 2, 5, "both streams open")
+    wait_until(lambda: open_streams(base) >= 2, EVENT_SECONDS, "both streams open")
     big = "x" * 3900
     for n in range(3000):  # about 12 MB: far more than the slow socket's kernel buffers hold
         stack_store.report(job_id, n % 100, f"burst {n}", log=big)
-    fast.wait_for(lambda c: len(bursts(c, job_id)) == 3000, 30, "the fast client gets everything")
-    wait_until(lambda: open_streams(base) == 1, 10, "the slow stream cut off")
+    fast.wait_for(lambda c: len(bursts(c, job_id)) == 3000, BURST_SECONDS, "the fast client gets everything")
+    wait_until(lambda: open_streams(base) == 1, EVENT_SECONDS, "the slow stream cut off")
     stack_store.report(job_id, 1, "after")
-    fast.wait_for(lambda c: c.updates(job_id)[-1]["data"]["job"]["action"] == "after", 5, "the fast client still live")
+    fast.wait_for(
+        lambda c: c.updates(job_id)[-1]["data"]["job"]["action"] == "after", EVENT_SECONDS, "the fast client still live"
+    )
     slow.close()
 
 
@@ -289,7 +300,7 @@ def test_a_backlog_after_a_stall_is_handed_out_without_overflowing_queues(
     finally:
         os.kill(pid, signal.SIGCONT)
     for client in clients:
-        client.wait_for(lambda c: len(bursts(c, job_id)) == 1000 or c.closed.is_set(), 30, "the burst")
+        client.wait_for(lambda c: len(bursts(c, job_id)) == 1000 or c.closed.is_set(), BURST_SECONDS, "the burst")
         assert bursts(client, job_id) == [f"burst {n}" for n in range(1000)]
         assert not client.closed.is_set()
 
@@ -304,22 +315,22 @@ def test_sigterm_ends_200_streams_promptly_and_clients_resume_elsewhere(
     web, base = launch_web(stack.redis_server.url, JOBSTREAM_FANOUT=mode)
     job_id = fake_active_job(stack_store)
     clients = [sse(base) for _ in range(200)]
-    wait_until(lambda: open_streams(base) == 200, 15, "200 streams open")
+    wait_until(lambda: open_streams(base) == 200, OPEN_SECONDS, "200 streams open")
     stack_store.report(job_id, 1, "seen by all")
     for client in clients:
-        client.wait_for(lambda c: c.updates(job_id), 10, "first event")
+        client.wait_for(lambda c: c.updates(job_id), EVENT_SECONDS, "first event")
     started = time.monotonic()
     web.signal(signal.SIGTERM)
-    web.process.wait(10)
+    web.process.wait(STOP_SECONDS)
     assert time.monotonic() - started < 4, "gunicorn waited for the streams"
     for client in clients:
-        assert client.closed.wait(5), "a stream stayed open"
+        assert client.closed.wait(EVENT_SECONDS), "a stream stayed open"
     for n in range(10):  # published while no server runs
         stack_store.report(job_id, 10 + n, f"gap {n}")
     _, new_base = launch_web(stack.redis_server.url, name="replacement", JOBSTREAM_FANOUT=mode)
     resumed = [sse(new_base, last_event_id=c.last_id()) for c in clients[:20]]
     for client in resumed:
-        client.wait_for(lambda c: len(c.updates(job_id)) == 10, 10, "the gap replayed")
+        client.wait_for(lambda c: len(c.updates(job_id)) == 10, EVENT_SECONDS, "the gap replayed")
         assert [e["data"]["job"]["action"] for e in client.updates(job_id)] == [f"gap {n}" for n in range(10)]
 
 
@@ -332,18 +343,18 @@ def test_redis_restart_under_open_streams(
     job_id = fake_active_job(store)
     client = sse(base)
     store.report(job_id, 1, "before")
-    client.wait_for(lambda c: c.updates(job_id), 5, "an event")
+    client.wait_for(lambda c: c.updates(job_id), EVENT_SECONDS, "an event")
     last = client.last_id()
     private_redis.stop()
-    assert client.closed.wait(5), "the stream did not end when Redis went away"
+    assert client.closed.wait(EVENT_SECONDS), "the stream did not end when Redis went away"
     private_redis.start()  # same port; the AOF kept the replay history
     store = JobStore(private_redis.client(), store.settings)
-    wait_until(lambda: request(base, "GET", "/healthz")[0] == 200, 10, "web sees Redis again")
+    wait_until(lambda: request(base, "GET", "/healthz")[0] == 200, EVENT_SECONDS, "web sees Redis again")
     store.report(job_id, 2, "after")
     again = sse(base, last_event_id=last)
-    again.wait_for(lambda c: c.updates(job_id), 10, "the event published after the restart")
+    again.wait_for(lambda c: c.updates(job_id), EVENT_SECONDS, "the event published after the restart")
     store.report(job_id, 3, "live")
-    again.wait_for(lambda c: len(c.updates(job_id)) == 2, 10, "live events again")
+    again.wait_for(lambda c: len(c.updates(job_id)) == 2, EVENT_SECONDS, "live events again")
     assert [e["data"]["job"]["action"] for e in again.updates(job_id)] == ["after", "live"]
 
 
@@ -355,6 +366,6 @@ def test_reset_when_redis_lost_its_history(private_redis: RedisServer, launch_we
     private_redis.client().delete(EVENTS_KEY)  # as after a restart without persistence
     store.report(job_id, 2, "after")
     client = sse(base, last_event_id=last)
-    client.wait_for(lambda c: any(e["event"] == "reset" for e in c.events), 5, "reset")
+    client.wait_for(lambda c: any(e["event"] == "reset" for e in c.events), EVENT_SECONDS, "reset")
     store.report(job_id, 3, "live")
-    client.wait_for(lambda c: c.updates(job_id), 5, "live events after the reset")
+    client.wait_for(lambda c: c.updates(job_id), EVENT_SECONDS, "live events after the reset")

@@ -7,6 +7,7 @@ import redis
 from jobs.events import channel
 from jobs.stream import WAKE_CHANNEL, RedisSubscription
 from scripts.harness import RedisServer, wait_until
+from tests.bounds import EVENT_SECONDS
 
 
 def one_connection_client(server: RedisServer) -> redis.Redis:
@@ -22,7 +23,7 @@ def test_events_arrive_parsed_and_the_wake_channel_is_skipped(redis_server: Redi
     publisher.publish(channel("job1"), b"1-1\njob-update\n{}")
     publisher.publish(channel("job2"), b"1-2\njob-update\n{}")
     events: list = []
-    wait_until(lambda: events.extend(subscription.get(0.1)) or len(events) == 2, 5, "both events")
+    wait_until(lambda: events.extend(subscription.get(0.1)) or len(events) == 2, EVENT_SECONDS, "both events")
     assert [(e.id, e.job_id) for e in events] == [("1-1", "job1"), ("1-2", "job2")]
     assert events[0].frame == b"id: 1-1\nevent: job-update\ndata: {}\n\n"
     subscription.close()
@@ -35,7 +36,7 @@ def test_closing_twice_never_touches_the_connection_another_stream_took(redis_se
     second = RedisSubscription(client)  # the pool's one connection again
     first.close()  # the response's call_on_close, after the other stream took the connection
     redis_server.client().publish(channel("job"), b"1-1\njob-update\n{}")
-    assert wait_until(lambda: second.get(0.1), 5, "the second stream still receiving")
+    assert wait_until(lambda: second.get(0.1), EVENT_SECONDS, "the second stream still receiving")
     second.close()
 
 
@@ -45,7 +46,7 @@ def test_a_closed_subscription_leaves_no_pubsub_client(redis_server: RedisServer
     subscription = RedisSubscription(client)
     assert len(redis_server.client().client_list(_type="pubsub")) == before + 1
     subscription.close()
-    wait_until(lambda: len(redis_server.client().client_list(_type="pubsub")) == before, 5, "unsubscribed")
+    wait_until(lambda: len(redis_server.client().client_list(_type="pubsub")) == before, EVENT_SECONDS, "unsubscribed")
 
 
 def test_a_zero_timeout_returns_nothing_rather_than_failing(redis_server: RedisServer) -> None:
@@ -62,6 +63,6 @@ def test_a_message_that_is_not_a_jobstream_event_is_skipped(redis_server: RedisS
     publisher.publish(channel("odd"), b"no newlines at all")
     publisher.publish(channel("job"), b"1-1\njob-update\n{}")
     events: list = []
-    wait_until(lambda: events.extend(subscription.get(0.1)) or events, 5, "the real event")
+    wait_until(lambda: events.extend(subscription.get(0.1)) or events, EVENT_SECONDS, "the real event")
     assert [e.id for e in events] == ["1-1"]
     subscription.close()
