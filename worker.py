@@ -28,10 +28,11 @@ from rq.worker_pool import ForkProcess, WorkerData, WorkerPool
 from jobs.config import Settings
 from jobs.connection import connect, text, wait_for_redis
 from jobs.lifetime import die_with_parent
-from jobs.model import ACTIVE, CANCELED, parse_time, status_for
+from jobs.model import ACTIVE, CANCELED, PENDING, parse_time, status_for
 from jobs.progress import running
 from jobs.queues import PriorityQueue, arm
 from jobs.registry import load
+from jobs.scheduler import Scheduler
 from jobs.store import JobStore
 
 logger = logging.getLogger("jobstream.worker")
@@ -170,10 +171,15 @@ class JobstreamWorker(SimpleWorker):
                 arm(pipe, self.store.settings.queue)
                 pipe.execute()
             return
-        if not self.store.begin(job.id, self.name).ok:
-            # Canceled or deleted while queued, or not created through jobstream: never run it.
+        outcome = self.store.begin(job.id, self.name, queue.intermediate_queue_key)
+        if outcome.result == "held":  # its type's limit: it waits, pending, and the script took it back
+            return
+        if not outcome.ok:
+            # Canceled or deleted while queued, or not created through jobstream: never run it. (Running or
+            # waiting, it was queued twice: leave its copy to the worker that has it.)
             self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
-            job.delete()
+            if outcome.status not in (ACTIVE, PENDING):
+                job.delete()
             return
         execution = self.prepare_execution(job)
         with running(self.store, job.id):
@@ -281,13 +287,22 @@ class JobstreamPool(WorkerPool):
         )
         self.store = store
         self.settings = settings
+        self.scheduler = Scheduler(JobStore(connect(settings.redis_url), settings))  # its own connection
         self.grace = settings.shutdown_grace_seconds
         self._stop_at: float | None = None
         self._forced = False
         self._next_sweep = 0.0
 
+    def start(self, burst: bool = False, logging_level: str = "INFO") -> None:
+        """Run the scheduler beside the pool's loop: due jobs start on time while this pool runs."""
+        self.scheduler.start()
+        try:
+            super().start(burst, logging_level)
+        finally:
+            self.scheduler.stop()
+
     def get_worker_process(self, name: str, burst: bool, _sleep: float = 0, logging_level: str = "INFO") -> Any:
-        """A forked worker process, as RQ's pool makes them but without a scheduler (we schedule nothing).
+        """A forked worker process, as RQ's pool makes them but without RQ's scheduler (jobs/scheduler.py is ours).
 
         RQ's per-job lines are left out (WARNING): the dashboard shows every job, and a replacement worker
         gets the same level as the first ones (RQ's respawn passes none)."""

@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 from marshmallow import Schema, ValidationError
 
 from jobs import control, schemas
+from jobs.attempts import Backoff
 from jobs.config import Settings
 from jobs.connection import connect
 from jobs.errors import InvalidRequest, JobConflict, JobNotFound
@@ -110,10 +112,15 @@ class Jobs:
         params: Mapping[str, Any] | None = None,
         priority: str | None = None,
         timeout_seconds: int | None = None,
+        delay_seconds: float | None = None,
+        run_at: datetime | str | None = None,
+        max_attempts: int | None = None,
+        backoff: Backoff | Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Create a job and enqueue it; InvalidRequest names each bad field, as the REST API's 422 does."""
-        body = _body(type, name, params, priority, timeout_seconds)
+        """Create a job and enqueue it (after `delay_seconds`, or at `run_at`); with `max_attempts` > 1, a
+        failed attempt is retried after `backoff`. InvalidRequest names each bad field, as the REST 422 does."""
+        body = _body(type, name, params, priority, timeout_seconds, delay_seconds, run_at, max_attempts, backoff)
         return self.create(body, idempotency_key)[0]
 
     def enqueue_many(self, items: Iterable[Mapping[str, Any]]) -> builtins.list[Job]:
@@ -148,7 +155,20 @@ class Jobs:
         except ValidationError as exc:
             raise InvalidRequest("the request is not valid", {"params": exc.messages}) from None
         timeout = data["timeout_seconds"] or job_type.timeout
-        return NewJob(job_type, data["name"], params, timeout, data["priority"] or job_type.priority, key)
+        run_at = data["run_at"]
+        if data["delay_seconds"] is not None:
+            run_at = datetime.now(UTC) + timedelta(seconds=data["delay_seconds"])
+        return NewJob(
+            job_type,
+            data["name"],
+            params,
+            timeout,
+            data["priority"] or job_type.priority,
+            data["max_attempts"] or job_type.max_attempts,
+            data["backoff"] or job_type.backoff,
+            run_at if run_at is not None and data["delay_seconds"] != 0 else None,
+            key,
+        )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -277,6 +297,10 @@ def _body(
     params: Mapping[str, Any] | None = None,
     priority: str | None = None,
     timeout_seconds: int | None = None,
+    delay_seconds: float | None = None,
+    run_at: datetime | str | None = None,
+    max_attempts: int | None = None,
+    backoff: Backoff | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A create request as the REST API receives it (absent fields left out, so defaults apply)."""
     given = {
@@ -285,6 +309,10 @@ def _body(
         "params": dict(params) if params is not None else None,
         "priority": priority,
         "timeout_seconds": timeout_seconds,
+        "delay_seconds": delay_seconds,
+        "run_at": run_at.isoformat() if isinstance(run_at, datetime) else run_at,
+        "max_attempts": max_attempts,
+        "backoff": backoff.as_dict() if isinstance(backoff, Backoff) else (dict(backoff) if backoff else None),
     }
     return {field: value for field, value in given.items() if value is not None}
 

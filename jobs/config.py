@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 FANOUT_MODES = ("request", "process")
 BUILTIN_JOB_MODULES = ("jobs.demo",)
+DAY = 24 * 3600
+MAX_KEEP = 3650 * DAY
 MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
@@ -46,6 +48,18 @@ class Settings:
     shutdown_grace_seconds: int = 25
     max_jobs_per_worker: int = 1000
     job_modules: tuple[str, ...] = ()
+    keep_completed_seconds: int = 7 * DAY
+    keep_failed_seconds: int = 30 * DAY
+    keep_canceled_seconds: int = 7 * DAY
+    keep_ended_max: int = 100_000
+
+    def keep_seconds(self, status: str) -> int:
+        """How long an ended job of `status` is kept (JOBSTREAM_KEEP_<STATUS>_SECONDS)."""
+        return {
+            "completed": self.keep_completed_seconds,
+            "failed": self.keep_failed_seconds,
+            "canceled": self.keep_canceled_seconds,
+        }[status]
 
     @property
     def job_type_modules(self) -> tuple[str, ...]:
@@ -80,4 +94,12 @@ class Settings:
             shutdown_grace_seconds=_int(env, "JOBSTREAM_SHUTDOWN_GRACE_SECONDS", cls.shutdown_grace_seconds, 0, 3600),
             max_jobs_per_worker=_int(env, "JOBSTREAM_MAX_JOBS_PER_WORKER", cls.max_jobs_per_worker, 0, 10_000_000),
             job_modules=job_modules,
+            keep_completed_seconds=_int(
+                env, "JOBSTREAM_KEEP_COMPLETED_SECONDS", cls.keep_completed_seconds, 0, 3650 * DAY
+            ),
+            keep_failed_seconds=_int(env, "JOBSTREAM_KEEP_FAILED_SECONDS", cls.keep_failed_seconds, 0, 3650 * DAY),
+            keep_canceled_seconds=_int(
+                env, "JOBSTREAM_KEEP_CANCELED_SECONDS", cls.keep_canceled_seconds, 0, 3650 * DAY
+            ),
+            keep_ended_max=_int(env, "JOBSTREAM_KEEP_ENDED_MAX", cls.keep_ended_max, 0, 100_000_000),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,9 +10,11 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended, resume, suspend
 
-from jobs.model import ACTIVE, ENDED, PENDING, parse_time
+from jobs import retention
+from jobs.keys import ended_key
+from jobs.model import ENDED
 from jobs.queues import depths
-from jobs.store import JobStore, ended_key
+from jobs.store import JobStore
 
 
 def pause(store: JobStore) -> None:
@@ -49,13 +52,5 @@ def stats(store: JobStore) -> dict[str, Any]:
 
 def clean(store: JobStore, status: str | None, older_than_seconds: int) -> list[str]:
     """Delete ended jobs (of `status`, or all ended ones) that ended at least that long ago."""
-    cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
-    deleted = []
-    for each in (status,) if status else ENDED:
-        for job_id in store.ids_with_status(each):
-            job = store.get(job_id)
-            ended = parse_time(job["ended_at"]) if job else None
-            # keep=...: a job retried since it was read is pending again and must survive
-            if ended is not None and ended <= cutoff and store.delete(job_id, keep=(ACTIVE, PENDING)).ok:
-                deleted.append(job_id)
-    return deleted
+    statuses = (status,) if status else ENDED
+    return retention.delete_ended(store, statuses, time.time() - older_than_seconds, deadline=float("inf"))

@@ -8,7 +8,8 @@ import time
 
 from marshmallow import Schema, fields, validate
 
-from jobs.progress import progress
+from jobs.attempts import Backoff
+from jobs.progress import attempt, progress
 from jobs.registry import register
 
 ACTIONS = (
@@ -31,6 +32,11 @@ class WebAgentParams(Schema):
 
 class SleepParams(Schema):
     seconds = fields.Float(load_default=1.0, validate=validate.Range(0, 3600), allow_nan=False)
+
+
+class FlakyParams(Schema):
+    fail_times = fields.Integer(load_default=2, validate=validate.Range(0, 100))
+    seconds = fields.Float(load_default=0.0, validate=validate.Range(0, 60), allow_nan=False)
 
 
 class PrimesParams(Schema):
@@ -75,3 +81,14 @@ def primes(limit: int = 2_000_000) -> dict:
     count = sum(sieve)
     progress(100, "Counted", log=f"{count} primes below {limit}")
     return {"limit": limit, "primes": count}
+
+
+@register("demo.flaky", FlakyParams(), timeout=120, max_attempts=3, backoff=Backoff("fixed", 1.0, 1.0))
+def flaky(fail_times: int = 2, seconds: float = 0.0) -> dict:
+    """Fail the first `fail_times` attempts, then succeed: automatic retries at work."""
+    time.sleep(seconds)
+    number = attempt()
+    if number <= fail_times:
+        raise RuntimeError(f"attempt {number} fails on purpose (the first {fail_times} do)")
+    progress(100, "Succeeded", log=f"attempt {number} succeeded")
+    return {"attempt": number}

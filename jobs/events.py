@@ -14,9 +14,9 @@ from typing import Any
 import redis
 
 from jobs.connection import text
+from jobs.keys import EVENTS_KEY
 
 CHANNEL_PREFIX, CHANNEL_SUFFIX = "job:", ":progress"
-EVENTS_KEY = "jobstream:events"
 JOB_UPDATE = "job-update"
 JOB_REMOVED = "job-removed"
 RESET = "reset"
@@ -39,9 +39,11 @@ SNAPSHOT_FIELDS = (
     "created_at",
     "started_at",
     "ended_at",
+    "scheduled_for",
     "error",
     "result",
     "attempts",
+    "max_attempts",
     "worker",
 )
 

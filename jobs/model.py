@@ -97,9 +97,11 @@ class Job:
     created_at: str
     started_at: str | None
     ended_at: str | None
+    scheduled_for: str | None
     error: str | None
     result: Any
     attempts: int
+    max_attempts: int
     worker: str | None
     logs: list[str] | None = field(default=None, compare=False)
     last_event_id: str | None = None
@@ -110,9 +112,12 @@ class Job:
 
     @classmethod
     def from_snapshot(cls, snapshot: dict[str, Any]) -> Job:
-        """The job of a stored or published snapshot; one stored before priorities existed is normal."""
+        """The job of a stored or published snapshot (one stored before priorities and retries: normal, and
+        with no attempt left)."""
         values = {k: v for k, v in snapshot.items() if k in _FIELD_NAMES}
         values["priority"] = values.get("priority") or NORMAL
+        values["scheduled_for"] = values.get("scheduled_for")
+        values["max_attempts"] = values.get("max_attempts") or values.get("attempts") or 1
         return cls(**values)
 
 

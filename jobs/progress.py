@@ -24,10 +24,20 @@ def running(store: JobStore, job_id: str) -> Iterator[None]:
         _running.reset(token)
 
 
-def progress(percent: int, action: str | None = None, log: str | None = None) -> None:
-    """Record `percent` (0..100) and the current action for the running job, and publish it."""
+def attempt() -> int:
+    """The running job's attempt number: 1 for the first, 2 for its first retry..."""
+    store, job_id = _current()
+    return store.attempts(job_id)
+
+
+def _current() -> tuple[JobStore, str]:
     current = _running.get()
     if current is None:
-        raise RuntimeError("progress() can only be called from inside a running job")
-    store, job_id = current
+        raise RuntimeError("progress() and attempt() can only be called from inside a running job")
+    return current
+
+
+def progress(percent: int, action: str | None = None, log: str | None = None) -> None:
+    """Record `percent` (0..100) and the current action for the running job, and publish it."""
+    store, job_id = _current()
     store.report(job_id, percent, action, log)

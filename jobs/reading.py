@@ -9,20 +9,11 @@ from typing import Any
 import redis
 
 from jobs.connection import text
-from jobs.events import EVENTS_KEY, SNAPSHOT_FIELDS, newest_id
+from jobs.events import SNAPSHOT_FIELDS, newest_id
+from jobs.keys import EVENTS_KEY, INDEX_KEY, STATUS_PREFIX, job_key, logs_key
 from jobs.model import STATUSES
 
-INDEX_KEY = "jobstream:jobs"  # every job id; ids sort by creation time
-STATUS_PREFIX = "jobstream:status:"  # + status: the ids with that status
 SEARCH_BUDGET = 10_000  # ids a name search looks at per call
-
-
-def job_key(job_id: str) -> str:
-    return f"jobstream:job:{job_id}"
-
-
-def logs_key(job_id: str) -> str:
-    return f"jobstream:job:{job_id}:logs"
 
 
 class JobReader:
@@ -94,6 +85,11 @@ class JobReader:
                 pipe.hmget(job_key(job_id), SNAPSHOT_FIELDS)
             rows = pipe.execute()
         return [job for job in map(_decode, rows) if job is not None]
+
+    def attempts(self, job_id: str) -> int:
+        """The job's attempt number (0 when it is gone)."""
+        raw = self.redis.hget(job_key(job_id), "attempts")
+        return int(raw) if raw is not None else 0
 
     def cancel_requested(self, job_id: str) -> bool:
         """Whether a cancel of the running job was accepted (one field; the worker reads it at each heartbeat)."""

@@ -6,7 +6,7 @@ import functools
 import importlib
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
@@ -14,6 +14,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
+from jobs.attempts import MAX_ATTEMPTS, Backoff
 from jobs.config import ConfigError
 from jobs.model import NORMAL, PRIORITIES, Job
 
@@ -32,6 +33,10 @@ class JobType:
     timeout: int
     description: str
     priority: str = NORMAL
+    max_attempts: int = 1
+    backoff: Backoff = field(default_factory=Backoff)
+    concurrency: int | None = None  # at most this many active at once, across every worker
+    rate: tuple[int, float] | None = None  # at most N starts per S seconds
 
     @property
     def path(self) -> str:
@@ -50,6 +55,8 @@ class Enqueuer(Protocol):
         params: Mapping[str, Any] | None = None,
         priority: str | None = None,
         timeout_seconds: int | None = None,
+        delay_seconds: float | None = None,
+        max_attempts: int | None = None,
         idempotency_key: str | None = None,
     ) -> Job: ...
 
@@ -76,6 +83,8 @@ class JobFunction(Generic[P, R]):
         *,
         priority: str | None = None,
         timeout_seconds: int | None = None,
+        delay_seconds: float | None = None,
+        max_attempts: int | None = None,
         idempotency_key: str | None = None,
     ) -> BoundJobFunction[P]:
         """This function enqueued through `jobs` (default: the process's), with these options."""
@@ -83,7 +92,13 @@ class JobFunction(Generic[P, R]):
             if _default_jobs is None:
                 raise RuntimeError("import jobs (the package) before enqueueing: it provides the default Jobs")
             jobs = _default_jobs()
-        options = {"priority": priority, "timeout_seconds": timeout_seconds, "idempotency_key": idempotency_key}
+        options = {
+            "priority": priority,
+            "timeout_seconds": timeout_seconds,
+            "delay_seconds": delay_seconds,
+            "max_attempts": max_attempts,
+            "idempotency_key": idempotency_key,
+        }
         return BoundJobFunction(self, jobs, options)
 
 
@@ -93,7 +108,7 @@ class BoundJobFunction(Generic[P]):
 
     function: JobFunction[P, Any]
     jobs: Enqueuer
-    options: dict[str, Any]  # priority, timeout_seconds, idempotency_key
+    options: dict[str, Any]  # priority, timeout_seconds, delay_seconds, max_attempts, idempotency_key
 
     def enqueue(self, name: str, /, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue a job named `name` with these params (positional ones bound to their names)."""
@@ -113,17 +128,32 @@ def provide_default(factory: Callable[[], Enqueuer]) -> None:
 
 
 def register(
-    name: str, schema: Schema, timeout: int, priority: str = NORMAL
+    name: str,
+    schema: Schema,
+    timeout: int,
+    priority: str = NORMAL,
+    max_attempts: int = 1,
+    backoff: Backoff | None = None,
+    concurrency: int | None = None,
+    rate: tuple[int, float] | None = None,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]:
-    """Register the decorated function as job type `name`; its docstring describes it."""
+    """Register the decorated function as job type `name` with its defaults; its docstring describes it."""
     if priority not in PRIORITIES:
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}")
+    if not 1 <= max_attempts <= MAX_ATTEMPTS:
+        raise ValueError(f"max_attempts must be between 1 and {MAX_ATTEMPTS}, got {max_attempts}")
+    if concurrency is not None and concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    if rate is not None and not (rate[0] >= 1 and rate[1] > 0):
+        raise ValueError(f"rate must be (starts >= 1, seconds > 0), got {rate}")
 
     def decorate(func: Callable[P, R]) -> JobFunction[P, R]:
         if name in _TYPES:
             raise ValueError(f"job type {name!r} is already registered")
         description = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
-        _TYPES[name] = JobType(name, func, schema, timeout, description, priority)
+        _TYPES[name] = JobType(
+            name, func, schema, timeout, description, priority, max_attempts, backoff or Backoff(), concurrency, rate
+        )
         return JobFunction(func, name)
 
     return decorate
@@ -158,6 +188,10 @@ def describe_types() -> list[dict[str, Any]]:
             "description": t.description,
             "timeout_seconds": t.timeout,
             "priority": t.priority,
+            "max_attempts": t.max_attempts,
+            "backoff": t.backoff.as_dict(),
+            "concurrency": t.concurrency,
+            "rate": {"limit": t.rate[0], "per_seconds": t.rate[1]} if t.rate else None,
             "params_schema": converter.schema2jsonschema(t.schema),
         }
         for t in job_types()

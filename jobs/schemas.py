@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
+from jobs.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, Backoff
 from jobs.model import ENDED, PRIORITIES, STATUSES
 from jobs.registry import MAX_TIMEOUT_SECONDS
 
+MAX_DELAY_AHEAD = 365 * 24 * 3600  # how far ahead a job may be scheduled: a year
 JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"
 JOB_ID = validate.Regexp(JOB_ID_PATTERN, error="not a job id")
+
+
+class BackoffSchema(Schema):
+    type = fields.String(load_default="exponential", validate=validate.OneOf(BACKOFF_TYPES))
+    delay_seconds = fields.Float(load_default=1.0, validate=validate.Range(0, MAX_DELAY_SECONDS), allow_nan=False)
+    max_delay_seconds = fields.Float(
+        load_default=3600.0, validate=validate.Range(0, MAX_DELAY_SECONDS), allow_nan=False
+    )
+    jitter = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def validate_bounds(self, data: dict[str, Any], **_: Any) -> None:
+        if data["max_delay_seconds"] < data["delay_seconds"]:
+            raise ValidationError("must not be less than delay_seconds", "max_delay_seconds")
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> Backoff:
+        return Backoff(**data)
 
 
 class JobCreateSchema(Schema):
@@ -19,11 +40,30 @@ class JobCreateSchema(Schema):
     params = fields.Dict(keys=fields.String(), load_default=dict)
     timeout_seconds = fields.Integer(load_default=None, validate=validate.Range(1, MAX_TIMEOUT_SECONDS))
     priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
+    delay_seconds = fields.Float(load_default=None, validate=validate.Range(0, MAX_DELAY_AHEAD), allow_nan=False)
+    run_at = fields.AwareDateTime(load_default=None, format="iso")
+    max_attempts = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ATTEMPTS))
+    backoff = fields.Nested(BackoffSchema, load_default=None)
 
     @validates("name")
     def validate_name(self, value: str, **_: Any) -> None:
         if not value.strip():
             raise ValidationError("must not be blank")
+
+    @validates("run_at")
+    def validate_run_at(self, value: datetime | None, **_: Any) -> None:
+        now = datetime.now(UTC)
+        if value is None:
+            return
+        if value <= now:
+            raise ValidationError("must be in the future")
+        if value > now + timedelta(seconds=MAX_DELAY_AHEAD):
+            raise ValidationError("must be at most a year ahead")
+
+    @validates_schema
+    def validate_one_start(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("delay_seconds") is not None and data.get("run_at") is not None:
+            raise ValidationError("give delay_seconds or run_at, not both", "run_at")
 
 
 class IdempotencyKeySchema(Schema):
@@ -70,9 +110,11 @@ class JobSchema(Schema):
     created_at = fields.String()
     started_at = fields.String(allow_none=True)
     ended_at = fields.String(allow_none=True)
+    scheduled_for = fields.String(allow_none=True)
     error = fields.String(allow_none=True)
     result = fields.Raw(allow_none=True)
     attempts = fields.Integer()
+    max_attempts = fields.Integer()
     worker = fields.String(allow_none=True)
 
 
@@ -100,6 +142,10 @@ class JobTypeSchema(Schema):
     description = fields.String()
     timeout_seconds = fields.Integer()
     priority = fields.String()
+    max_attempts = fields.Integer()
+    backoff = fields.Dict()
+    concurrency = fields.Integer(allow_none=True)
+    rate = fields.Dict(allow_none=True)  # {"limit": N, "per_seconds": S}
     params_schema = fields.Dict()
 
 

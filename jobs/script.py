@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 LUA_DIR = Path(__file__).with_name("lua")
-PRELUDE = "emit"  # the header's decoding and the helpers every script shares
+PRELUDE = "common"  # the header, the event and the bookkeeping every event script shares
 
 
 @cache

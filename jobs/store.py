@@ -5,90 +5,54 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from rq.command import send_command
-from rq.exceptions import NoSuchJobError
 from rq.job import Job
-from rq.serializers import JSONSerializer
 
-from jobs.config import Settings
+from jobs.attempts import Backoff
 from jobs.errors import IdempotencyConflict
-from jobs.events import EVENTS_KEY, JOB_REMOVED, JOB_UPDATE, SNAPSHOT_FIELDS, channel
-from jobs.model import ACTIVE, CANCELED, COMPLETED, ENDED, FAILED, NORMAL, PENDING, new_job_id, utcnow
-from jobs.queues import arm, queues
-from jobs.reading import INDEX_KEY, STATUS_PREFIX, JobReader, job_key, logs_key
+from jobs.keys import STARTS_PREFIX, idempotency_key, job_key
+from jobs.model import ACTIVE, CANCELED, COMPLETED, FAILED, NORMAL, PENDING, isoformat, new_job_id, utcnow
+from jobs.queues import arm
 from jobs.registry import JobType, get_type
-from jobs.script import Script
+from jobs.writing import JobWriter, Outcome, _encoded, _json, _outcome
 
 logger = logging.getLogger(__name__)
 
-ENDED_PREFIX = "jobstream:ended:"  # + minute (YYYY-MM-DDTHH:MM): how many jobs ended in it
-ENDED_COUNTER_TTL = 2 * 3600
-IDEMPOTENCY_PREFIX = "jobstream:idempotency:"
 IDEMPOTENCY_SECONDS = 24 * 3600
-MAX_LOGS = 1000
-MAX_LOG_LINE = 4000
-FAILURE_TTL = 7 * 24 * 3600
-
-
-def idempotency_key(key: str) -> str:
-    """Where an idempotency key names the job it created (hashed: any text makes a short key)."""
-    return IDEMPOTENCY_PREFIX + hashlib.sha256(key.encode()).hexdigest()
-
-
-def ended_key(minute: str) -> str:
-    """The counter of jobs that ended in `minute` (an API timestamp's first 16 characters)."""
-    return ENDED_PREFIX + minute
+PROMOTE_BATCH = 500  # due jobs handed to the workers per promote.lua call
 
 
 @dataclass(frozen=True)
 class NewJob:
-    """A validated job to create: its type, name, loaded params, timeout and priority."""
+    """A validated job to create: its type, name, loaded params and options."""
 
     job_type: JobType
     name: str
     params: dict[str, Any]
     timeout: int
     priority: str
+    max_attempts: int
+    backoff: Backoff
+    run_at: datetime | None = None
     idempotency_key: str | None = None
 
     @property
     def fingerprint(self) -> str:
         """What an idempotency key remembers of its request, to refuse the key for a different one."""
-        body = [self.job_type.name, self.name, self.params, self.timeout, self.priority]
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        body = [self.job_type.name, self.name, self.params, self.timeout, self.priority, self.max_attempts]
+        return hashlib.sha256(json.dumps([*body, self.backoff.as_dict()], sort_keys=True).encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a guarded change did: `ok`, or why not (`missing`, or `conflict` with the status)."""
-
-    result: str
-    status: str = ""
-    event_id: str = ""
-    job: dict[str, Any] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.result == "ok"
-
-
-class JobStore(JobReader):
+class JobStore(JobWriter):
     """Creates, reads, changes and deletes jobs; every change publishes its event."""
-
-    def __init__(self, connection: redis.Redis, settings: Settings) -> None:
-        super().__init__(connection)
-        self.settings = settings
-        self.queues = queues(settings.queue, connection)
-        self.queue = self.queues[NORMAL]  # the one RQ's worker listing and registries are read through
-        self._apply = Script(connection, "apply")
-        self._delete = Script(connection, "delete")
-
-    # -- changing --------------------------------------------------------------------------
 
     def create(self, new: NewJob) -> dict[str, Any]:
         """Store a pending job and enqueue it for RQ in one transaction."""
@@ -138,8 +102,10 @@ class JobStore(JobReader):
                 claims[key] = (job_id, new.fingerprint)
                 pipe.set(key, _json({"job": job_id, "fingerprint": new.fingerprint}), ex=IDEMPOTENCY_SECONDS)
             replies_at[job_id] = len(pipe)
-            self._change(job_id, mode="create", fields=_new_fields(job_id, new), client=pipe)
-            self._enqueue(new.job_type, job_id, new.params, new.timeout, new.priority, pipe)
+            start = new.run_at.timestamp() if new.run_at else None
+            self._change(job_id, mode="create", fields=_new_fields(job_id, new), schedule_at=start, client=pipe)
+            keep = self._save_for_later if start else self._enqueue
+            keep(new.job_type, job_id, new.params, new.timeout, new.priority, pipe)
             ids.append(job_id)
         if replies_at:
             arm(pipe, self.settings.queue)
@@ -152,10 +118,27 @@ class JobStore(JobReader):
         jobs.update((job["id"], job) for job in self._snapshots([i for i in ids if i not in jobs]))
         return [(jobs[job_id], job_id in replies_at) for job_id in ids]
 
-    def begin(self, job_id: str, worker: str) -> Outcome:
-        """pending → active on `worker`; fails when the job was canceled or deleted meanwhile."""
-        fields = {"status": ACTIVE, "worker": worker, "started_at": utcnow(), "progress": 0, "action": None}
-        return self._change(job_id, guard=(PENDING,), fields=fields, logs=[f"started on {worker}"])
+    def begin(self, job_id: str, worker: str, intermediate: str | None = None) -> Outcome:
+        """pending → active on `worker`; `held` when its type's limit keeps it waiting (taken back off
+        `intermediate`, RQ's list of jobs being taken), a conflict when it was canceled or deleted meanwhile."""
+        header = self._header(job_id, "job-update")
+        fields = {"status": ACTIVE, "worker": worker, "started_at": utcnow(), "scheduled_for": None}
+        header.update(fields=_encoded(fields | {"progress": 0, "action": None}), logs=[f"started on {worker}"])
+        header["intermediate"] = intermediate or self.queue.intermediate_queue_key
+        job_type = self._type_of(job_id)
+        if job_type is not None and job_type.concurrency:
+            header["concurrency"] = job_type.concurrency
+        if job_type is not None and job_type.rate:
+            limit, seconds = job_type.rate
+            header.update(rate=limit, per_ms=int(seconds * 1000), starts_key=STARTS_PREFIX + job_type.name)
+        if job_type is not None:
+            header["waiting"] = {
+                "concurrency": _json(f"waiting: {job_type.concurrency} {job_type.name} already running"),
+                "rate": _json(f"waiting: at most {job_type.rate[0]} starts per {job_type.rate[1]:g} s")
+                if job_type.rate
+                else _json(None),
+            }
+        return _outcome(self._begin(self._keys(job_id), header))
 
     def report(self, job_id: str, percent: int, action: str | None = None, log: str | None = None) -> Outcome:
         """Record a running job's progress."""
@@ -170,10 +153,29 @@ class JobStore(JobReader):
         return self._change(job_id, guard=(ACTIVE,), fields=fields, logs=["completed"])
 
     def fail(self, job_id: str, error: str, details: str = "", worker: str | None = None) -> Outcome:
-        """active → failed with a one-line error; `details` (a traceback) goes to the logs."""
-        lines = [f"failed: {error}"] + ([line for line in details.rstrip().splitlines()] if details else [])
-        fields = {"status": FAILED, "error": error[:500], **_ended()}
-        return self._change(job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=lines)
+        """A failed attempt of an active job (an exception, a timeout, its worker's death): pending again for
+        its next attempt after the backoff while it has attempts left, else failed. `details` (a traceback)
+        goes to the logs."""
+        raw = self.redis.hmget(job_key(job_id), ["attempts", "max_attempts", "retry_budget", "backoff"])
+        attempts, max_attempts, budget, backoff = (json.loads(v) if v is not None else None for v in raw)
+        attempts, max_attempts = attempts or 1, max_attempts or 1
+        trace = details.rstrip().splitlines() if details else []
+        if attempts >= max_attempts:
+            lines = [f"attempt {attempts}/{max_attempts} failed: {error}" if max_attempts > 1 else f"failed: {error}"]
+            fields = {"status": FAILED, "error": error[:500], **_ended()}
+            return self._change(job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=lines + trace)
+        failed_in_run = attempts - (max_attempts - (budget or max_attempts))
+        wait = Backoff(**backoff).seconds(failed_in_run, random.random()) if backoff else 0.0
+        at = time.time() + wait
+        next_at = isoformat(datetime.fromtimestamp(at, UTC))
+        fields = {**_waiting(attempts + 1), "error": error[:500], "scheduled_for": next_at}
+        lines = [f"attempt {attempts}/{max_attempts} failed: {error}", *trace, f"next attempt at {next_at}"]
+        with self.redis.pipeline(transaction=True) as pipe:
+            self._change(job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=lines, schedule_at=at, client=pipe)
+            for queue in self.queues.values():  # RQ filed its copy as failed: it runs again instead
+                queue.failed_job_registry.remove(job_id, pipeline=pipe)
+            pipe.persist(Job.key_for(job_id))
+            return _outcome(pipe.execute()[0])
 
     def stopped(self, job_id: str, reason: str = "stopped by request") -> Outcome:
         """active → canceled: the worker stopped it."""
@@ -183,8 +185,11 @@ class JobStore(JobReader):
         """Cancel a pending job at once, or ask the worker to stop an active one (cancel_requested)."""
         fields = {"status": CANCELED, **_ended()}
         outcome = self._change(job_id, guard=(PENDING,), fields=fields, logs=["canceled before it ran"])
-        if outcome.ok:
-            self._discard_rq_job(job_id)
+        if outcome.ok and outcome.job:
+            with self.redis.pipeline(transaction=False) as pipe:  # RQ's copy and its place in the queue
+                pipe.lrem(self.queues[outcome.job.get("priority") or NORMAL].key, 0, job_id)
+                pipe.delete(Job.key_for(job_id))
+                pipe.execute()
             return outcome
         if outcome.status != ACTIVE:
             return outcome
@@ -208,21 +213,26 @@ class JobStore(JobReader):
         return results
 
     def retry(self, job_id: str) -> Outcome:
-        """failed or canceled → pending again, same id, attempts + 1, logs kept."""
+        """failed or canceled → pending again now, same id, attempts + 1, logs kept, and as many automatic
+        attempts as a new job of it would have."""
         key = job_key(job_id)
+        names = ["status", "type", "params", "attempts", "timeout", "priority", "max_attempts", "retry_budget"]
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     pipe.watch(key)
-                    raw = pipe.hmget(key, ["status", "type", "params", "attempts", "timeout", "priority"])
+                    raw = pipe.hmget(key, names)
                     if raw[0] is None:
                         return Outcome("missing")
-                    status, type_name, params, attempts, timeout, priority = (json.loads(v or "null") for v in raw)
+                    status, type_name, params, attempts, timeout, priority, most, budget = (
+                        json.loads(v or "null") for v in raw
+                    )
                     job_type = get_type(type_name)
                     if status not in (FAILED, CANCELED) or job_type is None:
                         return Outcome("conflict", status)
+                    budget = budget or most or 1
                     pipe.multi()
-                    fields = _waiting(attempts=attempts + 1)
+                    fields = {**_waiting(attempts + 1), "max_attempts": attempts + budget, "scheduled_for": None}
                     log = f"retry: attempt {attempts + 1}"
                     self._change(job_id, guard=(FAILED, CANCELED), fields=fields, logs=[log], client=pipe)
                     pipe.delete(Job.key_for(job_id))
@@ -236,15 +246,32 @@ class JobStore(JobReader):
                     continue
 
     def delete(self, job_id: str, keep: tuple[str, ...] = (ACTIVE,)) -> Outcome:
-        """Delete a job unless its status is in `keep` (a conflict), and RQ's copy of it."""
-        header = {**self._header(job_id, JOB_REMOVED), "keep": list(keep)}
-        outcome = _outcome(self._delete(self._keys(job_id), header))
-        if outcome.ok:
-            self._discard_rq_job(job_id)
-        return outcome
+        """Delete a job unless its status is in `keep` (a conflict), with its logs and RQ's copy."""
+        keys, header = self._removal(job_id, keep)
+        return _outcome(self._delete(keys, header))
+
+    def delete_many(self, ids: Iterable[str], keep: tuple[str, ...]) -> list[str]:
+        """Delete each job unless its status is in `keep`, in one round trip; returns the deleted ids."""
+        ids = list(ids)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                keys, header = self._removal(job_id, keep)
+                self._delete(keys, header, client=pipe)
+            replies = pipe.execute()
+        return [job_id for job_id, reply in zip(ids, replies, strict=True) if _outcome(reply).ok]
+
+    def promote(self) -> int:
+        """Hand the due jobs of the scheduled set to the workers; returns how many were due."""
+        header = {**self._header("", "job-update"), "batch": PROMOTE_BATCH}
+        total = 0
+        while (count := int(self._promote([], header))) > 0:
+            total += count
+            if count < PROMOTE_BATCH:
+                break
+        return total
 
     def fail_jobs_of(self, worker: str, error: str) -> list[str]:
-        """Fail every active job that `worker` was running (the worker died); returns their ids."""
+        """Fail the attempt of every active job that `worker` was running (the worker died); their ids."""
         failed = []
         for job_id in self.ids_with_status(ACTIVE):
             raw = self.redis.hget(job_key(job_id), "worker")
@@ -252,74 +279,16 @@ class JobStore(JobReader):
                 failed.append(job_id)
         return failed
 
-    # -- plumbing --------------------------------------------------------------------------
-
-    def _enqueue(
-        self, job_type: JobType, job_id: str, params: dict[str, Any], timeout: int, priority: str, pipe: Any
-    ) -> None:
-        self.queues[priority].enqueue_call(
-            func=job_type.path,
-            kwargs=params,
-            timeout=timeout,
-            job_id=job_id,
-            result_ttl=0,
-            failure_ttl=FAILURE_TTL,
-            description=job_type.name,
-            pipeline=pipe,
-        )
-
-    def _discard_rq_job(self, job_id: str) -> None:
-        try:
-            Job.fetch(job_id, connection=self.redis, serializer=JSONSerializer).delete()
-        except NoSuchJobError:
-            pass
-
-    def _change(
-        self,
-        job_id: str,
-        *,
-        mode: str = "update",
-        guard: tuple[str, ...] = (),
-        worker: str | None = None,
-        fields: dict[str, Any],
-        logs: list[str] | None = None,
-        client: Any = None,
-    ) -> Outcome:
-        header = self._header(job_id, JOB_UPDATE)
-        header.update(
-            mode=mode,
-            guard=list(guard),
-            fields={name: _json(value) for name, value in fields.items()},
-            logs=[line[:MAX_LOG_LINE] for text in logs or [] for line in (text.splitlines() or [""])],
-            max_logs=MAX_LOGS,
-            ended=list(ENDED),
-            ended_key=ended_key(header["ts"][:16]),
-            ended_ttl=ENDED_COUNTER_TTL,
-            snapshot=list(SNAPSHOT_FIELDS),
-        )
-        if worker:
-            header["worker"] = _json(worker)
-        reply = self._apply(self._keys(job_id), header, client=client)
-        return reply if client is not None else _outcome(reply)
-
-    def _header(self, job_id: str, event: str) -> dict[str, Any]:
-        """What every script needs to name the job, its event and where they go."""
-        return {
-            "id": job_id,
-            "channel": channel(job_id),
-            "event": event,
-            "ts": utcnow(),
-            "replay_max": self.settings.replay_events,
-            "status_prefix": STATUS_PREFIX,
-        }
-
-    def _keys(self, job_id: str) -> list[str]:
-        return [job_key(job_id), logs_key(job_id), INDEX_KEY, EVENTS_KEY]
+    def _type_of(self, job_id: str) -> JobType | None:
+        raw = self.redis.hget(job_key(job_id), "type")
+        return get_type(json.loads(raw)) if raw is not None else None
 
 
 def _new_fields(job_id: str, new: NewJob) -> dict[str, Any]:
     fields: dict[str, Any] = {"id": job_id, "name": new.name, "type": new.job_type.name, "params": new.params}
     fields.update(created_at=utcnow(), priority=new.priority, timeout=new.timeout, **_waiting(attempts=1))
+    fields.update(max_attempts=new.max_attempts, retry_budget=new.max_attempts, backoff=new.backoff.as_dict())
+    fields["scheduled_for"] = isoformat(new.run_at) if new.run_at else None
     return fields
 
 
@@ -339,17 +308,5 @@ def _waiting(attempts: int) -> dict[str, Any]:
     }
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def _ended() -> dict[str, Any]:
     return {"ended_at": utcnow(), "action": None, "cancel_requested": False}
-
-
-def _outcome(reply: list[Any]) -> Outcome:
-    result = reply[0].decode()
-    if result != "ok":
-        return Outcome(result, reply[1].decode())
-    job = json.loads(reply[2]) if reply[2] else None
-    return Outcome(result, job["status"] if job else "", reply[1].decode(), job)

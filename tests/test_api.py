@@ -27,8 +27,9 @@ from jobs.connection import connect
 from jobs.model import status_for
 from jobs.store import JobStore
 from scripts.harness import free_port
+from tests.bounds import EVENT_SECONDS
 from tests.helpers import THREE_STEP_LIFECYCLE
-from worker import JobstreamWorker
+from worker import make_worker
 
 INDEX_KEY = "jobstream:jobs"
 EVENTS_KEY = "jobstream:events"
@@ -41,15 +42,18 @@ API_JOB_FIELDS = {
     "type",
     "params",
     "status",
+    "priority",
     "progress",
     "action",
     "cancel_requested",
     "created_at",
     "started_at",
     "ended_at",
+    "scheduled_for",
     "error",
     "result",
     "attempts",
+    "max_attempts",
     "worker",
 }
 STATUSES = ("pending", "active", "completed", "failed", "canceled")
@@ -156,11 +160,11 @@ class Subscriber:
     def __init__(self, client: redis.Redis) -> None:
         self.pubsub = client.pubsub()
         self.pubsub.psubscribe(PATTERN)
-        confirmation = self.pubsub.get_message(timeout=5)  # subscribed for sure before anything publishes
+        confirmation = self.pubsub.get_message(timeout=EVENT_SECONDS)  # subscribed for sure before anything publishes
         assert confirmation is not None and confirmation["type"] == "psubscribe"
         self.received: list[Event] = []
 
-    def wait_for(self, done: Callable[[Event], bool], timeout: float = 10.0) -> list[Event]:
+    def wait_for(self, done: Callable[[Event], bool], timeout: float = EVENT_SECONDS) -> list[Event]:
         """Read messages until one satisfies `done`; return everything received so far."""
         deadline = time.monotonic() + timeout
         while not any(done(event) for event in self.received):
@@ -287,7 +291,8 @@ def assert_redis_untouched(redis_client: redis.Redis) -> None:
         pytest.param({"name": "x", "params": "steps=3"}, ["params"], id="params-not-object"),
         pytest.param({"name": "x", "timeout_seconds": 0}, ["timeout_seconds"], id="timeout-0"),
         pytest.param({"name": "x", "timeout_seconds": 24 * 3600 + 1}, ["timeout_seconds"], id="timeout-over-1-day"),
-        pytest.param({"name": "x", "priority": "high"}, ["priority"], id="unknown-field"),
+        pytest.param({"name": "x", "color": "red"}, ["color"], id="unknown-field"),
+        pytest.param({"name": "x", "priority": "urgent"}, ["priority"], id="priority-unknown"),
     ],
 )
 def test_create_rejects_invalid_body(
@@ -702,7 +707,7 @@ def run_worker(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
     def run() -> str:
         store = JobStore(connect(settings.redis_url), settings)
-        worker = JobstreamWorker([store.queue], connection=store.redis, serializer=JSONSerializer, store=store)
+        worker = make_worker(store)
         worker.work(burst=True)
         return worker.name
 

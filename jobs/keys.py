@@ -1,0 +1,36 @@
+"""Every Redis key jobstream keeps beside RQ's, named once (the Lua scripts get them from here)."""
+
+from __future__ import annotations
+
+import hashlib
+
+JOB_PREFIX = "jobstream:job:"  # + id: the job's hash, one JSON value per ApiJob field
+INDEX_KEY = "jobstream:jobs"  # every job id, scores 0: ids sort by creation time, so BYLEX pages
+STATUS_PREFIX = "jobstream:status:"  # + status: the ids with that status, as INDEX_KEY
+EVENTS_KEY = "jobstream:events"  # the capped replay stream
+ENDED_PREFIX = "jobstream:ended:"  # + minute (YYYY-MM-DDTHH:MM): how many jobs ended in it
+ENDED_AT_PREFIX = "jobstream:ended-at:"  # + ended status: ids scored by end time (ms), for retention
+SCHEDULED_KEY = "jobstream:scheduled"  # pending ids scored by the time (ms) they may start
+HELD_PREFIX = "jobstream:held:"  # + type: ids its concurrency limit holds back, oldest first
+RUNNING_PREFIX = "jobstream:running:"  # + type: the ids of that type that are active
+STARTS_PREFIX = "jobstream:starts:"  # + type: recent starts (ms), for its rate limit
+IDEMPOTENCY_PREFIX = "jobstream:idempotency:"  # + sha256 of a key: the job it created, for 24 h
+SWEEP_LOCK = "jobstream:sweep-lock"  # held by the one process that runs retention at a time
+
+
+def job_key(job_id: str) -> str:
+    return JOB_PREFIX + job_id
+
+
+def logs_key(job_id: str) -> str:
+    return f"{JOB_PREFIX}{job_id}:logs"
+
+
+def ended_key(minute: str) -> str:
+    """The counter of jobs that ended in `minute` (an API timestamp's first 16 characters)."""
+    return ENDED_PREFIX + minute
+
+
+def idempotency_key(key: str) -> str:
+    """Where an idempotency key names the job it created (hashed: any text makes a short key)."""
+    return IDEMPOTENCY_PREFIX + hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,34 @@
+-- A worker takes a pending job: it becomes active (H.fields), unless its type's limit holds it back.
+-- H (beside common.lua's): fields, logs, intermediate (the RQ list the worker took it into),
+--   concurrency (at most this many of its type active, absent = no limit),
+--   rate, per_ms (at most `rate` starts per `per_ms`, absent = no limit), starts_key, waiting (JSON actions)
+local raw = redis.call('HGET', KEYS[1], 'status')
+if not raw then return {'missing', ''} end
+local status = unquote(raw)
+if status ~= 'pending' then return {'conflict', status} end
+local jtype = unquote(redis.call('HGET', KEYS[1], 'type'))
+
+local function hold(action)
+  redis.call('LREM', H.intermediate, 1, H.id)
+  if redis.call('HGET', KEYS[1], 'action') == action then return {'held', status} end
+  H.fields = {action = action}
+  H.logs = {}
+  change(status)  -- the job says why it waits; its status stays pending
+  return {'held', status}
+end
+
+if H.concurrency and redis.call('SCARD', H.running_prefix .. jtype) >= H.concurrency then
+  redis.call('ZADD', H.held_prefix .. jtype, 'NX', H.now_ms, H.id)
+  return hold(H.waiting.concurrency)
+end
+if H.rate then
+  redis.call('ZREMRANGEBYSCORE', H.starts_key, '-inf', H.now_ms - H.per_ms)
+  if redis.call('ZCARD', H.starts_key) >= H.rate then
+    local oldest = redis.call('ZRANGE', H.starts_key, 0, 0, 'WITHSCORES')
+    redis.call('ZADD', H.scheduled_key, tonumber(oldest[2]) + H.per_ms, H.id)
+    return hold(H.waiting.rate)
+  end
+  redis.call('ZADD', H.starts_key, H.now_ms, H.id .. ':' .. H.now_ms)
+  redis.call('PEXPIRE', H.starts_key, H.per_ms)
+end
+return change(status)

@@ -1,0 +1,86 @@
+"""Retention: ended jobs are deleted by themselves once older than their keep time, oldest first past the cap.
+
+Each ended status has a sorted set of ids by end time, kept by the event scripts, so a sweep costs what
+it deletes, never a scan of the history. Every deletion is delete.lua's, with its job-removed event.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from jobs.connection import text
+from jobs.keys import ENDED_AT_PREFIX, SWEEP_LOCK
+from jobs.model import ACTIVE, ENDED, PENDING
+from jobs.store import JobStore
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500  # jobs deleted per round trip
+LOCK_SECONDS = 30  # one sweeper at a time across every host; a sweep stops well within it
+BUDGET_SECONDS = LOCK_SECONDS / 2
+
+
+def ended_before(store: JobStore, status: str, cutoff: float, limit: int = BATCH) -> list[str]:
+    """Up to `limit` ids of jobs that ended with `status` before `cutoff` (epoch seconds), oldest first."""
+    raw = store.redis.zrangebyscore(ENDED_AT_PREFIX + status, "-inf", int(cutoff * 1000), start=0, num=limit)
+    return [text(i) for i in raw]
+
+
+def delete(store: JobStore, status: str, ids: list[str]) -> list[str]:
+    """Delete these ended jobs (never one that ran again since: it is pending or active); their ids."""
+    deleted = store.delete_many(ids, keep=(ACTIVE, PENDING))
+    store.redis.zrem(ENDED_AT_PREFIX + status, *ids)  # also an id whose job is gone or running again
+    return deleted
+
+
+def delete_ended(store: JobStore, statuses: tuple[str, ...], cutoff: float, deadline: float) -> list[str]:
+    """Delete every job of `statuses` that ended before `cutoff`, until `deadline` (monotonic)."""
+    deleted: list[str] = []
+    for status in statuses:
+        while time.monotonic() < deadline and (ids := ended_before(store, status, cutoff)):
+            deleted += delete(store, status, ids)
+            if len(ids) < BATCH:
+                break
+    return deleted
+
+
+def sweep(store: JobStore) -> int:
+    """One pass of retention, if no other process runs one now; returns how many jobs it deleted."""
+    if not store.redis.set(SWEEP_LOCK, uuid.uuid4().hex, nx=True, ex=LOCK_SECONDS):
+        return 0
+    deadline = time.monotonic() + BUDGET_SECONDS
+    now = time.time()
+    count = 0
+    for status in ENDED:
+        count += len(delete_ended(store, (status,), now - store.settings.keep_seconds(status), deadline))
+    count += _trim(store, deadline)
+    if count:
+        logger.info("retention: deleted %d ended jobs", count)
+    return count
+
+
+def _trim(store: JobStore, deadline: float) -> int:
+    """Delete the oldest ended jobs while more than JOBSTREAM_KEEP_ENDED_MAX exist."""
+    count = 0
+    while time.monotonic() < deadline:
+        with store.redis.pipeline(transaction=False) as pipe:
+            for status in ENDED:
+                pipe.zcard(ENDED_AT_PREFIX + status)
+            excess = sum(pipe.execute()) - store.settings.keep_ended_max
+        if excess <= 0:
+            break
+        take = min(excess, BATCH)
+        with store.redis.pipeline(transaction=False) as pipe:
+            for status in ENDED:
+                pipe.zrange(ENDED_AT_PREFIX + status, 0, take - 1, withscores=True)
+            heads = pipe.execute()
+        oldest = sorted(
+            (score, status, raw.decode()) for status, head in zip(ENDED, heads, strict=True) for raw, score in head
+        )
+        for status in ENDED:
+            ids = [job_id for _, each, job_id in oldest[:take] if each == status]
+            if ids:
+                count += len(delete(store, status, ids))
+    return count
