@@ -15,6 +15,7 @@ from app import create_app
 from jobs.config import Settings
 from jobs.registry import load
 from scripts.harness import RedisServer, Service, start_pool, start_web
+from tests.api_helpers import Subscriber
 from tests.helpers import STREAM_PATH, OpenSSE, SSEClient
 
 
@@ -57,6 +58,14 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def store(app: Flask):
     return app.extensions["jobstream"].store
+
+
+@pytest.fixture
+def subscriber(redis_client: redis.Redis) -> Iterator[Subscriber]:
+    """A pub/sub subscriber on job:*:progress, subscribed before the test publishes anything."""
+    subscribed = Subscriber(redis_client)
+    yield subscribed
+    subscribed.close()
 
 
 class Stack:

@@ -1,0 +1,116 @@
+"""HTTP around the API: 405 with Allow, JSON 404s, /healthz, basic auth, and a Redis that is down."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app
+from jobs.config import Settings
+from scripts.harness import free_port
+from tests.api_helpers import (
+    UNKNOWN_ID,
+    basic_auth,
+    error_details,
+)
+
+# -- errors and health ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/api/jobs", {"GET", "POST"}),
+        ("PATCH", f"/api/jobs/{UNKNOWN_ID}", {"GET", "DELETE"}),
+        ("GET", f"/api/jobs/{UNKNOWN_ID}/retry", {"POST"}),
+        ("DELETE", "/api/job-types", {"GET"}),
+    ],
+)
+def test_wrong_method_is_405_with_allow(client: FlaskClient, method: str, path: str, allowed: set[str]) -> None:
+    response = client.open(path, method=method)
+
+    error_details(response, 405, "method_not_allowed")
+    assert allowed <= {m.strip() for m in response.headers["Allow"].split(",")}
+
+
+@pytest.mark.parametrize("path", ["/api/nope", f"/api/jobs/{UNKNOWN_ID}/nope", "/api/"])
+def test_unknown_api_path_is_json_404(client: FlaskClient, path: str) -> None:
+    error_details(client.get(path), 404, "not_found")
+
+
+def test_healthz_answers_ok(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+# -- auth ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def auth_client(settings: Settings, redis_client: redis.Redis) -> FlaskClient:
+    app = create_app({"TESTING": True, "SETTINGS": dataclasses.replace(settings, auth="u:p")})
+    return app.test_client()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="none"),
+        pytest.param(basic_auth("u:wrong"), id="wrong-password"),
+        pytest.param(basic_auth("x:p"), id="wrong-user"),
+        pytest.param({"Authorization": "Bearer u:p"}, id="not-basic"),
+    ],
+)
+def test_auth_rejects_missing_or_wrong_credentials(auth_client: FlaskClient, headers: dict[str, str]) -> None:
+    response = auth_client.get("/api/jobs", headers=headers)
+
+    error_details(response, 401, "unauthorized")
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_auth_accepts_right_credentials(auth_client: FlaskClient) -> None:
+    assert auth_client.get("/api/jobs", headers=basic_auth("u:p")).status_code == 200
+    assert auth_client.post("/api/jobs", json={"name": "x"}, headers=basic_auth("u:p")).status_code == 201
+
+
+def test_auth_leaves_healthz_open(auth_client: FlaskClient) -> None:
+    assert auth_client.get("/healthz").status_code == 200
+
+
+# -- Redis down ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dead_redis_app() -> Flask:
+    """An app whose Redis URL points at a free port with nothing listening."""
+    settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    return create_app({"TESTING": True, "SETTINGS": settings})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/jobs", None),
+        ("GET", f"/api/jobs/{UNKNOWN_ID}", None),
+        ("POST", "/api/jobs", {"name": "x"}),
+    ],
+)
+def test_redis_down_is_503_promptly(dead_redis_app: Flask, method: str, path: str, body: Any) -> None:
+    started = time.monotonic()
+    response = dead_redis_app.test_client().open(path, method=method, json=body)
+
+    assert time.monotonic() - started < 5
+    error_details(response, 503, "redis_unavailable")
+    assert response.headers["Retry-After"]
+
+
+def test_healthz_is_503_when_redis_is_down(dead_redis_app: Flask) -> None:
+    error_details(dead_redis_app.test_client().get("/healthz"), 503, "redis_unavailable")
