@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -62,6 +63,14 @@ def new_job_id() -> str:
         _last_id = (ms, seq + 1) if ms <= last_ms else (ms, 0)
         ms, seq = max(ms, last_ms), _last_id[1]
     return f"{ms:011x}{seq:04x}{secrets.token_hex(3)}"
+
+
+ID_SHAPE = re.compile(r"[0-9a-f]{21}")  # what new_job_id makes
+
+
+def new_id_shape(text: str) -> bool:
+    """Whether `text` could be an id that new_job_id made."""
+    return ID_SHAPE.fullmatch(text) is not None
 
 
 def isoformat(moment: datetime) -> str:

@@ -11,7 +11,7 @@ import redis
 from jobs.connection import text
 from jobs.events import SNAPSHOT_FIELDS, newest_id
 from jobs.keys import EVENTS_KEY, INDEX_KEY, STATUS_PREFIX, job_key, logs_key
-from jobs.model import STATUSES
+from jobs.model import STATUSES, new_id_shape
 
 SEARCH_BUDGET = 10_000  # ids a name search looks at per call
 
@@ -49,9 +49,12 @@ class JobReader:
     def find(
         self, status: str | None = None, q: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of jobs, newest first, and the cursor of the next page (None at the end)."""
+        """A page of jobs, newest first, and the cursor of the next page (None at the end). `q` is a job's
+        exact id (that job, if it has `status`), or else a part of names, matched case-insensitively."""
         key = STATUS_PREFIX + status if status else INDEX_KEY
         start = f"({cursor}" if cursor else "+"
+        if q and not cursor and new_id_shape(q) and self.redis.zscore(key, q) is not None:
+            return self._snapshots([q]), None
         if not q:
             ids = [text(i) for i in self.redis.zrange(key, start, "-", desc=True, bylex=True, offset=0, num=limit + 1)]
             page = ids[:limit]

@@ -25,7 +25,7 @@ from jobs.keys import (
     job_key,
     logs_key,
 )
-from jobs.model import ENDED, NORMAL, utcnow
+from jobs.model import ENDED, NORMAL, STATUSES, utcnow
 from jobs.queues import queues, wake_key
 from jobs.reading import JobReader
 from jobs.registry import JobType
@@ -75,6 +75,7 @@ class JobWriter(JobReader):
             "wake_key": wake_key(settings.queue),
             "rq_job_prefix": Job.redis_job_namespace_prefix,
             "ended": list(ENDED),
+            "statuses": list(STATUSES),
             "ended_ttl": ENDED_COUNTER_TTL,
             "snapshot": list(SNAPSHOT_FIELDS),
             "max_logs": MAX_LOGS,

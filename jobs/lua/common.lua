@@ -21,6 +21,15 @@ end
 
 local function job_key(id) return H.job_prefix .. id end
 
+-- How many jobs have each status, as the events that change it carry them: {"pending":3,...}
+local function counts()
+  local parts = {}
+  for i, status in ipairs(H.statuses) do
+    parts[i] = '"' .. status .. '":' .. redis.call('ZCARD', H.status_prefix .. status)
+  end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
 -- Put `id` back in its priority's queue (a job waiting for a limit or a time) and wake an idle worker.
 local function requeue(id)
   local priority = unquote(redis.call('HGET', job_key(id), 'priority'))
@@ -83,6 +92,7 @@ local function change(old_status)
 
   local data = '{"type":"' .. H.event .. '","job":' .. snapshot
   if log_text then data = data .. ',"log":' .. cjson.encode(log_text) end
+  if new_status ~= old_status then data = data .. ',"counts":' .. counts() end
   data = data .. ',"timestamp":"' .. H.ts .. '"}'
   return {'ok', emit(H.event, data), snapshot}
 end

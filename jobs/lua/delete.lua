@@ -16,5 +16,6 @@ redis.call('ZREM', H.ended_at_prefix .. status, H.id)
 redis.call('ZREM', H.scheduled_key, H.id)
 redis.call('ZREM', H.held_prefix .. jtype, H.id)
 for _, registry in ipairs(H.rq_registries) do redis.call('ZREM', registry, H.id) end
-local data = '{"type":"' .. H.event .. '","id":' .. cjson.encode(H.id) .. ',"timestamp":"' .. H.ts .. '"}'
+local data = '{"type":"' .. H.event .. '","id":' .. cjson.encode(H.id) .. ',"counts":' .. counts()
+  .. ',"timestamp":"' .. H.ts .. '"}'
 return {'ok', emit(H.event, data), ''}
