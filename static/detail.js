@@ -1,5 +1,6 @@
 // The job detail panel: its fields, and its log loaded once then followed live from the stream.
 import { api, isAbort, jobUrl } from "./api.js";
+import { priorityBadge } from "./priority.js";
 import { beginDetail, endDetail, settleDetail, state, takeLiveLine } from "./state.js";
 
 const panel = document.getElementById("detail");
@@ -43,6 +44,7 @@ function shownFields(job) {
     id: job.id,
     type: job.type,
     status: job.status,
+    priority: priorityBadge(job.priority),
     progress: `${job.progress}%`,
     action: job.action,
     attempts: job.attempts,
@@ -64,7 +66,8 @@ function drawDetail(job) {
     const dt = document.createElement("dt");
     dt.textContent = label;
     const dd = document.createElement("dd");
-    dd.textContent = String(value);
+    if (value instanceof Node) dd.append(value);
+    else dd.textContent = String(value);
     items.push(dt, dd);
   }
   fields.replaceChildren(...items);

@@ -1,5 +1,5 @@
-// The create form: params drawn from the chosen job type's JSON schema; the server's complaints
-// shown next to the fields they name.
+// The create form: params drawn from the chosen job type's JSON schema, its priority preset to the
+// type's default; the server's complaints shown next to the fields they name.
 import { api, urls } from "./api.js";
 import { setTypes, state } from "./state.js";
 
@@ -7,6 +7,7 @@ const DEFAULT_TYPE = "demo.web_agent";
 const form = document.getElementById("create-form");
 const typeSelect = document.getElementById("job-type");
 const nameInput = document.getElementById("job-name");
+const prioritySelect = document.getElementById("job-priority");
 const paramsBox = document.getElementById("params");
 const formError = document.getElementById("form-error");
 
@@ -19,7 +20,17 @@ export async function loadTypes() {
   }
   typeSelect.replaceChildren(...state.types.map(typeOption));
   if (state.types.some((t) => t.name === DEFAULT_TYPE)) typeSelect.value = DEFAULT_TYPE;
+  chooseType();
+}
+
+/** A type was chosen: its params and its default priority. */
+function chooseType() {
   drawParams();
+  prioritySelect.value = selectedType()?.priority || "normal";
+}
+
+function selectedType() {
+  return state.types.find((t) => t.name === typeSelect.value);
 }
 
 function typeOption(type) {
@@ -30,8 +41,7 @@ function typeOption(type) {
 }
 
 function drawParams() {
-  const type = state.types.find((t) => t.name === typeSelect.value);
-  const properties = type?.params_schema.properties || {};
+  const properties = selectedType()?.params_schema.properties || {};
   const labels = Object.entries(properties).map(([name, spec]) => {
     const label = document.createElement("label");
     label.append(document.createTextNode(`${name} `), paramInput(name, spec));
@@ -76,7 +86,12 @@ function readParams() {
 async function submitForm(event) {
   event.preventDefault();
   clearFormErrors();
-  const payload = { type: typeSelect.value, name: nameInput.value, params: readParams() };
+  const payload = {
+    type: typeSelect.value,
+    name: nameInput.value,
+    priority: prioritySelect.value,
+    params: readParams(),
+  };
   try {
     await api(urls.jobs, { method: "POST", body: JSON.stringify(payload) });
     nameInput.value = "";
@@ -109,6 +124,7 @@ function fieldFor(path) {
   const [top, name, ...rest] = path;
   if (path.length === 1 && top === "name") return nameInput;
   if (path.length === 1 && top === "type") return typeSelect;
+  if (path.length === 1 && top === "priority") return prioritySelect;
   if (top !== "params" || !name || rest.length) return null;
   return [...paramsBox.querySelectorAll("input")].find((input) => input.name === name) || null;
 }
@@ -140,5 +156,5 @@ function showFormError(message) {
 
 export function wireForm() {
   form.addEventListener("submit", submitForm);
-  typeSelect.addEventListener("change", drawParams);
+  typeSelect.addEventListener("change", chooseType);
 }

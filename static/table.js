@@ -1,6 +1,7 @@
 // The job list: one row per job, newest first, redrawn at most once per animation frame.
 import { api, clearNotice, jobUrl, listUrl, report } from "./api.js";
 import { openDetail } from "./detail.js";
+import { drawPriority } from "./priority.js";
 import { state, takeQueued } from "./state.js";
 
 const ENDED = ["completed", "failed", "canceled"];
@@ -76,6 +77,7 @@ function drawRow(tr, job) {
   const badge = tr.querySelector(".badge");
   badge.textContent = job.cancel_requested ? "canceling" : job.status;
   badge.className = `badge status-${job.status}`;
+  drawPriority(tr.querySelector(".priority"), job.priority);
   tr.querySelector("progress").value = job.progress;
   tr.querySelector(".percent").textContent = `${job.progress}%`;
   tr.querySelector(".action").textContent = job.error || job.action || "";

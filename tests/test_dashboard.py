@@ -432,3 +432,51 @@ def test_reconnect_replays_missed_events_and_reload_lists_jobs(page: Page, base:
     finally:
         for job in extra:
             cancel_quietly(base, job["id"])
+
+
+def test_priority_from_the_form_shows_in_the_row_and_the_detail(page: Page, base: str) -> None:
+    """The form presets each type's default priority, places the server's complaint beside it, and sends it."""
+
+    def low_sleep(route: Route) -> None:  # every built-in type defaults to normal: give one another default
+        response = route.fetch()
+        data = response.json()
+        for job_type in data["job_types"]:
+            if job_type["name"] == "demo.sleep":
+                job_type["priority"] = "low"
+        route.fulfill(response=response, json=data)
+
+    page.route(lambda url: urlsplit(url).path == "/api/job-types", low_sleep)
+    open_dashboard(page, base)
+    priority = page.locator("#job-priority")
+    expect(page.locator("#job-type")).to_have_value("demo.web_agent")
+    expect(priority).to_have_value("normal")
+    page.locator("#job-type").select_option("demo.sleep")
+    expect(priority).to_have_value("low")
+    page.locator("#job-type").select_option("demo.web_agent")
+    expect(priority).to_have_value("normal")
+
+    name = unique("high priority job")
+    page.locator("#job-name").fill(name)
+    page.locator('#params input[name="steps"]').fill("1")
+    page.locator('#params input[name="step_seconds"]').fill("0")
+    # A value the server refuses: its message goes next to the select, and no job is created.
+    priority.evaluate("select => select.add(new Option('urgent', 'urgent'))")
+    priority.select_option("urgent")
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator("#job-priority-error")).to_be_visible()
+    expect(priority).to_have_attribute("aria-invalid", "true")
+    expect(row_by_name(page, name)).to_have_count(0)
+
+    priority.select_option("high")
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator("#job-priority-error")).to_have_count(0)
+    row = row_by_name(page, name)
+    expect(row.locator(".priority")).to_have_text("high")
+    expect(row.locator(".priority")).to_have_attribute("data-priority", "high")
+    expect(row.locator(".badge")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    assert api_job(base, row.get_attribute("data-id") or "")["priority"] == "high"
+
+    row.locator("td.name").click()
+    expect(page.locator("#detail-name")).to_have_text(name)
+    expect(page.locator("#detail-fields .priority")).to_have_text("high")
+    expect(page.locator("#detail-fields .priority")).to_have_attribute("data-priority", "high")
