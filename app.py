@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import hmac
 from typing import Any
 
 import redis
-from flask import Flask, Response, request
+from flask import Flask
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -16,8 +14,9 @@ from jobs.config import Settings
 from jobs.connection import connect, connect_streams
 from jobs.errors import JobsError
 from jobs.stream import ProcessFanout, RequestFanout, StreamRegistry
-from web.api import EXTENSION, Services, register_routes, services
-from web.errors import error, handle_http_error, handle_jobs_error, handle_redis_error, handle_validation_error
+from web import security
+from web.api import EXTENSION, Services, register_routes
+from web.errors import handle_http_error, handle_jobs_error, handle_redis_error, handle_validation_error
 
 WEB_CONNECTIONS = 200  # the command pool's size; a burst of requests waits its turn for one
 
@@ -43,20 +42,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(ValidationError, handle_validation_error)
     app.register_error_handler(JobsError, handle_jobs_error)
     app.register_error_handler(redis.RedisError, handle_redis_error)
-    if settings.auth:
-        app.before_request(require_auth)
+    security.install(app, settings)
     register_routes(app)
     return app
-
-
-def require_auth() -> Response | None:
-    """HTTP basic auth on every route but /healthz, when JOBSTREAM_AUTH is set."""
-    if request.path == "/healthz":
-        return None
-    expected = base64.b64encode((services().settings.auth or "").encode()).decode()
-    given = request.headers.get("Authorization", "")
-    if given.startswith("Basic ") and hmac.compare_digest(given[6:].strip(), expected):
-        return None
-    response = error(401, "authentication required")
-    response.headers["WWW-Authenticate"] = 'Basic realm="jobstream"'
-    return response

@@ -197,24 +197,26 @@ class Jobs:
 
     # -- changing ----------------------------------------------------------------------------
 
-    def cancel(self, job_id: str) -> Job:
-        """Cancel a pending job at once; an active one is stopped by its worker (cancel_requested until then)."""
-        return _changed(job_id, self.store.cancel(job_id), "cancel")
+    def cancel(self, job_id: str, by: str | None = None) -> Job:
+        """Cancel a pending job at once; an active one is stopped by its worker (cancel_requested until then).
+        `by` names who asked, in the job's log."""
+        return _changed(job_id, self.store.cancel(job_id, by), "cancel")
 
-    def cancel_many(self, ids: Iterable[str]) -> builtins.list[CancelResult]:
+    def cancel_many(self, ids: Iterable[str], by: str | None = None) -> builtins.list[CancelResult]:
         """Cancel each id once, in order, and say what happened to each."""
         return [
             CancelResult(r["id"], r["outcome"], r["status"], Job.from_snapshot(r["job"]) if r["job"] else None)
-            for r in self.store.cancel_many(ids)
+            for r in self.store.cancel_many(ids, by)
         ]
 
-    def retry(self, job_id: str) -> Job:
+    def retry(self, job_id: str, by: str | None = None) -> Job:
         """Run a failed or canceled job again now: same id, attempts + 1, logs kept."""
-        return _changed(job_id, self.store.retry(job_id), "retry")
+        return _changed(job_id, self.store.retry(job_id, by), "retry")
 
-    def delete(self, job_id: str) -> None:
-        """Delete a job that is not active, with its logs."""
+    def delete(self, job_id: str, by: str | None = None) -> None:
+        """Delete a job that is not active, with its logs (the server's log says who deleted it)."""
         _check(job_id, self.store.delete(job_id), "delete")
+        logger.info("job %s deleted%s", job_id, f" by {by}" if by else "")
 
     def pause(self) -> None:
         """Stop handing out pending jobs; running ones finish."""

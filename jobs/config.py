@@ -12,10 +12,24 @@ BUILTIN_JOB_MODULES = ("jobs.demo",)
 DAY = 24 * 3600
 MAX_KEEP = 3650 * DAY
 MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigError(ValueError):
     """An environment variable holds a value jobstream cannot use."""
+
+
+def _credentials(env: Mapping[str, str], name: str) -> str | None:
+    """A comma-separated list of user:password, each with a user and a password."""
+    value = env.get(name, "").strip() or None
+    if value is None:
+        return None
+    for entry in value.split(","):
+        user, colon, password = entry.strip().partition(":")
+        if not (user and colon and password):
+            raise ConfigError(f"{name} must look like user:password[,user:password...]")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -41,7 +55,10 @@ class Settings:
     heartbeat_seconds: int = 15
     replay_events: int = 10_000
     fanout: str = "request"
-    auth: str | None = None
+    auth: str | None = None  # user:password[,user:password...]: may do everything
+    viewer_auth: str | None = None  # the same, for users who may read everything and change nothing
+    allowed_origins: tuple[str, ...] = ()  # other origins whose pages may change state (a dashboard elsewhere)
+    log_format: str = "text"
     stream_queue_events: int = 2_000
     stream_write_timeout: int = 10
     stream_connections: int = 10_000
@@ -61,6 +78,16 @@ class Settings:
             "canceled": self.keep_canceled_seconds,
         }[status]
 
+    def credentials(self) -> list[tuple[str, str, str]]:
+        """Every (user, password, role) that JOBSTREAM_AUTH ("admin") and JOBSTREAM_VIEWER_AUTH ("viewer") give."""
+        given = [(self.auth, "admin"), (self.viewer_auth, "viewer")]
+        return [
+            (user, password, role)
+            for value, role in given
+            if value
+            for user, _, password in (entry.strip().partition(":") for entry in value.split(",") if entry.strip())
+        ]
+
     @property
     def job_type_modules(self) -> tuple[str, ...]:
         """The modules whose import registers every job type: the built-in ones, then the user's."""
@@ -73,9 +100,17 @@ class Settings:
         fanout = env.get("JOBSTREAM_FANOUT", "request").strip() or "request"
         if fanout not in FANOUT_MODES:
             raise ConfigError(f"JOBSTREAM_FANOUT must be one of {', '.join(FANOUT_MODES)}, got {fanout!r}")
-        auth = env.get("JOBSTREAM_AUTH", "").strip() or None
-        if auth is not None and ":" not in auth:
-            raise ConfigError("JOBSTREAM_AUTH must look like user:password")
+        auth = _credentials(env, "JOBSTREAM_AUTH")
+        viewer_auth = _credentials(env, "JOBSTREAM_VIEWER_AUTH")
+        origins = tuple(o.strip().rstrip("/") for o in env.get("JOBSTREAM_ALLOWED_ORIGINS", "").split(",") if o.strip())
+        for origin in origins:
+            if not ORIGIN.fullmatch(origin):
+                raise ConfigError(
+                    f"JOBSTREAM_ALLOWED_ORIGINS must list origins like https://host[:port], got {origin!r}"
+                )
+        log_format = env.get("JOBSTREAM_LOG_FORMAT", "").strip() or "text"
+        if log_format not in LOG_FORMATS:
+            raise ConfigError(f"JOBSTREAM_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
         job_modules = tuple(name.strip() for name in env.get("JOBSTREAM_JOB_MODULES", "").split(",") if name.strip())
         for name in job_modules:
             if not MODULE_NAME.fullmatch(name):
@@ -88,6 +123,9 @@ class Settings:
             replay_events=_int(env, "JOBSTREAM_REPLAY_EVENTS", cls.replay_events, 100, 10_000_000),
             fanout=fanout,
             auth=auth,
+            viewer_auth=viewer_auth,
+            allowed_origins=origins,
+            log_format=log_format,
             stream_queue_events=_int(env, "JOBSTREAM_STREAM_QUEUE_EVENTS", cls.stream_queue_events, 10, 1_000_000),
             stream_write_timeout=_int(env, "JOBSTREAM_STREAM_WRITE_TIMEOUT", cls.stream_write_timeout, 1, 600),
             stream_connections=_int(env, "JOBSTREAM_STREAM_CONNECTIONS", cls.stream_connections, 10, 1_000_000),

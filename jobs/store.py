@@ -181,10 +181,10 @@ class JobStore(JobWriter):
         """active → canceled: the worker stopped it."""
         return self._change(job_id, guard=(ACTIVE,), fields={"status": CANCELED, **_ended()}, logs=[reason])
 
-    def cancel(self, job_id: str) -> Outcome:
+    def cancel(self, job_id: str, by: str | None = None) -> Outcome:
         """Cancel a pending job at once, or ask the worker to stop an active one (cancel_requested)."""
         fields = {"status": CANCELED, **_ended()}
-        outcome = self._change(job_id, guard=(PENDING,), fields=fields, logs=["canceled before it ran"])
+        outcome = self._change(job_id, guard=(PENDING,), fields=fields, logs=["canceled before it ran" + _by(by)])
         if outcome.ok and outcome.job:
             with self.redis.pipeline(transaction=False) as pipe:  # RQ's copy and its place in the queue
                 pipe.lrem(self.queues[outcome.job.get("priority") or NORMAL].key, 0, job_id)
@@ -193,18 +193,19 @@ class JobStore(JobWriter):
             return outcome
         if outcome.status != ACTIVE:
             return outcome
-        outcome = self._change(job_id, guard=(ACTIVE,), fields={"cancel_requested": True}, logs=["cancel requested"])
+        requested = {"cancel_requested": True}
+        outcome = self._change(job_id, guard=(ACTIVE,), fields=requested, logs=["cancel requested" + _by(by)])
         if outcome.ok and outcome.job and outcome.job["worker"]:
             # RQ's stop command, addressed to the worker we recorded; it raises the stop inside the job,
             # and a worker that missed the message finds cancel_requested at its next heartbeat.
             send_command(self.redis, outcome.job["worker"], "stop-job", job_id=job_id)
         return outcome
 
-    def cancel_many(self, ids: Iterable[str]) -> list[dict[str, Any]]:
+    def cancel_many(self, ids: Iterable[str], by: str | None = None) -> list[dict[str, Any]]:
         """Cancel each job once, in order; each id's `outcome`: canceled, cancel_requested, not_found, conflict."""
         results = []
         for job_id in dict.fromkeys(ids):
-            outcome = self.cancel(job_id)
+            outcome = self.cancel(job_id, by)
             if outcome.ok:
                 kind = "cancel_requested" if outcome.status == ACTIVE else "canceled"
             else:
@@ -212,7 +213,7 @@ class JobStore(JobWriter):
             results.append({"id": job_id, "outcome": kind, "status": outcome.status or None, "job": outcome.job})
         return results
 
-    def retry(self, job_id: str) -> Outcome:
+    def retry(self, job_id: str, by: str | None = None) -> Outcome:
         """failed or canceled → pending again now, same id, attempts + 1, logs kept, and as many automatic
         attempts as a new job of it would have."""
         key = job_key(job_id)
@@ -233,7 +234,7 @@ class JobStore(JobWriter):
                     budget = budget or most or 1
                     pipe.multi()
                     fields = {**_waiting(attempts + 1), "max_attempts": attempts + budget, "scheduled_for": None}
-                    log = f"retry: attempt {attempts + 1}"
+                    log = f"retry{_by(by)}: attempt {attempts + 1}"
                     self._change(job_id, guard=(FAILED, CANCELED), fields=fields, logs=[log], client=pipe)
                     pipe.delete(Job.key_for(job_id))
                     queue = self.queues[priority or NORMAL]
@@ -306,6 +307,10 @@ def _waiting(attempts: int) -> dict[str, Any]:
         "attempts": attempts,
         "worker": None,
     }
+
+
+def _by(user: str | None) -> str:
+    return f" by {user}" if user else ""
 
 
 def _ended() -> dict[str, Any]:

@@ -21,6 +21,7 @@ from jobs.store import JobStore
 from jobs.stream import ProcessFanout, RequestFanout, StreamHandle, StreamRegistry, stream
 from web.errors import error
 from web.openapi import Route, document
+from web.security import acting_user, can_change
 
 EXTENSION = "jobstream"  # the key of Services in app.extensions
 
@@ -67,7 +68,7 @@ def json_body(schema: Schema) -> dict[str, Any]:
 
 def index() -> str:
     """The dashboard page."""
-    return render_template("index.html", heartbeat=services().settings.heartbeat_seconds)
+    return render_template("index.html", heartbeat=services().settings.heartbeat_seconds, can_change=can_change())
 
 
 def healthz() -> Response:
@@ -99,25 +100,25 @@ def get_job(job_id: str) -> Response:
 
 def delete_job(job_id: str) -> Response:
     """Delete a job that is not active."""
-    jobs().delete(job_id)
+    jobs().delete(job_id, by=acting_user())
     return Response(status=204)
 
 
 def cancel_job(job_id: str) -> tuple[Response, int]:
     """Cancel a pending job at once (200), or ask the worker to stop an active one (202)."""
-    job = jobs().cancel(job_id)
+    job = jobs().cancel(job_id, by=acting_user())
     return jsonify(schemas.job_out.dump({"job": job})), 202 if job.status == ACTIVE else 200
 
 
 def cancel_jobs() -> Response:
     """Cancel several jobs; each id's outcome is reported."""
     ids = json_body(schemas.cancel_many)["ids"]
-    return jsonify(schemas.cancel_results.dump({"results": jobs().cancel_many(ids)}))
+    return jsonify(schemas.cancel_results.dump({"results": jobs().cancel_many(ids, by=acting_user())}))
 
 
 def retry_job(job_id: str) -> tuple[Response, int]:
     """Run a failed or canceled job again, same id."""
-    return jsonify(schemas.job_out.dump({"job": jobs().retry(job_id)})), 202
+    return jsonify(schemas.job_out.dump({"job": jobs().retry(job_id, by=acting_user())})), 202
 
 
 def list_job_types() -> Response:
@@ -172,7 +173,7 @@ def job_stream() -> Response:
             last_event_id=request.headers.get("Last-Event-ID") or query["last_event_id"],
             job_id=query["job"],
         )
-        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        headers = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
         response = Response(body, mimetype="text/event-stream", headers=headers)
     except BaseException:
         subscription.close()  # its connection would otherwise stay taken from the pool for good

@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 ERROR_CODES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
