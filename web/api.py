@@ -66,8 +66,8 @@ def json_body(schema: Schema) -> dict[str, Any]:
     return schema.load(json_object())
 
 
-def index() -> str:
-    """The dashboard page."""
+def index(job_id: str | None = None) -> str:
+    """The dashboard page; at /jobs/<id> it opens on that job's detail (the page's router reads the URL)."""
     return render_template("index.html", heartbeat=services().settings.heartbeat_seconds, can_change=can_change())
 
 
@@ -196,6 +196,7 @@ def _socket_closer(sock: socket.socket | None) -> Callable[[int], None]:
 S = schemas
 ROUTES = [
     Route("/", "GET", index, "The dashboard", {200: "text/html"}),
+    Route("/jobs/<job_id>", "GET", index, "The dashboard, on one job's detail", {200: "text/html"}),
     Route("/healthz", "GET", healthz, "200 when Redis answers", {200: S.HealthSchema}),
     Route(
         "/api/jobs",
