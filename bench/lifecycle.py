@@ -30,8 +30,8 @@ from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 from rq.suspension import resume, suspend
 
+from jobs import Jobs
 from jobs.config import Settings
-from jobs.registry import get_type, load
 from jobs.store import JobStore
 from scripts.harness import ROOT, RedisServer, request, start_pool, start_web, wait_until
 from tests.helpers import SSEClient, create
@@ -92,10 +92,10 @@ def cancel_to_canceled(base: str, client: SSEClient, samples: int) -> list[float
 
 def noop_throughput(store: JobStore, client: SSEClient, jobs: int) -> tuple[float, float]:
     """The live rate (first create to the last `completed` event, pool idle before) and the backlog rate."""
-    job_type = get_type("demo.sleep")
+    api = Jobs(store.redis, store.settings)
 
     def create_all() -> list[str]:
-        return [store.create(job_type, f"noop {i}", {"seconds": 0}, 60)["id"] for i in range(jobs)]
+        return [api.enqueue("demo.sleep", name=f"noop {i}", params={"seconds": 0}).id for i in range(jobs)]
 
     started = time.time()
     ids = create_all()
@@ -177,7 +177,6 @@ def main() -> None:
             "cancel_to_canceled": summary(cancel_to_canceled(base, client, args.samples)),
         }
         settings = Settings(redis_url=redis_server.url)
-        load(settings.job_type_modules)  # as every skin does: the registry imports no job type itself
         store = JobStore(redis_server.client(), settings)
         runs: dict[str, list[tuple[float, float]]] = {"jobstream": [], "rq_fork": [], "rq_simple": []}
         for _ in range(args.repeat):  # interleaved, so all see the same machine

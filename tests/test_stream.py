@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from jobs import Jobs
 from jobs.config import Settings
 from jobs.events import EVENTS_KEY
-from jobs.registry import get_type
 from jobs.store import JobStore
 from scripts.harness import RedisServer, Service, request, start_web, wait_until
 from tests.bounds import (
@@ -48,9 +48,9 @@ def bursts(client: SSEClient, job_id: str) -> list[str]:
 
 def fake_active_job(store: JobStore, name: str = "fake") -> str:
     """A job that is active without a worker, so a test can publish progress at its own pace."""
-    job = store.create(get_type("demo.sleep"), name, {"seconds": 0}, 60)
-    assert store.begin(job["id"], "test").ok
-    return job["id"]
+    job = Jobs(store.redis, store.settings).enqueue("demo.sleep", name=name, params={"seconds": 0})
+    assert store.begin(job.id, "test").ok
+    return job.id
 
 
 def open_streams(base: str) -> int:
