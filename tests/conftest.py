@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from jobs.config import Settings
 from jobs.registry import load
+from jobs.store import JobStore
 from scripts.harness import RedisServer, Service, start_pool, start_web
 from tests.api_helpers import Subscriber
 from tests.helpers import STREAM_PATH, OpenSSE, SSEClient
@@ -56,7 +57,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def store(app: Flask):
+def store(app: Flask) -> JobStore:
     return app.extensions["jobstream"].store
 
 

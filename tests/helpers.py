@@ -10,7 +10,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -91,7 +91,7 @@ class SSEClient:
                 line = raw.decode()
                 if line == "":
                     if "data" in fields or "id" in fields:
-                        event = {"id": fields.get("id"), "event": fields.get("event", "message")}
+                        event: dict[str, Any] = {"id": fields.get("id"), "event": fields.get("event", "message")}
                         event["data"] = json.loads(fields["data"]) if "data" in fields else None
                         event["at"] = time.time()
                         with self._lock:
@@ -136,7 +136,7 @@ class SSEClient:
         self._thread.join(5)
 
 
-def _dechunk(file: Any):
+def _dechunk(file: Any) -> Iterator[bytes]:
     """Yield the body bytes of a chunked HTTP response as they arrive."""
     while True:
         size_line = file.readline()
@@ -149,7 +149,7 @@ def _dechunk(file: Any):
         file.readline()
 
 
-def _lines(chunks: Any):
+def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
     buffer = b""
     for chunk in chunks:
         buffer += chunk

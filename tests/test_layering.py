@@ -43,8 +43,8 @@ def imports(module: str, *, at_run_time: bool = False) -> list[tuple[int, str]]:
 
     def visit(node: ast.AST) -> None:
         if at_run_time and isinstance(node, ast.If) and is_type_checking(node):
-            for child in node.orelse:
-                visit(child)
+            for statement in node.orelse:
+                visit(statement)
             return
         if isinstance(node, ast.Import):
             found.extend((node.lineno, alias.name) for alias in node.names)
@@ -53,9 +53,8 @@ def imports(module: str, *, at_run_time: bool = False) -> list[tuple[int, str]]:
             if node.level:  # from . import x, from .x import y
                 anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base = ".".join([*anchor, base] if base else anchor)
-            for (
-                alias
-            ) in node.names:  # `from jobs import store` imports the module jobs.store; `from jobs import Jobs`, jobs
+            # `from jobs import store` needs the module jobs.store; `from jobs import Jobs` needs the package jobs
+            for alias in node.names:
                 submodule = f"{base}.{alias.name}"
                 found.append((node.lineno, submodule if submodule in CORE_MODULES else base))
         for child in ast.iter_child_nodes(node):
