@@ -308,13 +308,13 @@ def _body(
     given = {
         "type": type.job_type if isinstance(type, JobFunction) else type,
         "name": name,
-        "params": dict(params) if params is not None else None,
+        "params": params,  # as given: the schema refuses what is not a mapping, as the REST API does
         "priority": priority,
         "timeout_seconds": timeout_seconds,
         "delay_seconds": delay_seconds,
         "run_at": run_at.isoformat() if isinstance(run_at, datetime) else run_at,
         "max_attempts": max_attempts,
-        "backoff": backoff.as_dict() if isinstance(backoff, Backoff) else (dict(backoff) if backoff else None),
+        "backoff": backoff.as_dict() if isinstance(backoff, Backoff) else backoff,
     }
     return {field: value for field, value in given.items() if value is not None}
 

@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from jobs.connection import SENTINEL_SCHEME, URL_SCHEMES, SentinelURL
+
 FANOUT_MODES = ("request", "process")
 BUILTIN_JOB_MODULES = ("jobs.demo",)
 DAY = 24 * 3600
@@ -59,6 +61,7 @@ class Settings:
     viewer_auth: str | None = None  # the same, for users who may read everything and change nothing
     allowed_origins: tuple[str, ...] = ()  # other origins whose pages may change state (a dashboard elsewhere)
     log_format: str = "text"
+    redis_min_replicas: int = 0  # creates wait until this many replicas have them (WAIT)
     stream_queue_events: int = 2_000
     stream_write_timeout: int = 10
     stream_connections: int = 10_000
@@ -115,8 +118,16 @@ class Settings:
         for name in job_modules:
             if not MODULE_NAME.fullmatch(name):
                 raise ConfigError(f"JOBSTREAM_JOB_MODULES must list dotted module names, got {name!r}")
+        redis_url = env.get("REDIS_URL", "").strip() or cls.redis_url
+        if not redis_url.startswith(URL_SCHEMES):
+            raise ConfigError(f"REDIS_URL must start with one of {', '.join(URL_SCHEMES)}, got {redis_url!r}")
+        if redis_url.startswith(SENTINEL_SCHEME):
+            try:
+                SentinelURL.parse(redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"REDIS_URL: {exc}") from None
         return cls(
-            redis_url=env.get("REDIS_URL", "").strip() or cls.redis_url,
+            redis_url=redis_url,
             queue=env.get("JOBSTREAM_QUEUE", "").strip() or cls.queue,
             concurrency=_int(env, "JOBSTREAM_CONCURRENCY", cls.concurrency, 1, 256),
             heartbeat_seconds=_int(env, "JOBSTREAM_HEARTBEAT_SECONDS", cls.heartbeat_seconds, 1, 3600),
@@ -126,6 +137,7 @@ class Settings:
             viewer_auth=viewer_auth,
             allowed_origins=origins,
             log_format=log_format,
+            redis_min_replicas=_int(env, "JOBSTREAM_REDIS_MIN_REPLICAS", cls.redis_min_replicas, 0, 16),
             stream_queue_events=_int(env, "JOBSTREAM_STREAM_QUEUE_EVENTS", cls.stream_queue_events, 10, 1_000_000),
             stream_write_timeout=_int(env, "JOBSTREAM_STREAM_WRITE_TIMEOUT", cls.stream_write_timeout, 1, 600),
             stream_connections=_int(env, "JOBSTREAM_STREAM_CONNECTIONS", cls.stream_connections, 10, 1_000_000),

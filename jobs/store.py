@@ -17,6 +17,7 @@ from rq.command import send_command
 from rq.job import Job
 
 from jobs.attempts import Backoff
+from jobs.connection import replicated
 from jobs.errors import IdempotencyConflict
 from jobs.keys import STARTS_PREFIX, idempotency_key, job_key
 from jobs.model import ACTIVE, CANCELED, COMPLETED, FAILED, NORMAL, PENDING, isoformat, new_job_id, utcnow
@@ -110,6 +111,8 @@ class JobStore(JobWriter):
         if replies_at:
             arm(pipe, self.settings.queue)
         replies = pipe.execute()
+        if replies_at:
+            replicated(self.redis, self.settings.redis_min_replicas)
         jobs: dict[str, dict[str, Any]] = {}
         for job_id, at in replies_at.items():
             job = _outcome(replies[at]).job
