@@ -36,7 +36,8 @@ def stats(store: JobStore) -> dict[str, Any]:
     workers = []
     for worker in Worker.all(connection=store.redis, queue=store.queue, serializer=JSONSerializer):
         current = worker.get_current_job_id()
-        workers.append({"name": worker.name, "state": str(worker.get_state()), "current_job": current})
+        state = str(worker.get_state())
+        workers.append({"name": worker.name, "host": worker.hostname, "state": state, "current_job": current})
     now = datetime.now(UTC)
     minutes = [(now - timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M") for i in range(60)]
     ended = [int(n or 0) for n in store.redis.mget([ended_key(m) for m in minutes])]

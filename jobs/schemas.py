@@ -172,6 +172,7 @@ class CleanResultSchema(Schema):
 
 class WorkerSchema(Schema):
     name = fields.String()
+    host = fields.String(allow_none=True)
     state = fields.String()
     current_job = fields.String(allow_none=True)
 
