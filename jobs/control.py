@@ -40,14 +40,19 @@ def stats(store: JobStore) -> dict[str, Any]:
         workers.append({"name": worker.name, "host": worker.hostname, "state": state, "current_job": current})
     now = datetime.now(UTC)
     minutes = [(now - timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M") for i in range(60)]
-    ended = [int(n or 0) for n in store.redis.mget([ended_key(m) for m in minutes])]
+    keys = [ended_key(status, m) for m in minutes for status in ENDED]
+    counts = iter(int(n or 0) for n in store.redis.mget(keys))
+    per_minute: list[dict[str, Any]] = []
+    for minute in minutes:
+        row = {status: next(counts) for status in ENDED}
+        per_minute.append({"minute": minute + ":00Z", **row, "count": sum(row.values())})
     return {
         "counts": store.counts(),
         "workers": sorted(workers, key=lambda w: w["name"]),
         "paused": is_paused(store),
         "queues": depths(store.settings.queue, store.redis),
-        "jobs_per_minute": round(sum(ended) / 60, 2),
-        "ended_per_minute": [{"minute": m + ":00Z", "count": n} for m, n in zip(minutes, ended, strict=False)],
+        "jobs_per_minute": round(sum(int(row["count"]) for row in per_minute) / 60, 2),
+        "ended_per_minute": per_minute,
     }
 
 

@@ -8,7 +8,7 @@ JOB_PREFIX = "jobstream:job:"  # + id: the job's hash, one JSON value per ApiJob
 INDEX_KEY = "jobstream:jobs"  # every job id, scores 0: ids sort by creation time, so BYLEX pages
 STATUS_PREFIX = "jobstream:status:"  # + status: the ids with that status, as INDEX_KEY
 EVENTS_KEY = "jobstream:events"  # the capped replay stream
-ENDED_PREFIX = "jobstream:ended:"  # + minute (YYYY-MM-DDTHH:MM): how many jobs ended in it
+ENDED_PREFIX = "jobstream:ended:"  # + status + ":" + minute (YYYY-MM-DDTHH:MM): how many ended so in it
 ENDED_AT_PREFIX = "jobstream:ended-at:"  # + ended status: ids scored by end time (ms), for retention
 SCHEDULED_KEY = "jobstream:scheduled"  # pending ids scored by the time (ms) they may start
 HELD_PREFIX = "jobstream:held:"  # + type: ids its concurrency limit holds back, oldest first
@@ -26,9 +26,9 @@ def logs_key(job_id: str) -> str:
     return f"{JOB_PREFIX}{job_id}:logs"
 
 
-def ended_key(minute: str) -> str:
-    """The counter of jobs that ended in `minute` (an API timestamp's first 16 characters)."""
-    return ENDED_PREFIX + minute
+def ended_key(status: str, minute: str) -> str:
+    """The counter of jobs that ended with `status` in `minute` (an API timestamp's first 16 characters)."""
+    return f"{ENDED_PREFIX}{status}:{minute}"
 
 
 def idempotency_key(key: str) -> str:

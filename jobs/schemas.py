@@ -179,7 +179,10 @@ class WorkerSchema(Schema):
 
 class EndedMinuteSchema(Schema):
     minute = fields.String()
-    count = fields.Integer()
+    completed = fields.Integer()
+    failed = fields.Integer()
+    canceled = fields.Integer()
+    count = fields.Integer()  # every job that ended in the minute
 
 
 class StreamsSchema(Schema):

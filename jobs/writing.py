@@ -111,7 +111,7 @@ class JobWriter(JobReader):
 
     def _header(self, job_id: str, event: str) -> dict[str, Any]:
         ts = utcnow()
-        moment = {"ts": ts, "now_ms": int(time.time() * 1000), "ended_key": ended_key(ts[:16])}
+        moment = {"ts": ts, "now_ms": int(time.time() * 1000), "ended_keys": {s: ended_key(s, ts[:16]) for s in ENDED}}
         return {**self._common, "id": job_id, "channel": channel(job_id), "event": event, **moment}
 
     def _removal(self, job_id: str, keep: tuple[str, ...]) -> tuple[list[str], dict[str, Any]]:

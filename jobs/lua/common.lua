@@ -50,8 +50,8 @@ local function moved(id, jtype, old, new)
   if old ~= '' then redis.call('ZREM', H.status_prefix .. old, id) end
   redis.call('ZADD', H.status_prefix .. new, 0, id)
   if member(new, H.ended) then
-    redis.call('INCR', H.ended_key)
-    redis.call('EXPIRE', H.ended_key, H.ended_ttl)
+    redis.call('INCR', H.ended_keys[new])
+    redis.call('EXPIRE', H.ended_keys[new], H.ended_ttl)
     redis.call('ZADD', H.ended_at_prefix .. new, H.now_ms, id)
   end
   if member(old, H.ended) then redis.call('ZREM', H.ended_at_prefix .. old, id) end
