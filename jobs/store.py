@@ -317,4 +317,4 @@ def _by(user: str | None) -> str:
 
 
 def _ended() -> dict[str, Any]:
-    return {"ended_at": utcnow(), "action": None, "cancel_requested": False}
+    return {"ended_at": utcnow(), "action": None, "cancel_requested": False, "scheduled_for": None}
