@@ -31,4 +31,5 @@ if H.rate then
   redis.call('ZADD', H.starts_key, H.now_ms, H.id .. ':' .. H.now_ms)
   redis.call('PEXPIRE', H.starts_key, H.per_ms)
 end
+redis.call('LREM', H.intermediate, 1, H.id)  -- taken: RQ leaves it there when a worker has several queues
 return change(status)
