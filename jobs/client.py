@@ -29,6 +29,7 @@ from jobs.stream import RedisSubscription
 logger = logging.getLogger(__name__)
 
 RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # the waits between tries when Redis goes away under events()
+UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)  # Redis gone, or answering nothing for a while
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +262,7 @@ class Jobs:
         while True:
             try:
                 subscription = RedisSubscription(self.redis)
-            except redis.ConnectionError as exc:
+            except UNAVAILABLE as exc:
                 time.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
                 failures += 1
                 logger.info("events: Redis unavailable (%s); trying again", exc)
@@ -284,7 +285,7 @@ class Jobs:
                         if event.key > id_key(last) and (job is None or event.job_id == job):
                             last = event.id
                             yield JobEvent.from_event(event)
-            except redis.ConnectionError as exc:
+            except UNAVAILABLE as exc:
                 logger.info("events: lost Redis (%s); resuming after %s", exc, last)
             finally:
                 subscription.close()
