@@ -22,6 +22,7 @@ from tests.conftest import Stack
 from tests.helpers import OpenSSE
 
 SLEEP = {"seconds": 0}
+STALL_MILLISECONDS = 6000  # a Redis that answers nothing for longer than the clients' 5 s socket timeout
 Events = Generator[JobEvent, None, None]
 Follow = Callable[..., Events]
 
@@ -293,3 +294,20 @@ def test_events_resume_after_a_redis_restart_missing_nothing(private_redis: Redi
 
     assert [e.job.progress for e in got if e.job] == [3, 4, 5]
     assert len({event.id for event in got}) == 3
+
+
+def test_events_wait_out_a_redis_that_stalls(private_redis: RedisServer, follow: Follow) -> None:
+    jobs = Jobs.from_url(private_redis.url, queue="unserved")
+    job = running_job(jobs)
+    since = jobs.store.report(job.id, 1, "seen").event_id
+    jobs.store.report(job.id, 2, "published before the stall")
+    private_redis.client().execute_command("CLIENT", "PAUSE", STALL_MILLISECONDS, "ALL")  # a slow fork, a failover
+
+    got = take_until(
+        follow(jobs, after=since),
+        lambda e: e.job is not None and e.job.progress == 2,
+        STALL_MILLISECONDS / 1000 + EVENT_SECONDS,
+        "the event after the stall",
+    )
+
+    assert [e.job.action for e in got if e.job] == ["published before the stall"]
