@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from jobs.connection import connect
 from scripts.redis_server import binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +151,7 @@ def start_pool(redis_url: str, logdir: Path, name: str = "worker", **env: str) -
     environment = {"REDIS_URL": redis_url, "JOBSTREAM_SHUTDOWN_GRACE_SECONDS": "2", **env}
     service = Service(name, [sys.executable, "worker.py"], environment, logdir)
     count = int(environment.get("JOBSTREAM_CONCURRENCY", "5"))
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)  # a redis+sentinel:// URL too
     wait_until(lambda: len(client.smembers("rq:workers")) >= count, START_SECONDS, f"{count} workers to register")
     return service
 
