@@ -56,6 +56,7 @@ def sweep(store: JobStore) -> int:
     for status in ENDED:
         count += len(delete_ended(store, (status,), now - store.settings.keep_seconds(status), deadline))
     count += _trim(store, deadline)
+    store.redis.delete(SWEEP_LOCK)  # done: the next tick (SWEEP_SECONDS) may sweep again, not LOCK_SECONDS later
     if count:
         logger.info("retention: deleted %d ended jobs", count)
     return count
