@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT))
 import redis_server  # noqa: E402  (scripts/, beside this file)
 
 from jobs.config import Settings  # noqa: E402
+from jobs.connection import connect  # noqa: E402
 from scripts.harness import free_port  # noqa: E402
 
 
@@ -26,7 +27,7 @@ def main() -> None:
     url = env.get("REDIS_URL", "").strip()
     if url:
         try:
-            redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+            connect(url).ping()  # redis+sentinel:// too
         except (redis.RedisError, ValueError) as exc:
             sys.exit(f"jobstream: REDIS_URL={url} does not answer ({exc}). Start that Redis or unset REDIS_URL.")
     else:
