@@ -7,6 +7,7 @@ import http.client
 import json
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,10 @@ CONCURRENT = 20
 @pytest.fixture
 def jobs(redis_client: redis.Redis, settings: Settings) -> Jobs:
     return Jobs(redis_client, settings)
+
+
+def in_days(days: int) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
 
 
 def post(client: FlaskClient, body: dict[str, Any], key: str) -> tuple[int, dict[str, Any]]:
@@ -87,6 +92,28 @@ def test_the_key_with_a_different_body_is_409_idempotency_conflict(
     assert body["error"]["code"] == "idempotency_conflict"
     assert body["error"]["details"] == {"job_id": first["job"]["id"]}
     assert created(redis_client) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: NewJob.fingerprint (jobs/store.py) leaves out when the job may start, so the key reused with "
+    "another delay_seconds or run_at returns the first job (200) instead of 409",
+)
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        pytest.param({}, {"delay_seconds": 600}, id="now-then-delayed"),
+        pytest.param({"delay_seconds": 30}, {"delay_seconds": 3600}, id="other-delay"),
+        pytest.param({"run_at": in_days(1)}, {"run_at": in_days(2)}, id="other-run-at"),
+    ],
+)
+def test_the_key_with_a_different_start_is_409(
+    client: FlaskClient, first: dict[str, Any], then: dict[str, Any]
+) -> None:
+    status, _ = post(client, {**BODY, **first}, "started")
+    assert status == 201
+
+    assert post(client, {**BODY, **then}, "started")[0] == 409
 
 
 @pytest.mark.parametrize(
