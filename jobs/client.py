@@ -21,7 +21,7 @@ from jobs.config import Settings
 from jobs.connection import connect
 from jobs.errors import InvalidRequest, JobConflict, JobNotFound
 from jobs.events import JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
-from jobs.model import ENDED, Job
+from jobs.model import ENDED, Job, isoformat
 from jobs.registry import JobFunction, describe_types, get_type, load, provide_default
 from jobs.store import JobStore, NewJob, Outcome
 from jobs.stream import RedisSubscription
@@ -156,9 +156,12 @@ class Jobs:
         except ValidationError as exc:
             raise InvalidRequest("the request is not valid", {"params": exc.messages}) from None
         timeout = data["timeout_seconds"] or job_type.timeout
-        run_at = data["run_at"]
+        run_at, start = data["run_at"], None
+        if run_at is not None:
+            start = f"run_at={isoformat(run_at)}"
         if data["delay_seconds"] is not None:
             run_at = datetime.now(UTC) + timedelta(seconds=data["delay_seconds"])
+            start = f"delay_seconds={data['delay_seconds']:g}"
         return NewJob(
             job_type,
             data["name"],
@@ -169,6 +172,7 @@ class Jobs:
             data["backoff"] or job_type.backoff,
             run_at if run_at is not None and data["delay_seconds"] != 0 else None,
             key,
+            start,
         )
 
     # -- reading -----------------------------------------------------------------------------

@@ -44,12 +44,14 @@ class NewJob:
     backoff: Backoff
     run_at: datetime | None = None
     idempotency_key: str | None = None
+    start: str | None = None  # when it may start, as asked ("delay_seconds=30", "run_at=..."), not as computed
 
     @property
     def fingerprint(self) -> str:
         """What an idempotency key remembers of its request, to refuse the key for a different one."""
         body = [self.job_type.name, self.name, self.params, self.timeout, self.priority, self.max_attempts]
-        return hashlib.sha256(json.dumps([*body, self.backoff.as_dict()], sort_keys=True).encode()).hexdigest()
+        body += [self.backoff.as_dict(), self.start]
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 class JobStore(JobWriter):

@@ -94,11 +94,6 @@ def test_the_key_with_a_different_body_is_409_idempotency_conflict(
     assert created(redis_client) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: NewJob.fingerprint (jobs/store.py) leaves out when the job may start, so the key reused with "
-    "another delay_seconds or run_at returns the first job (200) instead of 409",
-)
 @pytest.mark.parametrize(
     ("first", "then"),
     [
