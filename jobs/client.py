@@ -254,6 +254,8 @@ class Jobs:
                     if event.type == JOB_REMOVED:
                         raise JobNotFound(f"job {job_id} was deleted before it ended")
                     job = event.job or job
+                    if job.status in ENDED:
+                        return self.get(job_id)  # with its logs, however the end arrived
         return job
 
     def events(self, after: str | None = None, job: str | None = None) -> Iterator[JobEvent]:

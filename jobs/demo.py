@@ -25,7 +25,7 @@ ACTIONS = (
 
 
 class WebAgentParams(Schema):
-    steps = fields.Integer(load_default=10, validate=validate.Range(1, 1000))
+    steps = fields.Integer(strict=True, load_default=10, validate=validate.Range(1, 1000))
     step_seconds = fields.Float(load_default=1.0, validate=validate.Range(0, 60), allow_nan=False)
     fail_rate = fields.Float(load_default=0.0, validate=validate.Range(0, 1), allow_nan=False)
 
@@ -35,12 +35,12 @@ class SleepParams(Schema):
 
 
 class FlakyParams(Schema):
-    fail_times = fields.Integer(load_default=2, validate=validate.Range(0, 100))
+    fail_times = fields.Integer(strict=True, load_default=2, validate=validate.Range(0, 100))
     seconds = fields.Float(load_default=0.0, validate=validate.Range(0, 60), allow_nan=False)
 
 
 class PrimesParams(Schema):
-    limit = fields.Integer(load_default=2_000_000, validate=validate.Range(2, 200_000_000))
+    limit = fields.Integer(strict=True, load_default=2_000_000, validate=validate.Range(2, 200_000_000))
 
 
 @register("demo.web_agent", WebAgentParams(), timeout=3600)

@@ -38,11 +38,11 @@ class JobCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(1, 200))
     type = fields.String(load_default="demo.web_agent", validate=validate.Length(1, 100))
     params = fields.Dict(keys=fields.String(), load_default=dict)
-    timeout_seconds = fields.Integer(load_default=None, validate=validate.Range(1, MAX_TIMEOUT_SECONDS))
+    timeout_seconds = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_TIMEOUT_SECONDS))
     priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
     delay_seconds = fields.Float(load_default=None, validate=validate.Range(0, MAX_DELAY_AHEAD), allow_nan=False)
     run_at = fields.AwareDateTime(load_default=None, format="iso")
-    max_attempts = fields.Integer(load_default=None, validate=validate.Range(1, MAX_ATTEMPTS))
+    max_attempts = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_ATTEMPTS))
     backoff = fields.Nested(BackoffSchema, load_default=None)
 
     @validates("name")
@@ -94,7 +94,7 @@ class CancelManySchema(Schema):
 
 class CleanSchema(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf(ENDED))
-    older_than_seconds = fields.Integer(load_default=0, validate=validate.Range(0, 10 * 365 * 24 * 3600))
+    older_than_seconds = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 10 * 365 * 24 * 3600))
 
 
 class JobSchema(Schema):

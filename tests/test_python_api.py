@@ -438,11 +438,6 @@ def test_wait_returns_the_job_once_a_worker_ended_it(stack_jobs: Jobs) -> None:
     assert stack_jobs.wait(done.id, timeout=0).status == "completed"  # already over: at once
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Jobs.wait returns the event's snapshot (logs None, no last_event_id) when the end arrives "
-    "while it waits, but the detail view (with logs) when the job had ended before",
-)
 def test_wait_returns_the_ended_job_with_its_logs_however_the_end_arrived(stack_jobs: Jobs) -> None:
     job = stack_jobs.enqueue("demo.sleep", name=unique("ends while waited for"), params={"seconds": 0.5})
 
