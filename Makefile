@@ -16,7 +16,14 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt $(VENV)/.run-deps
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-run: $(VENV)/.run-deps
+# The jobstream command: a script in the venv that runs this checkout's cli/ with the venv's Python
+# (the checkout's path goes in as argv[1], so no quoting of it in Python code; sys.path gets it first).
+$(VENV)/bin/jobstream: Makefile | $(PY)
+	printf '#!/bin/sh\nexec "%s" -c "import sys; sys.path.insert(0, sys.argv.pop(1)); from cli import main; main()" "%s" "$$@"\n' \
+	  "$(abspath $(PY))" "$(CURDIR)" > $@.tmp
+	chmod +x $@.tmp && mv $@.tmp $@
+
+run: $(VENV)/.run-deps $(VENV)/bin/jobstream
 	$(PY) scripts/run.py
 
 # The browser tests drive Debian's chromium; install it when missing and we may.
@@ -38,7 +45,7 @@ format: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: $(VENV)/.dev-deps chromium lint
+test: $(VENV)/.dev-deps $(VENV)/bin/jobstream chromium lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.dev-deps

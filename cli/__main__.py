@@ -1,0 +1,5 @@
+"""`python -m cli`, the same as `jobstream`."""
+
+from cli import main
+
+main()
