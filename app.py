@@ -14,7 +14,7 @@ from jobs.config import Settings
 from jobs.connection import connect, connect_streams
 from jobs.errors import JobsError
 from jobs.stream import ProcessFanout, RequestFanout, StreamRegistry
-from web import security
+from web import request_log, security
 from web.api import EXTENSION, Services, register_routes
 from web.errors import handle_http_error, handle_jobs_error, handle_redis_error, handle_validation_error
 
@@ -42,6 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(ValidationError, handle_validation_error)
     app.register_error_handler(JobsError, handle_jobs_error)
     app.register_error_handler(redis.RedisError, handle_redis_error)
+    request_log.install(app)  # first: a request that a later check refuses still has its id
     security.install(app, settings)
     register_routes(app)
     return app

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
+from pathlib import Path
 
 bind = os.environ.get("JOBSTREAM_BIND", "127.0.0.1:8000")
 wsgi_app = "app:create_app()"
@@ -22,12 +24,38 @@ accesslog = "-" if os.environ.get("JOBSTREAM_ACCESS_LOG") else None
 control_socket_disable = True
 
 
+def _logs():
+    """jobs/logs.py, loaded by its path: importing it as jobs.logs would load the core, and with it redis-py
+    and ssl, into the master before gevent patches the workers. It needs the standard library only."""
+    spec = importlib.util.spec_from_file_location("jobstream_logs", Path(__file__).with_name("jobs") / "logs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# gunicorn's own lines and the app's in one format, JSON with JOBSTREAM_LOG_FORMAT=json (the app checks the value).
+logconfig_dict = _logs().config_dict(
+    os.environ.get("JOBSTREAM_LOG_FORMAT", "").strip() or "text",
+    access_log=bool(os.environ.get("JOBSTREAM_ACCESS_LOG")),
+)
+
+
 def when_ready(server):
     server.log.info("jobstream is up: open http://%s", bind)
 
 
+def child_exit(server, worker):
+    """A worker process is gone: its open-streams gauge leaves the sum (PROMETHEUS_MULTIPROC_DIR)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess  # here: the master needs it only once a worker has died
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
 def post_worker_init(worker):
-    """End open streams at once on shutdown, so gunicorn never waits out graceful_timeout for them."""
+    """End open streams at once on shutdown, so gunicorn never waits out graceful_timeout for them; the first
+    worker also warns when Redis would lose jobs by itself (jobs/health.py)."""
     from web.api import EXTENSION  # here, not at the top: gevent patches the worker before the app loads
 
     streams = worker.wsgi.extensions[EXTENSION].streams
@@ -47,3 +75,7 @@ def post_worker_init(worker):
     signal.signal(signal.SIGTERM, worker.handle_exit)
     signal.signal(signal.SIGQUIT, worker.handle_quit)
     signal.signal(signal.SIGINT, worker.handle_quit)
+    if worker.age == 1:  # the server's first worker process: one warning per server, not one per process
+        from jobs.health import warn_about
+
+        warn_about(worker.wsgi.extensions[EXTENSION].jobs.redis)

@@ -25,9 +25,12 @@ from rq.utils import now, utcparse
 from rq.worker import SimpleWorker, WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerData, WorkerPool
 
+from jobs import logs
 from jobs.config import Settings
 from jobs.connection import connect, text, wait_for_redis
+from jobs.health import warn_about
 from jobs.lifetime import die_with_parent
+from jobs.metrics import process_dead
 from jobs.model import ACTIVE, CANCELED, PENDING, parse_time, status_for
 from jobs.progress import running
 from jobs.queues import PriorityQueue, arm
@@ -325,6 +328,7 @@ class JobstreamPool(WorkerPool):
 
     def handle_dead_worker(self, worker_data: WorkerData) -> None:
         super().handle_dead_worker(worker_data)
+        process_dead(worker_data.pid)  # its live gauges leave the metrics' sum; its counters stay
         with contextlib.suppress(redis.RedisError):  # else its key expires by itself within a minute
             key = SimpleWorker.redis_worker_namespace_prefix + worker_data.name
             dead = SimpleWorker.find_by_key(key, connection=self.store.redis)
@@ -397,11 +401,12 @@ def sweep_orphans(store: JobStore) -> set[str]:
 
 def main() -> None:
     """Run the pool in the foreground until SIGINT/SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings.from_env()
+    logs.configure(settings.log_format)  # before the fork: every worker process logs the same way
     load(settings.job_type_modules)  # imported once here: every forked worker inherits them
     connection = connect(settings.redis_url)
     wait_for_redis(connection)
+    warn_about(connection)  # once per pool, not once per worker process
     store = JobStore(connection, settings)
     sweep_orphans(store)
     logger.info("%d workers on queue %r (pid %d)", settings.concurrency, settings.queue, os.getpid())

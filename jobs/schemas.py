@@ -213,6 +213,7 @@ class ErrorBodySchema(Schema):
     code = fields.String()
     message = fields.String()
     details = fields.Dict()
+    request_id = fields.String()  # the request's X-Request-ID, as its log line names it
 
 
 class ErrorSchema(Schema):

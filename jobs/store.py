@@ -16,6 +16,7 @@ import redis
 from rq.command import send_command
 from rq.job import Job
 
+from jobs import observe
 from jobs.attempts import Backoff
 from jobs.connection import replicated
 from jobs.errors import IdempotencyConflict
@@ -120,6 +121,8 @@ class JobStore(JobWriter):
             job = _outcome(replies[at]).job
             assert job is not None  # a fresh id cannot be taken
             jobs[job_id] = job
+        for job in jobs.values():
+            observe.created(job)
         jobs.update((job["id"], job) for job in self._snapshots([i for i in ids if i not in jobs]))
         return [(jobs[job_id], job_id in replies_at) for job_id in ids]
 
@@ -130,7 +133,12 @@ class JobStore(JobWriter):
         fields = {"status": ACTIVE, "worker": worker, "started_at": utcnow(), "scheduled_for": None}
         header.update(fields=_encoded(fields | {"progress": 0, "action": None}), logs=[f"started on {worker}"])
         header["intermediate"] = intermediate or self.queue.intermediate_queue_key
-        job_type = self._type_of(job_id)
+        raw = self.redis.hmget(job_key(job_id), ["type", "created_at", "scheduled_for", "attempts"])
+        type_name, created_at, scheduled_for, attempts = (json.loads(v) if v is not None else None for v in raw)
+        job_type = get_type(type_name) if type_name is not None else None
+        # It could start from its scheduled time (a delay, a retry's backoff), else from its creation; a retry
+        # by hand (a later attempt with no time) from a moment no field keeps.
+        ready_since = scheduled_for or (created_at if (attempts or 1) == 1 else None)
         if job_type is not None and job_type.concurrency:
             header["concurrency"] = job_type.concurrency
         if job_type is not None and job_type.rate:
@@ -143,7 +151,7 @@ class JobStore(JobWriter):
                 if job_type.rate
                 else _json(None),
             }
-        return _outcome(self._begin(self._keys(job_id), header))
+        return observe.started(_outcome(self._begin(self._keys(job_id), header)), ready_since)
 
     def report(self, job_id: str, percent: int, action: str | None = None, log: str | None = None) -> Outcome:
         """Record a running job's progress."""
@@ -155,7 +163,7 @@ class JobStore(JobWriter):
     def complete(self, job_id: str, result: Any) -> Outcome:
         """active → completed with its result."""
         fields = {"status": COMPLETED, "progress": 100, "result": result, **_ended()}
-        return self._change(job_id, guard=(ACTIVE,), fields=fields, logs=["completed"])
+        return observe.ended(self._change(job_id, guard=(ACTIVE,), fields=fields, logs=["completed"]))
 
     def fail(self, job_id: str, error: str, details: str = "", worker: str | None = None) -> Outcome:
         """A failed attempt of an active job (an exception, a timeout, its worker's death): pending again for
@@ -168,7 +176,9 @@ class JobStore(JobWriter):
         if attempts >= max_attempts:
             lines = [f"attempt {attempts}/{max_attempts} failed: {error}" if max_attempts > 1 else f"failed: {error}"]
             fields = {"status": FAILED, "error": error[:500], **_ended()}
-            return self._change(job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=lines + trace)
+            return observe.ended(
+                self._change(job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=lines + trace)
+            )
         failed_in_run = attempts - (max_attempts - (budget or max_attempts))
         wait = Backoff(**backoff).seconds(failed_in_run, random.random()) if backoff else 0.0
         at = time.time() + wait
@@ -180,17 +190,19 @@ class JobStore(JobWriter):
             for queue in self.queues.values():  # RQ filed its copy as failed: it runs again instead
                 queue.failed_job_registry.remove(job_id, pipeline=pipe)
             pipe.persist(Job.key_for(job_id))
-            return _outcome(pipe.execute()[0])
+            return observe.ended(_outcome(pipe.execute()[0]))
 
     def stopped(self, job_id: str, reason: str = "stopped by request") -> Outcome:
         """active → canceled: the worker stopped it."""
-        return self._change(job_id, guard=(ACTIVE,), fields={"status": CANCELED, **_ended()}, logs=[reason])
+        fields = {"status": CANCELED, **_ended()}
+        return observe.ended(self._change(job_id, guard=(ACTIVE,), fields=fields, logs=[reason]))
 
     def cancel(self, job_id: str, by: str | None = None) -> Outcome:
         """Cancel a pending job at once, or ask the worker to stop an active one (cancel_requested)."""
         fields = {"status": CANCELED, **_ended()}
         outcome = self._change(job_id, guard=(PENDING,), fields=fields, logs=["canceled before it ran" + _by(by)])
         if outcome.ok and outcome.job:
+            observe.ended(outcome)
             with self.redis.pipeline(transaction=False) as pipe:  # RQ's copy and its place in the queue
                 pipe.lrem(self.queues[outcome.job.get("priority") or NORMAL].key, 0, job_id)
                 pipe.delete(Job.key_for(job_id))
@@ -247,7 +259,7 @@ class JobStore(JobWriter):
                         registry.remove(job_id, pipeline=pipe)
                     self._enqueue(job_type, job_id, params, timeout, priority or NORMAL, pipe)
                     arm(pipe, self.settings.queue)
-                    return _outcome(pipe.execute()[0])
+                    return observe.retried(_outcome(pipe.execute()[0]), by)
                 except redis.WatchError:
                     continue
 
@@ -284,10 +296,6 @@ class JobStore(JobWriter):
             if raw is not None and json.loads(raw) == worker and self.fail(job_id, error, worker=worker).ok:
                 failed.append(job_id)
         return failed
-
-    def _type_of(self, job_id: str) -> JobType | None:
-        raw = self.redis.hget(job_key(job_id), "type")
-        return get_type(json.loads(raw)) if raw is not None else None
 
 
 def _new_fields(job_id: str, new: NewJob) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from jobs.events import (
     missed,
     newest_id,
 )
+from jobs.metrics import EVENTS_DELIVERED, OPEN_STREAMS, STREAMS_CUT_OFF
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,8 @@ class QueueSubscription:
 
     def put(self, event: Event) -> None:
         if len(self.events) >= self.limit:
+            if not self.ended:
+                STREAMS_CUT_OFF.labels("queue_full").inc()
             self.end("client too slow: its queue is full")
             return
         self.events.append(event)
@@ -283,9 +286,12 @@ class StreamRegistry:
             self._watchdog = threading.Thread(target=self._watch, name="jobstream-watchdog", daemon=True)
             self._watchdog.start()
         self.handles.add(handle)
+        OPEN_STREAMS.inc()
 
     def discard(self, handle: StreamHandle) -> None:
-        self.handles.discard(handle)
+        if handle in self.handles:
+            self.handles.discard(handle)
+            OPEN_STREAMS.dec()
 
     def close_all(self) -> None:
         """End every open stream promptly so browsers reconnect to another process."""
@@ -312,6 +318,7 @@ class StreamRegistry:
                 since = handle.writing_since
                 if since is not None and now - since > self.write_timeout:
                     logger.info("cutting off a stream whose client has not read for %.0f s", now - since)
+                    STREAMS_CUT_OFF.labels("write_timeout").inc()
                     handle.writing_since = None
                     handle.close_socket(socket.SHUT_RDWR)
 
@@ -331,25 +338,27 @@ def stream(
     registry.add(handle)
     handle.subscription = subscription
 
-    def write(chunk: bytes) -> Iterator[bytes]:
+    def write(chunk: bytes, events: int = 0) -> Iterator[bytes]:
         handle.writing_since = time.monotonic()
         yield chunk
         handle.writing_since = None
+        if events:
+            EVENTS_DELIVERED.inc(events)  # once per write, not per event: a write carries a batch
 
     try:
         yield from write(RETRY_FRAME)
         last_sent = (0, 0)
         if last_event_id is not None:
             chunks, last_sent = _replay(client, last_event_id, job_id)
-            for chunk in chunks:
-                yield from write(chunk)
+            for chunk, count in chunks:
+                yield from write(chunk, count)
         next_ping = time.monotonic() + heartbeat
         while not (handle.closing or registry.closing):
             events = subscription.get(max(0.0, next_ping - time.monotonic()))
             fresh = [e for e in events if e.key > last_sent and (job_id is None or e.job_id == job_id)]
             if fresh:
                 last_sent = fresh[-1].key
-                yield from write(b"".join(e.frame for e in fresh))
+                yield from write(b"".join(e.frame for e in fresh), len(fresh))
                 next_ping = time.monotonic() + heartbeat
             if len(events) >= DRAIN_LIMIT or subscription.behind:
                 time.sleep(0)  # behind: under gevent, let the other streams and requests run meanwhile
@@ -367,14 +376,18 @@ def stream(
         handle.close_socket(socket.SHUT_RD)
 
 
-def _replay(client: redis.Redis, last_event_id: str, job_id: str | None) -> tuple[list[bytes], tuple[int, int]]:
-    """The frames a client missed after `last_event_id`, or a reset when they are gone."""
+def _replay(
+    client: redis.Redis, last_event_id: str, job_id: str | None
+) -> tuple[list[tuple[bytes, int]], tuple[int, int]]:
+    """The writes a client missed after `last_event_id` (each with its number of events), or a reset when
+    they are gone."""
     events = missed(client, last_event_id)
     if events is None:
         tip = newest_id(client)
-        return [frame(RESET, '{"type": "reset"}', tip)], (id_key(tip) if tip else (0, 0))
-    chunks = [
-        b"".join(e.frame for e in events[i : i + REPLAY_CHUNK] if job_id is None or e.job_id == job_id)
-        for i in range(0, len(events), REPLAY_CHUNK)
-    ]
-    return [chunk for chunk in chunks if chunk], (events[-1].key if events else id_key(last_event_id))
+        return [(frame(RESET, '{"type": "reset"}', tip), 0)], (id_key(tip) if tip else (0, 0))
+    chunks = []
+    for i in range(0, len(events), REPLAY_CHUNK):
+        chosen = [e for e in events[i : i + REPLAY_CHUNK] if job_id is None or e.job_id == job_id]
+        if chosen:
+            chunks.append((b"".join(e.frame for e in chosen), len(chosen)))
+    return chunks, (events[-1].key if events else id_key(last_event_id))

@@ -25,6 +25,7 @@ from jobs.keys import (
     job_key,
     logs_key,
 )
+from jobs.metrics import EVENTS_PUBLISHED
 from jobs.model import ENDED, NORMAL, STATUSES, utcnow
 from jobs.queues import queues, wake_key
 from jobs.reading import JobReader
@@ -168,8 +169,10 @@ def _json(value: Any) -> str:
 
 
 def _outcome(reply: list[Any]) -> Outcome:
+    """A script's reply; each reply is read here once, and an `ok` one published one event."""
     result = reply[0].decode()
     if result != "ok":
         return Outcome(result, reply[1].decode())
+    EVENTS_PUBLISHED.inc()
     job = json.loads(reply[2]) if reply[2] else None
     return Outcome(result, job["status"] if job else "", reply[1].decode(), job)

@@ -55,11 +55,12 @@ def wait_until(predicate: Callable[[], T], timeout: float, message: str = "condi
 
 
 class RedisServer:
-    """A private redis-server on a free port (never the shared 6379)."""
+    """A private redis-server on a free port (never the shared 6379); `options` go on its command line last."""
 
-    def __init__(self, workdir: Path, appendonly: bool = False) -> None:
+    def __init__(self, workdir: Path, appendonly: bool = False, options: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         self.appendonly = appendonly
+        self.options = options
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
@@ -69,6 +70,7 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir)]
         args += ["--save", "", "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no"]
+        args += self.options
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._answers, START_SECONDS, "redis-server to start")
         return self

@@ -20,6 +20,13 @@ from jobs.connection import connect  # noqa: E402
 from scripts.harness import free_port  # noqa: E402
 
 
+def fresh_metrics_dir(path: Path) -> None:
+    """Make PROMETHEUS_MULTIPROC_DIR and empty it: the series of a previous run's processes are not this run's."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+
+
 def main() -> None:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -36,6 +43,8 @@ def main() -> None:
         env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         processes.insert(0, "redis")
     bind = env.setdefault("JOBSTREAM_BIND", "127.0.0.1:8000")
+    # One metrics directory for web and workers (GET /metrics adds up their processes), emptied per run.
+    fresh_metrics_dir(Path(env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(ROOT / "var" / "metrics"))))
     print(f"jobstream: Redis at {env['REDIS_URL']}; open http://{bind} (Ctrl-C stops everything)", flush=True)
     # honcho ends every process 5 s after the first one stops; give the workers their grace and Redis
     # the time to outlive them instead (scripts/redis_server.py stops last).

@@ -71,7 +71,7 @@ def error_details(response: TestResponse, status: int, code: str) -> dict[str, A
     assert response.mimetype == "application/json"
     body = response.get_json()
     assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
+    assert set(body["error"]) == {"code", "message", "details", "request_id"}
     assert body["error"]["code"] == code
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     assert isinstance(body["error"]["details"], dict)

@@ -16,6 +16,7 @@ from redis import Redis
 from jobs import schemas
 from jobs.client import Jobs
 from jobs.config import Settings
+from jobs.metrics import CONTENT_TYPE, exposition
 from jobs.model import ACTIVE
 from jobs.store import JobStore
 from jobs.stream import ProcessFanout, RequestFanout, StreamHandle, StreamRegistry, stream
@@ -152,6 +153,11 @@ def clean_jobs() -> Response:
     return jsonify(schemas.clean_result.dump({"deleted": len(deleted), "ids": deleted}))
 
 
+def metrics() -> Response:
+    """Prometheus's scrape: this machine's processes' series, and the system's state read from Redis now."""
+    return Response(exposition(jobs().stats), content_type=CONTENT_TYPE)
+
+
 def openapi_document() -> Response:
     """This API's OpenAPI 3 description, built from ROUTES."""
     return jsonify(current_app.extensions["openapi"])
@@ -198,6 +204,7 @@ ROUTES = [
     Route("/", "GET", index, "The dashboard", {200: "text/html"}),
     Route("/jobs/<job_id>", "GET", index, "The dashboard, on one job's detail", {200: "text/html"}),
     Route("/healthz", "GET", healthz, "200 when Redis answers", {200: S.HealthSchema}),
+    Route("/metrics", "GET", metrics, "Prometheus metrics", {200: "text/plain"}),
     Route(
         "/api/jobs",
         "POST",

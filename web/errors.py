@@ -1,4 +1,4 @@
-"""SPEC's one error shape, {"error": {"code", "message", "details"}}, for every failure under /api/."""
+"""SPEC's one error shape, {"error": {"code", "message", "details", "request_id"}}, for every failure under /api/."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from jobs import schemas
 from jobs.errors import JobsError
+from web.request_log import request_id
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,10 @@ STATUS_OF = {"validation_error": 422, "not_found": 404, "conflict": 409, "idempo
 
 
 def error(status: int, message: str, details: dict[str, Any] | None = None, code: str | None = None) -> Response:
-    """The error response: `code` defaults to the status's name in ERROR_CODES."""
+    """The error response: `code` defaults to the status's name in ERROR_CODES; `request_id` names the request in
+    the logs."""
     body = {"code": code or ERROR_CODES.get(status, "error"), "message": message, "details": details or {}}
+    body["request_id"] = request_id()
     response = jsonify(schemas.error_out.dump({"error": body}))
     response.status_code = status
     return response

@@ -1,0 +1,176 @@
+"""Logs: the request id (honoured, generated, echoed in errors), one JSON line per request and per job event
+from gunicorn and the pool with JOBSTREAM_LOG_FORMAT=json, and the start-up warning about a Redis that would
+lose jobs by itself (once per server, once per pool)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from app import create_app
+from jobs.config import Settings
+from jobs.health import risks
+from jobs.logs import JsonFormatter
+from scripts.harness import RedisServer, Service, request, start_pool, start_web, wait_until
+from tests.api_helpers import basic_auth
+from tests.bounds import EVENT_SECONDS, JOB_SECONDS, START_SECONDS
+
+RISKY = ("--maxmemory", "10mb", "--maxmemory-policy", "allkeys-lru", "--appendonly", "no", "--save", "")
+
+
+# -- the request id, in-process -------------------------------------------------------------------------
+
+
+def test_a_sane_request_id_is_honoured_and_echoed(client: FlaskClient) -> None:
+    response = client.get("/api/jobs", headers={"X-Request-ID": "edge-7f3a:01/x"})
+    assert response.status_code == 200
+    assert response.headers["X-Request-ID"] == "edge-7f3a:01/x"
+    longest = "r" * 200
+    assert client.get("/api/jobs", headers={"X-Request-ID": longest}).headers["X-Request-ID"] == longest
+
+
+@pytest.mark.parametrize("given", [None, "", "r" * 201, "has space", "tab\tin", "caf\u00e9", "quote\x7f"])
+def test_a_missing_or_insane_request_id_is_replaced_by_a_new_one(client: FlaskClient, given: str | None) -> None:
+    headers = {} if given is None else {"X-Request-ID": given}
+    first = client.get("/healthz", headers=headers).headers["X-Request-ID"]
+    second = client.get("/healthz", headers=headers).headers["X-Request-ID"]
+    assert first != given and len(first) == 32 and int(first, 16) >= 0
+    assert second != first
+
+
+def test_error_bodies_carry_the_request_id(client: FlaskClient) -> None:
+    response = client.get("/api/jobs/" + "0" * 21, headers={"X-Request-ID": "trace-404"})
+    assert response.status_code == 404
+    assert response.get_json()["error"]["request_id"] == "trace-404"
+    response = client.post("/api/jobs", json={"name": ""})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_a_request_refused_before_its_view_has_an_id_too(settings: Settings, redis_client: Any) -> None:
+    guarded = create_app({"TESTING": True, "SETTINGS": Settings(redis_url=settings.redis_url, auth="a:b")})
+    client = guarded.test_client()
+    response = client.get("/api/jobs", headers={"X-Request-ID": "who-are-you"})
+    assert response.status_code == 401
+    assert response.get_json()["error"]["request_id"] == "who-are-you" == response.headers["X-Request-ID"]
+    origin = {"Origin": "http://evil.example", "X-Request-ID": "csrf-1", **basic_auth("a:b")}
+    response = client.post("/api/queue/pause", headers=origin)
+    assert response.status_code == 403
+    assert response.get_json()["error"]["request_id"] == "csrf-1"
+
+
+def test_the_json_formatter_keeps_the_extra_fields_and_the_traceback() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("t", logging.ERROR, __file__, 1, "job %s failed", ("j1",), exc_info)
+    record.job_id = "j1"  # as `extra=` puts it
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "job j1 failed" and line["job_id"] == "j1" and line["level"] == "ERROR"
+    assert line["time"].endswith("Z") and "ValueError: boom" in line["exception"]
+
+
+# -- the start-up check, in-process -----------------------------------------------------------------------
+
+
+def test_a_safe_redis_has_no_risks(private_redis: RedisServer) -> None:
+    assert risks(private_redis.client()) == []  # appendonly yes, no maxmemory
+
+
+def test_a_redis_without_config_is_checked_as_far_as_it_can_be(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis", options=(*RISKY, "--rename-command", "CONFIG", "")).start()
+    try:
+        assert risks(server.client()) == []  # eviction and save points unknown: nothing said, nothing raised
+    finally:
+        server.stop()
+
+
+# -- gunicorn and the pool, JSON lines, a risky Redis -----------------------------------------------------
+
+
+class Risky:
+    """A Redis that evicts and persists nothing, gunicorn with two workers and a one-worker pool, logging JSON."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.redis_server = RedisServer(workdir / "redis", options=RISKY).start()
+        self.services: list[Service] = []
+        try:
+            env = {"JOBSTREAM_LOG_FORMAT": "json"}
+            self.pool = start_pool(self.redis_server.url, workdir / "logs", JOBSTREAM_CONCURRENCY="1", **env)
+            self.services.append(self.pool)
+            self.web, self.base = start_web(self.redis_server.url, workdir / "logs", WEB_CONCURRENCY="2", **env)
+            self.services.append(self.web)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+        self.redis_server.stop()
+
+
+@pytest.fixture(scope="module")
+def risky(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Risky]:
+    running = Risky(tmp_path_factory.mktemp("risky"))
+    yield running
+    running.stop()
+
+
+def json_lines(service: Service) -> list[dict[str, Any]]:
+    """Every line of a service's output, each parsed as JSON (a line that is not JSON fails the test)."""
+    return [json.loads(line) for line in service.output().splitlines() if line.strip()]
+
+
+def test_every_line_of_gunicorn_and_the_pool_is_json_with_requests_and_job_events(risky: Risky) -> None:
+    body = {"name": "logged", "type": "demo.sleep", "params": {"seconds": 0}}
+    status, data, headers = request(risky.base, "POST", "/api/jobs", body, {"X-Request-ID": "create-1"})
+    assert status == 201 and headers["X-Request-ID"] == "create-1"
+    job_id = data["job"]["id"]
+    request(risky.base, "GET", f"/api/jobs/{job_id}", headers={"X-Request-ID": "read-1"})
+
+    def events(service: Service, event: str) -> list[dict[str, Any]]:
+        return [line for line in json_lines(service) if line.get("event") == event and line["job_id"] == job_id]
+
+    wait_until(lambda: events(risky.pool, "ended"), JOB_SECONDS, "the job's end in the pool's log")
+    wait_until(
+        lambda: [line for line in json_lines(risky.web) if line.get("request_id") == "read-1"],
+        EVENT_SECONDS,
+        "the read's request line",
+    )
+    web = json_lines(risky.web)
+    assert {"time", "level", "logger", "pid", "message"} <= set(web[0])  # the master's first line too
+    (create_line,) = [line for line in web if line.get("request_id") == "create-1" and "method" in line]
+    assert create_line["method"] == "POST" and create_line["path"] == "/api/jobs" and create_line["status"] == 201
+    assert create_line["duration_ms"] >= 0 and create_line["logger"] == "jobstream.http"
+    (created,) = events(risky.web, "created")  # told by the web process that created it, with its request's id
+    assert created["job_type"] == "demo.sleep" and created["request_id"] == "create-1"
+    (started,) = events(risky.pool, "started")
+    (ended,) = events(risky.pool, "ended")
+    assert started["job_status"] == "active" and started["wait_seconds"] >= 0
+    assert ended["job_status"] == "completed" and ended["job_type"] == "demo.sleep" and ended["duration_seconds"] >= 0
+    assert not [line for line in web if line["logger"] == "gunicorn.access"]  # one line per request, not two
+
+
+def test_the_risky_redis_is_warned_about_once_by_the_server_and_once_by_the_pool(risky: Risky) -> None:
+    answered: set[int] = set()
+
+    def both_workers_answered() -> bool:  # then both have run post_worker_init, where the first one warns
+        answered.add(request(risky.base, "GET", "/api/stats")[1]["streams"]["pid"])
+        return len(answered) == 2
+
+    wait_until(both_workers_answered, START_SECONDS, "both web workers to answer")
+    for service in (risky.web, risky.pool):
+        warnings = [line for line in json_lines(service) if line["logger"] == "jobstream.redis"]
+        assert [w["level"] for w in warnings] == ["WARNING", "WARNING"], service.name
+        evicts, volatile = (w["message"] for w in warnings)
+        assert "maxmemory-policy allkeys-lru" in evicts and "noeviction" in evicts
+        assert "persistence off" in volatile and "appendonly yes" in volatile
