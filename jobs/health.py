@@ -44,7 +44,7 @@ def warn_about(client: redis.Redis) -> list[str]:
         logger.warning("could not check Redis's eviction and persistence settings: %s", exc)
         return []
     for risk in found:
-        logger.warning("WARNING: %s (%s)", risk, ADVICE, extra={"redis_risk": risk})
+        logger.warning("%s (%s)", risk, ADVICE, extra={"redis_risk": risk})
     return found
 
 
