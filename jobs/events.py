@@ -21,6 +21,8 @@ JOB_UPDATE = "job-update"
 JOB_REMOVED = "job-removed"
 RESET = "reset"
 
+BEGINNING = "0-0"  # the id before every event: where a client that has seen none starts
+BEGINNING_KEY = (0, 0)
 REPLAY_CHUNK = 500  # events read from the replay stream per XRANGE
 RETRY_FRAME = b"retry: 3000\n\n"
 PING_FRAME = b": ping\n\n"
@@ -103,23 +105,26 @@ class Event:
 
 
 def missed(client: redis.Redis, last_event_id: str) -> list[Event] | None:
-    """Every event after `last_event_id`, in order; None when some of them are no longer in the replay stream
-    (or the id is not one of ours): the client must start over from a fresh list."""
+    """Every event after `last_event_id`, in order; None when the replay stream no longer holds that event:
+    trimmed away with older ones, lost with its job in a failover (the client saw it on the old primary), or
+    never one of ours. The client must then start over from a fresh list."""
     try:
         after = id_key(last_event_id)
     except ValueError:
         return None
-    oldest = client.xrange(EVENTS_KEY, count=1)
-    if not oldest or id_key(text(oldest[0][0])) > after:
-        return None
-    events: list[Event] = []
-    start = f"({after[0]}-{after[1]}"
-    while True:
-        entries = client.xrange(EVENTS_KEY, min=start, count=REPLAY_CHUNK) or []
+    if after == BEGINNING_KEY:  # a client that has seen no event, when there was none: every event is new to it
+        entries = client.xrange(EVENTS_KEY, count=REPLAY_CHUNK) or []
+        first = 0
+    else:  # from the client's own event on (inclusive): it must still be there, or what followed may be gone too
+        entries = client.xrange(EVENTS_KEY, min=f"{after[0]}-{after[1]}", count=REPLAY_CHUNK) or []
+        if not entries or id_key(text(entries[0][0])) != after:
+            return None
+        first = 1
+    events = [Event.from_entry(entry_id, fields) for entry_id, fields in entries[first:]]
+    while len(entries) == REPLAY_CHUNK:
+        entries = client.xrange(EVENTS_KEY, min=f"({text(entries[-1][0])}", count=REPLAY_CHUNK) or []
         events.extend(Event.from_entry(entry_id, fields) for entry_id, fields in entries)
-        if len(entries) < REPLAY_CHUNK:
-            return events
-        start = f"({events[-1].id}"
+    return events
 
 
 def newest_id(client: redis.Redis) -> str | None:

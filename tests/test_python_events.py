@@ -216,6 +216,26 @@ def test_events_without_an_id_start_with_what_happens_next(jobs_in_process: Jobs
     assert first.job is not None and first.job.action == "after"
 
 
+def test_events_on_a_redis_that_never_had_one_start_with_the_first_not_a_reset(
+    jobs_in_process: Jobs, follow: Follow
+) -> None:
+    events = follow(jobs_in_process)  # the replay stream is empty: nothing happened yet
+    created: list[Job] = []
+
+    def publish() -> None:  # events() subscribes at its first next(): the first job comes once it has
+        wait_until(lambda: jobs_in_process.redis.pubsub_numpat() > 0, EVENT_SECONDS)
+        created.append(jobs_in_process.enqueue("demo.sleep", name="the first", params=SLEEP))
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    try:
+        with within(EVENT_SECONDS, "an event"):
+            first = next(events)
+    finally:
+        publisher.join()
+    assert first.type == "job-update" and first.job is not None and first.job.id == created[0].id
+
+
 # -- reset -------------------------------------------------------------------------------------------------
 
 
