@@ -4,10 +4,12 @@ lose jobs by itself (once per server, once per pool)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,33 +98,27 @@ def test_a_redis_without_config_is_checked_as_far_as_it_can_be(tmp_path: Path) -
 # -- gunicorn and the pool, JSON lines, a risky Redis -----------------------------------------------------
 
 
+@dataclass
 class Risky:
     """A Redis that evicts and persists nothing, gunicorn with two workers and a one-worker pool, logging JSON."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.redis_server = RedisServer(workdir / "redis", options=RISKY).start()
-        self.services: list[Service] = []
-        try:
-            env = {"JOBSTREAM_LOG_FORMAT": "json"}
-            self.pool = start_pool(self.redis_server.url, workdir / "logs", JOBSTREAM_CONCURRENCY="1", **env)
-            self.services.append(self.pool)
-            self.web, self.base = start_web(self.redis_server.url, workdir / "logs", WEB_CONCURRENCY="2", **env)
-            self.services.append(self.web)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        for service in reversed(self.services):
-            service.stop()
-        self.redis_server.stop()
+    pool: Service
+    web: Service
+    base: str
 
 
 @pytest.fixture(scope="module")
 def risky(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Risky]:
-    running = Risky(tmp_path_factory.mktemp("risky"))
-    yield running
-    running.stop()
+    workdir = tmp_path_factory.mktemp("risky")
+    env = {"JOBSTREAM_LOG_FORMAT": "json"}
+    with contextlib.ExitStack() as started:  # stops what started, in reverse, even when a later start fails
+        redis_server = RedisServer(workdir / "redis", options=RISKY).start()
+        started.callback(redis_server.stop)
+        pool = start_pool(redis_server.url, workdir / "logs", JOBSTREAM_CONCURRENCY="1", **env)
+        started.callback(pool.stop)
+        web, base = start_web(redis_server.url, workdir / "logs", WEB_CONCURRENCY="2", **env)
+        started.callback(web.stop)
+        yield Risky(pool, web, base)
 
 
 def json_lines(service: Service) -> list[dict[str, Any]]:

@@ -3,16 +3,20 @@ writing to one PROMETHEUS_MULTIPROC_DIR, scraped through either web process; and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import psutil
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,42 +35,19 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 POOL_WORKERS = 3
 
 
+@dataclass
 class Metered:
     """Redis, a pool and gunicorn with WEB_CONCURRENCY=2, all writing their series to one directory."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.metrics_dir = workdir / "metrics"
-        self.metrics_dir.mkdir(parents=True)
-        self.redis_server = RedisServer(workdir / "redis").start()
-        self.redis = self.redis_server.client()
-        self.services: list[Service] = []
-        env = {"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)}
-        try:
-            logs = workdir / "logs"
-            self.pool = self._add(
-                start_pool(self.redis_server.url, logs, JOBSTREAM_CONCURRENCY=str(POOL_WORKERS), **env)
-            )
-            self.web, self.base = start_web(
-                self.redis_server.url,
-                logs,
-                WEB_CONCURRENCY="2",
-                JOBSTREAM_HEARTBEAT_SECONDS="1",
-                JOBSTREAM_STREAM_WRITE_TIMEOUT="2",
-                **env,
-            )
-            self._add(self.web)
-        except BaseException:
-            self.stop()
-            raise
+    metrics_dir: Path
+    redis_server: RedisServer
+    pool: Service
+    web: Service
+    base: str
 
-    def _add(self, service: Service) -> Service:
-        self.services.append(service)
-        return service
-
-    def stop(self) -> None:
-        for service in reversed(self.services):
-            service.stop()
-        self.redis_server.stop()
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return self.redis_server.client()
 
     def web_workers(self) -> list[int]:
         """The pids of gunicorn's worker processes (its master's children)."""
@@ -75,9 +56,25 @@ class Metered:
 
 @pytest.fixture(scope="module")
 def metered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Metered]:
-    running = Metered(tmp_path_factory.mktemp("metered"))
-    yield running
-    running.stop()
+    workdir = tmp_path_factory.mktemp("metered")
+    metrics_dir, logs = workdir / "metrics", workdir / "logs"
+    metrics_dir.mkdir()
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    with contextlib.ExitStack() as started:  # stops what started, in reverse, even when a later start fails
+        redis_server = RedisServer(workdir / "redis").start()
+        started.callback(redis_server.stop)
+        pool = start_pool(redis_server.url, logs, JOBSTREAM_CONCURRENCY=str(POOL_WORKERS), **env)
+        started.callback(pool.stop)
+        web, base = start_web(
+            redis_server.url,
+            logs,
+            WEB_CONCURRENCY="2",
+            JOBSTREAM_HEARTBEAT_SECONDS="1",
+            JOBSTREAM_STREAM_WRITE_TIMEOUT="2",
+            **env,
+        )
+        started.callback(web.stop)
+        yield Metered(metrics_dir, redis_server, pool, web, base)
 
 
 def scrape(base: str) -> Samples:
