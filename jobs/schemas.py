@@ -8,12 +8,15 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
 from jobs.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, Backoff
+from jobs.events import JOB_REMOVED, JOB_UPDATE, RESET
 from jobs.model import ENDED, PRIORITIES, STATUSES
 from jobs.registry import MAX_TIMEOUT_SECONDS
 
 MAX_DELAY_AHEAD = 365 * 24 * 3600  # how far ahead a job may be scheduled: a year
 JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"
 JOB_ID = validate.Regexp(JOB_ID_PATTERN, error="not a job id")
+# One character that str.strip() keeps (re's \s is str.isspace); in the OpenAPI document, a pattern too.
+NOT_BLANK = validate.Regexp(r"[\s\S]*\S", error="must not be blank")
 
 
 class BackoffSchema(Schema):
@@ -35,7 +38,7 @@ class BackoffSchema(Schema):
 
 
 class JobCreateSchema(Schema):
-    name = fields.String(required=True, validate=validate.Length(1, 200))
+    name = fields.String(required=True, validate=[validate.Length(1, 200), NOT_BLANK])
     type = fields.String(load_default="demo.web_agent", validate=validate.Length(1, 100))
     params = fields.Dict(keys=fields.String(), load_default=dict)
     timeout_seconds = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_TIMEOUT_SECONDS))
@@ -44,11 +47,6 @@ class JobCreateSchema(Schema):
     run_at = fields.AwareDateTime(load_default=None, format="iso")
     max_attempts = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_ATTEMPTS))
     backoff = fields.Nested(BackoffSchema, load_default=None)
-
-    @validates("name")
-    def validate_name(self, value: str, **_: Any) -> None:
-        if not value.strip():
-            raise ValidationError("must not be blank")
 
     @validates("run_at")
     def validate_run_at(self, value: datetime | None, **_: Any) -> None:
@@ -86,6 +84,14 @@ class JobQuerySchema(Schema):
 class StreamQuerySchema(Schema):
     job = fields.String(load_default=None, validate=JOB_ID)
     last_event_id = fields.String(load_default=None, validate=validate.Length(1, 64))
+
+
+class StreamEventSchema(Schema):
+    """One event of the live stream as an SSE client parses it (`retry:` and `: ping` are not events)."""
+
+    id = fields.String()
+    event = fields.String(required=True, validate=validate.OneOf((JOB_UPDATE, JOB_REMOVED, RESET)))
+    data = fields.String(required=True)  # the event's JSON
 
 
 class CancelManySchema(Schema):

@@ -15,7 +15,7 @@ def test_openapi_lists_every_route_and_method(app: Flask, client: FlaskClient) -
     assert document["openapi"].startswith("3.")
     described = {(path, method.upper()) for path, ops in document["paths"].items() for method in ops}
     served = {
-        (re.sub(r"<(\w+)>", r"{\1}", rule.rule), method)
+        (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule), method)
         for rule in app.url_map.iter_rules()
         if rule.rule.startswith(("/api/", "/healthz"))
         for method in rule.methods - {"HEAD", "OPTIONS"}

@@ -12,12 +12,14 @@ import redis
 from flask import Flask, Response, abort, current_app, jsonify, render_template, request, url_for
 from marshmallow import Schema
 from redis import Redis
+from werkzeug.routing import BaseConverter
 
 from jobs import schemas
 from jobs.client import Jobs
 from jobs.config import Settings
 from jobs.metrics import CONTENT_TYPE, exposition
 from jobs.model import ACTIVE
+from jobs.registry import describe_types
 from jobs.store import JobStore
 from jobs.stream import ProcessFanout, RequestFanout, StreamHandle, StreamRegistry, stream
 from web.errors import error
@@ -199,7 +201,14 @@ def _socket_closer(sock: socket.socket | None) -> Callable[[int], None]:
     return close
 
 
+class JobIdConverter(BaseConverter):
+    """<job_id:...> matches job ids only, so /api/jobs/cancel is never the job "cancel" (nor its Allow that)."""
+
+    regex = schemas.JOB_ID_PATTERN.removeprefix("^").removesuffix("$")
+
+
 S = schemas
+JOB_LINKS = ("get_job", "cancel_job", "retry_job", "delete_job")  # what may follow an answer with a job in it
 ROUTES = [
     Route("/", "GET", index, "The dashboard", {200: "text/html"}),
     Route("/jobs/<job_id>", "GET", index, "The dashboard, on one job's detail", {200: "text/html"}),
@@ -212,12 +221,19 @@ ROUTES = [
         "Create a job; with an Idempotency-Key used in the last 24 h, the job that key created (200)",
         {201: S.JobEnvelopeSchema, 200: S.JobEnvelopeSchema},
         body=S.JobCreateSchema,
+        typed_body=True,
         headers=S.IdempotencyKeySchema,
         errors=(409,),
+        links=JOB_LINKS,
     ),
     Route("/api/jobs", "GET", list_jobs, "List jobs, newest first", {200: S.JobPageSchema}, query=S.JobQuerySchema),
     Route(
-        "/api/jobs/stream", "GET", job_stream, "The live stream", {200: "text/event-stream"}, query=S.StreamQuerySchema
+        "/api/jobs/stream",
+        "GET",
+        job_stream,
+        "The live stream",
+        {200: ("text/event-stream", S.StreamEventSchema)},
+        query=S.StreamQuerySchema,
     ),
     Route(
         "/api/jobs/cancel",
@@ -228,25 +244,39 @@ ROUTES = [
         body=S.CancelManySchema,
     ),
     Route("/api/jobs/clean", "POST", clean_jobs, "Delete ended jobs", {200: S.CleanResultSchema}, body=S.CleanSchema),
-    Route("/api/jobs/<job_id>", "GET", get_job, "A job with its logs", {200: S.JobDetailEnvelopeSchema}, errors=(404,)),
     Route(
-        "/api/jobs/<job_id>", "DELETE", delete_job, "Delete a job that is not active", {204: None}, errors=(404, 409)
+        "/api/jobs/<job_id:job_id>",
+        "GET",
+        get_job,
+        "A job with its logs",
+        {200: S.JobDetailEnvelopeSchema},
+        errors=(404,),
     ),
     Route(
-        "/api/jobs/<job_id>/cancel",
+        "/api/jobs/<job_id:job_id>",
+        "DELETE",
+        delete_job,
+        "Delete a job that is not active",
+        {204: None},
+        errors=(404, 409),
+    ),
+    Route(
+        "/api/jobs/<job_id:job_id>/cancel",
         "POST",
         cancel_job,
         "Cancel (pending: at once; active: stopped by its worker)",
         {200: S.JobEnvelopeSchema, 202: S.JobEnvelopeSchema},
         errors=(404, 409),
+        links=JOB_LINKS,
     ),
     Route(
-        "/api/jobs/<job_id>/retry",
+        "/api/jobs/<job_id:job_id>/retry",
         "POST",
         retry_job,
         "Run a failed or canceled job again",
         {202: S.JobEnvelopeSchema},
         errors=(404, 409),
+        links=JOB_LINKS,
     ),
     Route("/api/job-types", "GET", list_job_types, "Registered job types", {200: S.JobTypesSchema}),
     Route("/api/stats", "GET", get_stats, "Counts, workers, paused?, throughput, open streams", {200: S.StatsSchema}),
@@ -258,7 +288,9 @@ ROUTES = [
 
 def register_routes(app: Flask) -> None:
     """Serve ROUTES and keep their description (the document of this very table)."""
+    app.url_map.converters["job_id"] = JobIdConverter
     for route in ROUTES:
         app.add_url_rule(route.rule, route.view.__name__, route.view, methods=[route.method])
     described = [r for r in ROUTES if r.rule.startswith(("/api/", "/healthz"))]
-    app.extensions["openapi"] = document(described, auth=app.extensions[EXTENSION].settings.auth is not None)
+    auth = app.extensions[EXTENSION].settings.auth is not None
+    app.extensions["openapi"] = document(described, auth, describe_types())

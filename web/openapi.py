@@ -24,6 +24,14 @@ ERROR_DESCRIPTIONS = {
     503: "Redis is unavailable",
 }
 PATH_PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
+# JobCreateSchema's "delay_seconds or run_at, not both", which a field's schema cannot say
+ONE_START = {
+    "not": {
+        "required": ["delay_seconds", "run_at"],
+        "properties": {"delay_seconds": {"type": "number"}, "run_at": {"type": "string"}},
+    }
+}
+Kind = type[Schema] | str | tuple[str, type[Schema]] | None  # a schema, a media type (with its schema), no body
 
 
 @dataclass(frozen=True)
@@ -34,18 +42,20 @@ class Route:
     method: str
     view: Callable[..., Any]
     summary: str
-    responses: dict[int, type[Schema] | str | None]  # a schema, a media type of its own, or no body
+    responses: dict[int, Kind]
     query: type[Schema] | None = None
     body: type[Schema] | None = None
+    typed_body: bool = False  # the body names a job type, whose own schema loads its `params`
     headers: type[Schema] | None = None
     errors: tuple[int, ...] = field(default=())
+    links: tuple[str, ...] = ()  # operationIds that take the answered job's id as their job_id (stateful tests)
 
     @property
     def path(self) -> str:
         """The rule in OpenAPI's notation: /api/jobs/{job_id}."""
         return PATH_PARAMETER.sub(r"{\1}", self.rule)
 
-    def operation(self) -> dict[str, Any]:
+    def operation(self, job_types: list[dict[str, Any]]) -> dict[str, Any]:
         """The OpenAPI operation; apispec expands the schemas into parameters and components."""
         errors = set(self.errors) | {503}
         if self.body is not None:
@@ -53,6 +63,12 @@ class Route:
         if self.query is not None:
             errors.add(422)
         responses: dict[str, Any] = {str(code): _response(kind) for code, kind in self.responses.items()}
+        for code in self.responses:
+            if self.links and 200 <= code < 300:
+                responses[str(code)]["links"] = {
+                    operation_id: {"operationId": operation_id, "parameters": {"job_id": "$response.body#/job/id"}}
+                    for operation_id in self.links
+                }
         for code in sorted(errors):
             responses[str(code)] = {"description": ERROR_DESCRIPTIONS[code], **_content(schemas.ErrorSchema)}
         operation: dict[str, Any] = {"summary": self.summary, "operationId": self.view.__name__, "responses": responses}
@@ -68,35 +84,67 @@ class Route:
         if parameters:
             operation["parameters"] = parameters
         if self.body is not None:
-            operation["requestBody"] = {"required": True, **_content(self.body)}
+            body = _by_type(self.body, job_types) if self.typed_body else self.body
+            operation["requestBody"] = {"required": True, **_content(body)}
         return operation
 
 
-def document(routes: Iterable[Route], auth: bool) -> dict[str, Any]:
-    """The whole document; with `auth`, every operation may answer 401 and names basic auth."""
+def document(routes: Iterable[Route], auth: bool, job_types: list[dict[str, Any]]) -> dict[str, Any]:
+    """The whole document; with `auth`, every operation may answer 401 and names basic auth. `job_types`
+    (registry.describe_types()) are the types a create may name, each with its params' schema."""
     spec = APISpec("jobstream", "1.0.0", "3.0.3", plugins=[MarshmallowPlugin()])
     if auth:
         spec.components.security_scheme("basic", {"type": "http", "scheme": "basic"})
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        operation = route.operation()
+        operation = route.operation(job_types)
         if auth and route.rule != "/healthz":
             operation["security"] = [{"basic": []}]
             operation["responses"]["401"] = {"description": ERROR_DESCRIPTIONS[401], **_content(schemas.ErrorSchema)}
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     for path, operations in paths.items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    return _null_only(spec.to_dict())
 
 
-def _response(kind: type[Schema] | str | None) -> dict[str, Any]:
+def _null_only(node: Any) -> Any:
+    """apispec writes a nullable nested schema as anyOf [its $ref, {"type": "object", "nullable": true}], and
+    that second branch allows any object at all; make it allow null alone."""
+    if isinstance(node, list):
+        return [_null_only(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if node == {"type": "object", "nullable": True}:
+        return {**node, "enum": [None]}
+    return {key: _null_only(value) for key, value in node.items()}
+
+
+def _by_type(body: type[Schema], job_types: list[dict[str, Any]]) -> dict[str, Any]:
+    """`body` once per registered type: its `type` that type's name (optional for the default type), its
+    `params` that type's params schema; so the document allows exactly the params that the server loads."""
+    default = body().fields["type"].load_default
+    variants = []
+    for job_type in job_types:
+        narrowed: dict[str, Any] = {
+            "properties": {"type": {"enum": [job_type["name"]]}, "params": job_type["params_schema"]}
+        }
+        if job_type["name"] != default:
+            narrowed["required"] = ["type"]
+        variants.append({"allOf": [body, {**narrowed, **ONE_START}]})
+    return {"oneOf": variants}
+
+
+def _response(kind: Kind) -> dict[str, Any]:
     if kind is None:
         return {"description": "no content"}
+    if isinstance(kind, tuple):  # a media type with a schema: for an event stream, each event's
+        media_type, schema = kind
+        return {"description": schema.__doc__ or media_type, "content": {media_type: {"schema": schema}}}
     if isinstance(kind, str):  # a media type: JSON of no fixed shape, or text
         shape = "object" if kind == "application/json" else "string"
         return {"description": kind, "content": {kind: {"schema": {"type": shape}}}}
     return {"description": kind.__doc__ or kind.__name__.removesuffix("Schema"), **_content(kind)}
 
 
-def _content(schema: type[Schema]) -> dict[str, Any]:
+def _content(schema: type[Schema] | dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}

@@ -1,0 +1,61 @@
+"""What the create body's schema cannot say, taught to schemathesis (SCHEMATHESIS_HOOKS=tests.schemathesis_hooks).
+
+JSON Schema has no "now": `run_at` must lie between now and a year ahead. Nor can it compare two fields: a
+backoff's `max_delay_seconds` (default 3600) must not be less than its `delay_seconds` (default 1). The server
+refuses both with a 422 (tests/test_bad_input.py). So each generated create is moved into those bounds, in a
+way that keeps a negative case negative: only a well-formed date is moved, and the two delays are swapped or
+matched, which leaves a value out of range out of range.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import schemathesis
+
+from jobs.attempts import Backoff
+
+SOON = timedelta(hours=1)
+DEFAULTS = Backoff()
+
+
+@schemathesis.hook
+def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
+    if case.method.upper() == "POST" and case.path == "/api/jobs" and isinstance(case.body, dict):
+        case.body = within_bounds(case.body)
+    return case
+
+
+def within_bounds(body: dict[str, Any]) -> dict[str, Any]:
+    body = dict(body)
+    if _is_date(body.get("run_at")):
+        body["run_at"] = (datetime.now(UTC) + SOON).isoformat().replace("+00:00", "Z")
+    backoff = body.get("backoff")
+    if isinstance(backoff, dict):
+        body["backoff"] = _ordered(dict(backoff))
+    return body
+
+
+def _is_date(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _ordered(backoff: dict[str, Any]) -> dict[str, Any]:
+    delay, most = backoff.get("delay_seconds"), backoff.get("max_delay_seconds")
+    if _number(delay) and _number(most) and most < delay:
+        backoff["delay_seconds"], backoff["max_delay_seconds"] = most, delay
+    elif _number(delay) and "max_delay_seconds" not in backoff and delay > DEFAULTS.max_delay_seconds:
+        backoff["max_delay_seconds"] = delay
+    elif _number(most) and "delay_seconds" not in backoff and most < DEFAULTS.delay_seconds:
+        backoff["delay_seconds"] = most
+    return backoff
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
