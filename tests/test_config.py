@@ -26,13 +26,20 @@ def test_every_variable_is_read() -> None:
         "JOBSTREAM_HEARTBEAT_SECONDS": "7",
         "JOBSTREAM_REPLAY_EVENTS": "500",
         "JOBSTREAM_FANOUT": "process",
-        "JOBSTREAM_AUTH": "me:secret",
+        "JOBSTREAM_AUTH": "me:secret,you:other",
+        "JOBSTREAM_VIEWER_AUTH": "eye:only",
+        "JOBSTREAM_ALLOWED_ORIGINS": " https://dash.example.com/ , http://127.0.0.1:9000",
+        "JOBSTREAM_LOG_FORMAT": "json",
         "JOBSTREAM_STREAM_QUEUE_EVENTS": "100",
         "JOBSTREAM_STREAM_WRITE_TIMEOUT": "4",
         "JOBSTREAM_STREAM_CONNECTIONS": "50",
         "JOBSTREAM_SHUTDOWN_GRACE_SECONDS": "0",
         "JOBSTREAM_MAX_JOBS_PER_WORKER": "0",
         "JOBSTREAM_JOB_MODULES": " mypkg.jobs , other ",
+        "JOBSTREAM_KEEP_COMPLETED_SECONDS": "60",
+        "JOBSTREAM_KEEP_FAILED_SECONDS": "0",
+        "JOBSTREAM_KEEP_CANCELED_SECONDS": "3600",
+        "JOBSTREAM_KEEP_ENDED_MAX": "500",
     }
     assert Settings.from_env(env) == Settings(
         redis_url="redis://example:6380/2",
@@ -41,13 +48,20 @@ def test_every_variable_is_read() -> None:
         heartbeat_seconds=7,
         replay_events=500,
         fanout="process",
-        auth="me:secret",
+        auth="me:secret,you:other",
+        viewer_auth="eye:only",
+        allowed_origins=("https://dash.example.com", "http://127.0.0.1:9000"),
+        log_format="json",
         stream_queue_events=100,
         stream_write_timeout=4,
         stream_connections=50,
         shutdown_grace_seconds=0,
         max_jobs_per_worker=0,
         job_modules=("mypkg.jobs", "other"),
+        keep_completed_seconds=60,
+        keep_failed_seconds=0,
+        keep_canceled_seconds=3600,
+        keep_ended_max=500,
     )
 
 
@@ -59,6 +73,19 @@ def test_every_variable_is_read() -> None:
         ("JOBSTREAM_HEARTBEAT_SECONDS", "0", "between 1 and 3600"),
         ("JOBSTREAM_FANOUT", "thread", "must be one of request, process"),
         ("JOBSTREAM_AUTH", "nopassword", "user:password"),
+        ("JOBSTREAM_AUTH", "me:secret,:nouser", "user:password"),
+        ("JOBSTREAM_AUTH", "me:secret,,you:x", "user:password"),
+        ("JOBSTREAM_VIEWER_AUTH", "viewer", "user:password"),
+        ("JOBSTREAM_VIEWER_AUTH", "eye:", "user:password"),
+        ("JOBSTREAM_ALLOWED_ORIGINS", "dash.example.com", "origins like https://host[:port]"),
+        ("JOBSTREAM_ALLOWED_ORIGINS", "https://dash.example.com/app", "origins like https://host[:port]"),
+        ("JOBSTREAM_ALLOWED_ORIGINS", "ftp://dash.example.com", "origins like https://host[:port]"),
+        ("JOBSTREAM_ALLOWED_ORIGINS", "*", "origins like https://host[:port]"),
+        ("JOBSTREAM_LOG_FORMAT", "xml", "must be one of text, json"),
+        ("JOBSTREAM_KEEP_COMPLETED_SECONDS", "-1", "between 0 and 315360000"),
+        ("JOBSTREAM_KEEP_FAILED_SECONDS", "a month", "must be an integer"),
+        ("JOBSTREAM_KEEP_CANCELED_SECONDS", "315360001", "between 0 and 315360000"),
+        ("JOBSTREAM_KEEP_ENDED_MAX", "-5", "between 0 and 100000000"),
         ("JOBSTREAM_MAX_JOBS_PER_WORKER", "-1", "between 0 and 10000000"),
         ("JOBSTREAM_JOB_MODULES", "my-jobs", "dotted module names"),
         ("JOBSTREAM_JOB_MODULES", "pkg..jobs", "dotted module names"),
@@ -68,6 +95,19 @@ def test_unusable_values_are_refused_by_name(name: str, value: str, message: str
     with pytest.raises(ConfigError, match=name) as refused:
         Settings.from_env({name: value})
     assert message in str(refused.value)
+
+
+def test_credentials_give_each_user_a_role() -> None:
+    settings = Settings.from_env({"JOBSTREAM_AUTH": "alice:a1, bob:b:2", "JOBSTREAM_VIEWER_AUTH": "eve:e"})
+
+    assert settings.credentials() == [("alice", "a1", "admin"), ("bob", "b:2", "admin"), ("eve", "e", "viewer")]
+
+
+def test_retention_defaults_per_status() -> None:
+    settings = Settings.from_env({})
+
+    assert [settings.keep_seconds(s) for s in ("completed", "failed", "canceled")] == [7 * 86400, 30 * 86400, 7 * 86400]
+    assert settings.keep_ended_max == 100_000
 
 
 def test_job_modules_that_cannot_be_imported_are_refused() -> None:
