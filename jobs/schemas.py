@@ -19,13 +19,29 @@ JOB_ID = validate.Regexp(JOB_ID_PATTERN, error="not a job id")
 NOT_BLANK = validate.Regexp(r"[\s\S]*\S", error="must not be blank")
 
 
+class JsonNumber(fields.Float):
+    """A JSON number: "1.5", a string, is refused, as the document's `type: number` says (Float would parse it)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, str):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class JsonBoolean(fields.Boolean):
+    """true or false, as the document's `type: boolean` says (Boolean would take "yes", "on", 1)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class BackoffSchema(Schema):
     type = fields.String(load_default="exponential", validate=validate.OneOf(BACKOFF_TYPES))
-    delay_seconds = fields.Float(load_default=1.0, validate=validate.Range(0, MAX_DELAY_SECONDS), allow_nan=False)
-    max_delay_seconds = fields.Float(
-        load_default=3600.0, validate=validate.Range(0, MAX_DELAY_SECONDS), allow_nan=False
-    )
-    jitter = fields.Boolean(load_default=False)
+    delay_seconds = JsonNumber(load_default=1.0, validate=validate.Range(0, MAX_DELAY_SECONDS), allow_nan=False)
+    max_delay_seconds = JsonNumber(load_default=3600.0, validate=validate.Range(0, MAX_DELAY_SECONDS), allow_nan=False)
+    jitter = JsonBoolean(load_default=False)
 
     @validates_schema
     def validate_bounds(self, data: dict[str, Any], **_: Any) -> None:
@@ -43,7 +59,7 @@ class JobCreateSchema(Schema):
     params = fields.Dict(keys=fields.String(), load_default=dict)
     timeout_seconds = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_TIMEOUT_SECONDS))
     priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
-    delay_seconds = fields.Float(load_default=None, validate=validate.Range(0, MAX_DELAY_AHEAD), allow_nan=False)
+    delay_seconds = JsonNumber(load_default=None, validate=validate.Range(0, MAX_DELAY_AHEAD), allow_nan=False)
     run_at = fields.AwareDateTime(load_default=None, format="iso")
     max_attempts = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_ATTEMPTS))
     backoff = fields.Nested(BackoffSchema, load_default=None)

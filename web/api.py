@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Callable
@@ -61,6 +62,10 @@ def json_object() -> dict[str, Any]:
         abort(400, "the body is not valid JSON")
     if not isinstance(body, dict):
         abort(400, "the body must be a JSON object")
+    try:  # "\ud800" alone is JSON's syntax but no text: Redis (UTF-8) could not store it
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        abort(400, "the body holds an unpaired UTF-16 surrogate (\\ud800-\\udfff), which is not text")
     return body
 
 
