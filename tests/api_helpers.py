@@ -78,6 +78,12 @@ def error_details(response: TestResponse, status: int, code: str) -> dict[str, A
     return body["error"]["details"]
 
 
+def redis_state(client: redis.Redis) -> dict[bytes, tuple[bytes, bytes | None, bool]]:
+    """Every key of the Redis: its type, its DUMP (each type serialized exactly, a stream's entries and last id
+    included) and whether it expires, not how soon: that changes by itself between two reads."""
+    return {key: (client.type(key), client.dump(key), client.pttl(key) >= 0) for key in client.scan_iter(count=1000)}
+
+
 def basic_auth(credentials: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()}
 

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from app import create_app
 from jobs.config import Settings
 from scripts.harness import RedisServer
-from tests.api_helpers import UNKNOWN_ID, create, error_details, job_in
+from tests.api_helpers import UNKNOWN_ID, create, error_details, job_in, redis_state
 
 JSON = "application/json"
 USED_KEY = "used-key-1"
@@ -274,11 +274,6 @@ TABLE: dict[str, Bad] = {
     "put-openapi": wrong_method("PUT", "/api/openapi.json", "GET"),
     "post-healthz": wrong_method("POST", "/healthz", "GET"),
 }
-
-
-def redis_state(client: redis.Redis) -> dict[bytes, tuple[bytes, bytes | None, bool]]:
-    """Every key: its type, its DUMP, and whether it expires (not how soon: that changes by itself)."""
-    return {key: (client.type(key), client.dump(key), client.pttl(key) >= 0) for key in client.scan_iter(count=1000)}
 
 
 @dataclasses.dataclass(frozen=True)
