@@ -2,16 +2,20 @@
 
 const settings = document.body.dataset;
 export const urls = {
+  home: settings.homeUrl,
   jobs: settings.jobsUrl,
   stream: settings.streamUrl,
   types: settings.typesUrl,
   stats: settings.statsUrl,
   pause: settings.pauseUrl,
   resume: settings.resumeUrl,
+  cancelMany: settings.cancelUrl,
+  clean: settings.cleanUrl,
 };
 const pageSize = Number(settings.pageSize);
 
 const notice = document.getElementById("notice");
+const report = document.getElementById("report");
 
 /** An answer other than 2xx, carrying the server's {error: {code, message, details}}. */
 export class ApiError extends Error {
@@ -40,20 +44,26 @@ export function isAbort(err) {
   return err?.name === "AbortError";
 }
 
+export function post(url, body) {
+  return api(url, { method: "POST", body: body === undefined ? undefined : JSON.stringify(body) });
+}
+
 export function jobUrl(id, action = "") {
   const url = `${urls.jobs}/${encodeURIComponent(id)}`;
   return action ? `${url}/${action}` : url;
 }
 
-export function listUrl(status, cursor) {
+/** The page of the list that `view` ({status, q}) shows, from `cursor` on. */
+export function listUrl(view, cursor) {
   const params = new URLSearchParams({ limit: String(pageSize) });
-  if (status) params.set("status", status);
+  if (view.status) params.set("status", view.status);
+  if (view.q) params.set("q", view.q);
   if (cursor) params.set("cursor", cursor);
   return `${urls.jobs}?${params}`;
 }
 
 /** Show what went wrong with the last thing the user asked for; an aborted request is no failure. */
-export function report(err) {
+export function showProblem(err) {
   if (isAbort(err)) return;
   notice.textContent = err.message;
   notice.hidden = false;
@@ -62,4 +72,21 @@ export function report(err) {
 export function clearNotice() {
   notice.hidden = true;
   notice.textContent = "";
+}
+
+/** Say what a user's action did, in the polite live region above the list: a line, and details under it. */
+export function announce(line, details = []) {
+  const summary = document.createElement("p");
+  summary.textContent = line;
+  const parts = [summary];
+  if (details.length) {
+    const list = document.createElement("ul");
+    for (const text of details) {
+      const item = document.createElement("li");
+      item.textContent = text;
+      list.append(item);
+    }
+    parts.push(list);
+  }
+  report.replaceChildren(...parts);
 }

@@ -1,41 +1,35 @@
-// The counts per status: drawn from each list page, refreshed after events; a click filters the list.
-import { api, urls } from "./api.js";
+// The counts per status, as buttons that filter the list. The counts come from the list's pages and from
+// the stream's events (each event that changes a status carries them): the page never asks for them.
 import { state } from "./state.js";
 
-const COUNTS_DELAY_MS = 500; // one refresh for a burst of events
 const nav = document.getElementById("counts");
+const cells = new Map([...nav.querySelectorAll("[data-count]")].map((cell) => [cell.dataset.count, cell]));
 
-export function showCounts(counts) {
+/** Draw state.counts (at most once per frame: the list's flush calls this). */
+export function drawCounts() {
+  state.countsDrawn = true;
+  if (!state.counts) return;
   let all = 0;
-  for (const [status, n] of Object.entries(counts)) {
-    const cell = nav.querySelector(`[data-count="${status}"]`);
-    if (cell) cell.textContent = String(n);
+  for (const [status, n] of Object.entries(state.counts)) {
+    const cell = cells.get(status);
+    if (cell && cell.textContent !== String(n)) cell.textContent = String(n);
     all += n;
   }
-  nav.querySelector('[data-count="all"]').textContent = String(all);
+  const total = cells.get("all");
+  if (total.textContent !== String(all)) total.textContent = String(all);
 }
 
-/** Re-read the counts soon (events do not carry them yet). */
-export function scheduleCounts() {
-  if (state.countsTimer) return;
-  state.countsTimer = setTimeout(refreshCounts, COUNTS_DELAY_MS);
-}
-
-async function refreshCounts() {
-  try {
-    showCounts((await api(`${urls.jobs}?limit=1`)).counts);
-  } catch (err) {
-    // the next event tries again
+/** Show which status the list is filtered by. */
+export function drawFilter(status) {
+  for (const button of nav.querySelectorAll("button[data-status]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.status === status));
   }
-  state.countsTimer = null;
 }
 
 /** A count's button filters the list by its status: `onChoose(status)`, "" for every job. */
 export function wireCounts(onChoose) {
   nav.addEventListener("click", (event) => {
     const button = event.target.closest("button[data-status]");
-    if (!button) return;
-    for (const b of nav.querySelectorAll("button")) b.setAttribute("aria-pressed", String(b === button));
-    onChoose(button.dataset.status);
+    if (button) onChoose(button.dataset.status);
   });
 }

@@ -1,15 +1,28 @@
-// The create form: params drawn from the chosen job type's JSON schema, its priority preset to the
-// type's default; the server's complaints shown next to the fields they name.
-import { api, urls } from "./api.js";
+// The create form: params drawn from the chosen job type's JSON schema (limits shown, defaults filled), its
+// priority, attempts and backoff preset to the type's defaults, an optional delay; the browser's and the
+// server's complaints shown next to the fields they name.
+import { announce, api, post, urls } from "./api.js";
 import { setTypes, state } from "./state.js";
 
 const DEFAULT_TYPE = "demo.web_agent";
-const form = document.getElementById("create-form");
-const typeSelect = document.getElementById("job-type");
-const nameInput = document.getElementById("job-name");
-const prioritySelect = document.getElementById("job-priority");
-const paramsBox = document.getElementById("params");
-const formError = document.getElementById("form-error");
+const $ = (id) => document.getElementById(id);
+const form = $("create-form");
+const typeSelect = $("job-type");
+const typeDescription = $("job-type-description");
+const nameInput = $("job-name");
+const prioritySelect = $("job-priority");
+const paramsBox = $("params");
+const delayInput = $("job-delay");
+const delayUnit = $("job-delay-unit");
+const attemptsInput = $("job-max-attempts");
+const backoff = {
+  type: $("job-backoff-type"),
+  delay_seconds: $("job-backoff-delay"),
+  max_delay_seconds: $("job-backoff-max"),
+  jitter: $("job-backoff-jitter"),
+};
+const retriesSummary = $("retries-summary");
+const formError = $("form-error");
 
 export async function loadTypes() {
   try {
@@ -18,39 +31,73 @@ export async function loadTypes() {
     showFormError(err.message);
     return;
   }
-  typeSelect.replaceChildren(...state.types.map(typeOption));
+  typeSelect.replaceChildren(...state.types.map((t) => new Option(t.name, t.name)));
   if (state.types.some((t) => t.name === DEFAULT_TYPE)) typeSelect.value = DEFAULT_TYPE;
   chooseType();
-}
-
-/** A type was chosen: its params and its default priority. */
-function chooseType() {
-  drawParams();
-  prioritySelect.value = selectedType()?.priority || "normal";
 }
 
 function selectedType() {
   return state.types.find((t) => t.name === typeSelect.value);
 }
 
-function typeOption(type) {
-  const option = document.createElement("option");
-  option.value = type.name;
-  option.textContent = type.description ? `${type.name} — ${type.description}` : type.name;
-  return option;
+/** A type was chosen: its description, its params, and its defaults for priority, attempts and backoff. */
+function chooseType() {
+  const type = selectedType();
+  clearFormErrors();
+  typeDescription.textContent = type?.description || "";
+  drawParams(type?.params_schema?.properties || {});
+  prioritySelect.value = type?.priority || "normal";
+  attemptsInput.value = type?.max_attempts ?? 1;
+  const defaults = type?.backoff || {};
+  backoff.type.value = defaults.type || "exponential";
+  backoff.delay_seconds.value = defaults.delay_seconds ?? 1;
+  backoff.max_delay_seconds.value = defaults.max_delay_seconds ?? 3600;
+  backoff.jitter.checked = Boolean(defaults.jitter);
+  summarizeRetries();
 }
 
-function drawParams() {
-  const properties = selectedType()?.params_schema.properties || {};
-  const labels = Object.entries(properties).map(([name, spec]) => {
-    const label = document.createElement("label");
-    label.append(document.createTextNode(`${name} `), paramInput(name, spec));
-    return label;
-  });
-  paramsBox.replaceChildren(paramsBox.querySelector("legend") || document.createElement("legend"), ...labels);
+function summarizeRetries() {
+  const n = Number(attemptsInput.value) || 1;
+  retriesSummary.textContent =
+    n > 1 ? `(${n}, ${backoff.type.value} from ${backoff.delay_seconds.value} s)` : "(1: no retries)";
+}
+
+function drawParams(properties) {
+  const fields = Object.entries(properties).map(([name, spec]) => paramField(name, spec));
+  paramsBox.replaceChildren(paramsBox.querySelector("legend"), ...fields);
+  paramsBox.hidden = fields.length === 0;
+}
+
+/** One param's label, input (number with limits and step, checkbox, select for an enum, text) and hint. */
+function paramField(name, spec) {
+  const wrap = document.createElement("div");
+  wrap.className = spec.type === "boolean" ? "field check" : "field";
+  const id = `param-${name}`;
+  const label = document.createElement("label");
+  label.htmlFor = id;
+  label.textContent = spec.title || name;
+  const input = paramInput(name, spec);
+  input.id = id;
+  const hint = document.createElement("small");
+  hint.className = "hint";
+  hint.id = `${id}-hint`;
+  hint.textContent = limits(spec);
+  if (hint.textContent) input.setAttribute("aria-describedby", hint.id);
+  if (spec.type === "boolean") wrap.append(input, label);
+  else wrap.append(label, input);
+  if (hint.textContent) wrap.append(hint);
+  return wrap;
 }
 
 function paramInput(name, spec) {
+  if (Array.isArray(spec.enum)) {
+    const select = document.createElement("select");
+    select.name = name;
+    select.dataset.kind = "enum";
+    for (const value of spec.enum) select.add(new Option(String(value), JSON.stringify(value)));
+    if (spec.default !== undefined) select.value = JSON.stringify(spec.default);
+    return select;
+  }
   const input = document.createElement("input");
   input.name = name;
   input.dataset.kind = spec.type;
@@ -61,53 +108,103 @@ function paramInput(name, spec) {
   }
   if (spec.type === "integer" || spec.type === "number") {
     input.type = "number";
-    input.step = spec.type === "integer" ? "1" : "any";
+    input.inputMode = spec.type === "integer" ? "numeric" : "decimal";
+    input.step = spec.multipleOf ?? (spec.type === "integer" ? "1" : "any");
     if (spec.minimum !== undefined) input.min = spec.minimum;
     if (spec.maximum !== undefined) input.max = spec.maximum;
   } else {
     input.type = "text";
+    if (spec.maxLength !== undefined) input.maxLength = spec.maxLength;
+    if (spec.minLength) input.minLength = spec.minLength;
+    if (spec.pattern) input.pattern = spec.pattern;
   }
-  if (spec.default !== undefined) input.value = spec.default;
+  if (spec.default !== undefined && spec.default !== null) input.value = spec.default;
   return input;
+}
+
+/** "1–1000 · default 10" */
+function limits(spec) {
+  const parts = [];
+  const { minimum: min, maximum: max } = spec;
+  if (min !== undefined && max !== undefined) parts.push(`${min}–${max}`);
+  else if (min !== undefined) parts.push(`≥ ${min}`);
+  else if (max !== undefined) parts.push(`≤ ${max}`);
+  if (spec.maxLength !== undefined) parts.push(`up to ${spec.maxLength} characters`);
+  if (spec.default !== undefined && spec.type !== "boolean") parts.push(`default ${JSON.stringify(spec.default)}`);
+  if (spec.description) parts.push(spec.description);
+  return parts.join(" · ");
 }
 
 function readParams() {
   const params = {};
-  for (const input of paramsBox.querySelectorAll("input")) {
-    if (input.dataset.kind === "boolean") params[input.name] = input.checked;
+  for (const input of paramsBox.querySelectorAll("input, select")) {
+    const kind = input.dataset.kind;
+    if (kind === "boolean") params[input.name] = input.checked;
+    else if (kind === "enum") params[input.name] = JSON.parse(input.value);
     else if (input.value === "") continue; // left empty: the schema's default applies
-    else if (input.dataset.kind === "integer") params[input.name] = parseInt(input.value, 10);
-    else if (input.dataset.kind === "number") params[input.name] = parseFloat(input.value);
+    else if (kind === "integer") params[input.name] = Number(input.value);
+    else if (kind === "number") params[input.name] = Number(input.value);
     else params[input.name] = input.value;
   }
   return params;
 }
 
+function payload() {
+  const body = { type: typeSelect.value, name: nameInput.value, priority: prioritySelect.value, params: readParams() };
+  if (delayInput.value !== "") body.delay_seconds = Number(delayInput.value) * Number(delayUnit.value);
+  const attempts = Number(attemptsInput.value);
+  if (attemptsInput.value !== "") body.max_attempts = attempts;
+  if (attempts > 1) {
+    body.backoff = {
+      type: backoff.type.value,
+      delay_seconds: Number(backoff.delay_seconds.value || 0),
+      max_delay_seconds: Number(backoff.max_delay_seconds.value || 0),
+      jitter: backoff.jitter.checked,
+    };
+  }
+  return body;
+}
+
 async function submitForm(event) {
   event.preventDefault();
   clearFormErrors();
-  const payload = {
-    type: typeSelect.value,
-    name: nameInput.value,
-    priority: prioritySelect.value,
-    params: readParams(),
-  };
+  if (!checkFields()) return;
+  const body = payload();
   try {
-    await api(urls.jobs, { method: "POST", body: JSON.stringify(payload) });
+    const { job } = await post(urls.jobs, body);
     nameInput.value = "";
+    delayInput.value = "";
+    announce(`Created “${job.name}”${job.scheduled_for ? ", starting later" : ""}.`);
   } catch (err) {
     showServerErrors(err);
   }
 }
 
+/** The browser's own checks (required, min, max, step), shown our way; false when one fails. */
+function checkFields() {
+  const invalid = [...form.querySelectorAll("input, select")].filter((field) => !field.checkValidity());
+  for (const field of invalid) markField(field, field.validationMessage);
+  if (invalid.length) {
+    invalid[0].closest("details")?.setAttribute("open", "");
+    invalid[0].focus();
+    showFormError("Fix the fields marked above.");
+  }
+  return invalid.length === 0;
+}
+
 /** Each message in `details` goes next to the field it names; the rest, with the summary, above the button. */
 function showServerErrors(err) {
   const unplaced = [];
+  let first = null;
   for (const [path, message] of fieldMessages(err.details || {})) {
     const field = fieldFor(path);
-    if (field) markField(field, message);
-    else unplaced.push(`${path.join(".")}: ${message}`);
+    if (field) {
+      markField(field, message);
+      first ??= field;
+    } else unplaced.push(`${path.join(".")}: ${message}`);
   }
+  first?.closest("details")?.setAttribute("open", "");
+  first?.focus();
   showFormError([err.message, ...unplaced].join("\n"));
 }
 
@@ -122,21 +219,29 @@ function fieldMessages(details, path = []) {
 
 function fieldFor(path) {
   const [top, name, ...rest] = path;
-  if (path.length === 1 && top === "name") return nameInput;
-  if (path.length === 1 && top === "type") return typeSelect;
-  if (path.length === 1 && top === "priority") return prioritySelect;
+  const single = {
+    name: nameInput,
+    type: typeSelect,
+    priority: prioritySelect,
+    delay_seconds: delayInput,
+    run_at: delayInput,
+    max_attempts: attemptsInput,
+  };
+  if (path.length === 1) return single[top] || null;
+  if (top === "backoff" && path.length === 2) return backoff[name] || null;
   if (top !== "params" || !name || rest.length) return null;
-  return [...paramsBox.querySelectorAll("input")].find((input) => input.name === name) || null;
+  return [...paramsBox.querySelectorAll("input, select")].find((input) => input.name === name) || null;
 }
 
 function markField(field, message) {
   const note = document.createElement("span");
   note.className = "field-error error";
-  note.id = `${field.id || `param-${field.name}`}-error`;
+  note.id = `${field.id}-error`;
   note.textContent = message;
-  field.after(note);
+  (field.closest(".with-unit") || field).after(note);
   field.setAttribute("aria-invalid", "true");
-  field.setAttribute("aria-describedby", note.id);
+  field.dataset.describedby = field.getAttribute("aria-describedby") || "";
+  field.setAttribute("aria-describedby", `${note.id} ${field.dataset.describedby}`.trim());
 }
 
 function clearFormErrors() {
@@ -145,7 +250,10 @@ function clearFormErrors() {
   form.querySelectorAll(".field-error").forEach((note) => note.remove());
   for (const field of form.querySelectorAll("[aria-invalid]")) {
     field.removeAttribute("aria-invalid");
-    field.removeAttribute("aria-describedby");
+    const before = field.dataset.describedby;
+    if (before) field.setAttribute("aria-describedby", before);
+    else field.removeAttribute("aria-describedby");
+    delete field.dataset.describedby;
   }
 }
 
@@ -157,4 +265,7 @@ function showFormError(message) {
 export function wireForm() {
   form.addEventListener("submit", submitForm);
   typeSelect.addEventListener("change", chooseType);
+  for (const field of [attemptsInput, backoff.type, backoff.delay_seconds]) {
+    field.addEventListener("change", summarizeRetries);
+  }
 }

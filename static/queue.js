@@ -1,9 +1,12 @@
 // Queue pause and resume: one button that says what a click will do.
-import { api, clearNotice, report, urls } from "./api.js";
+import { clearNotice, post, showProblem, urls } from "./api.js";
 
 const button = document.getElementById("pause");
+let asking = false; // a click is on its way: a stats answer read before it must not undo its label
 
-function showPaused(paused) {
+/** Show whether the queue is paused (from a click's answer or the stats). */
+export function showPaused(paused, fromStats = false) {
+  if (fromStats && asking) return;
   button.dataset.paused = String(paused);
   button.textContent = paused ? "Resume queue" : "Pause queue";
 }
@@ -11,19 +14,13 @@ function showPaused(paused) {
 async function togglePause() {
   clearNotice();
   const paused = button.dataset.paused === "true";
+  asking = true;
   try {
-    showPaused((await api(paused ? urls.resume : urls.pause, { method: "POST" })).paused);
+    showPaused((await post(paused ? urls.resume : urls.pause)).paused);
   } catch (err) {
-    report(err);
-  }
-}
-
-/** Show whether the queue is paused now. */
-export async function loadPaused() {
-  try {
-    showPaused((await api(urls.stats)).paused);
-  } catch (err) {
-    report(err); // the button may say the wrong thing until this is fixed
+    showProblem(err);
+  } finally {
+    asking = false;
   }
 }
 

@@ -1,54 +1,86 @@
-// The page's one state. Every module reads it here; a field owned by one module (a timer, the
-// source) is set there, and changes that touch several fields go through the functions below.
+// The page's one state. Every module reads it here; a field owned by one module (a timer, the source) is
+// set there, and changes that touch several fields go through the functions below.
 
 export const state = {
-  rows: new Map(), // job id -> {job, tr}: the rows in the table
+  canChange: document.body.dataset.canChange !== "false", // false for read-only credentials
+  view: { status: "", q: "" }, // what the list shows, as the URL's query says
+  rows: new Map(), // job id -> {job, tr, cells}: the rows in the table
+  order: [], // the ids of the rows, newest first (ids sort by creation time)
+  nextCursor: null, // where the list's next page starts; null once every page is loaded
+  list: new AbortController(), // the list's fetches; aborted when a newer view replaces it
+  listAfter: null, // the list holds every change up to this event id: older events are not drawn
+  buffer: null, // [eventId, event] that arrive while a first page loads; null when none loads
   pending: new Map(), // job id -> newest snapshot not yet drawn
   removed: new Set(), // ids whose rows go at the next frame
-  activeIds: new Set(), // rows whose elapsed time ticks each second
-  filter: "", // the status listed; "" for every job
-  nextCursor: null, // where the list's next page starts; null once every page is loaded
-  source: null, // the one EventSource
-  view: new AbortController(), // the list's fetches; aborted when a newer view replaces it
   flushScheduled: false,
-  countsTimer: null,
+  counts: null, // jobs by status, from the newest page or event
+  countsDrawn: false,
+  visible: new Set(), // ids of rows on or near the screen (only those tick)
+  selected: new Set(), // ids of the rows ticked for a bulk action
+  anchor: null, // the row a shift-click extends the selection from
+  source: null, // the one EventSource
+  lastEventId: null, // the newest event received: a reopened stream resumes after it
+  lastEventAt: null, // when it arrived (Date.now())
+  downSince: null, // when the stream was lost; null while live
   detail: emptyDetail(),
-  types: [], // the job types, each with its params' JSON schema
+  types: [], // the job types, each with its params' JSON schema and defaults
 };
 
 function emptyDetail() {
   return {
     id: null, // the job in the detail panel
+    job: null, // its newest snapshot
     buffer: null, // [eventId, line] of live log lines that arrive while its log loads
     after: null, // the log shown holds every line up to this event id
     view: new AbortController(), // its load; aborted by a newer load or a close
   };
 }
 
-/** A new list view: the older one's fetches are aborted and its stream closed; returns the new signal. */
+/** A new list view: the older one's fetches are aborted, events are buffered until its page arrives. */
 export function startView() {
-  state.view.abort();
-  state.source?.close();
-  state.source = null;
-  state.view = new AbortController();
-  return state.view.signal;
+  state.list.abort();
+  state.list = new AbortController();
+  state.buffer = [];
+  return state.list.signal;
 }
 
-/** Forget every row (a fresh first page follows). */
-export function resetList(nextCursor) {
+/** Forget every row for a fresh first page read at event `after`; returns the buffered events newer than it. */
+export function resetList(nextCursor, after) {
   state.rows.clear();
+  state.order = [];
   state.pending.clear();
   state.removed.clear();
-  state.activeIds.clear();
+  state.visible.clear();
+  state.selected.clear();
+  state.anchor = null;
   state.nextCursor = nextCursor;
+  state.listAfter = after;
+  const buffered = state.buffer || [];
+  state.buffer = null;
+  return buffered.filter(([eventId]) => !after || newerId(eventId, after)).map(([, event]) => event);
 }
 
-export function setFilter(status) {
-  state.filter = status;
+/** Whether an event is news for the list (a page read after it already shows it); buffered while a page loads. */
+export function listTakes(eventId, event) {
+  if (state.buffer) {
+    state.buffer.push([eventId, event]);
+    return false;
+  }
+  return !state.listAfter || !eventId || newerId(eventId, state.listAfter);
+}
+
+export function setView(view) {
+  state.view = { status: view.status || "", q: view.q || "" };
 }
 
 export function setTypes(types) {
   state.types = types;
+}
+
+export function setCounts(counts) {
+  if (!counts) return;
+  state.counts = counts;
+  state.countsDrawn = false;
 }
 
 /** Keep a job's newest snapshot for the next frame. */
@@ -70,6 +102,26 @@ export function takeQueued() {
   state.pending.clear();
   state.flushScheduled = false;
   return { removed, pending };
+}
+
+/** Where id belongs in state.order (newest first), by binary search: O(log n). */
+export function indexFor(id) {
+  const order = state.order;
+  if (order.length === 0 || id > order[0]) return 0; // the common case: a new job goes on top
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (order[mid] > id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The stream was seen alive now (an event, or its open). */
+export function streamAlive(eventId) {
+  if (eventId) state.lastEventId = eventId;
+  state.lastEventAt = Date.now();
 }
 
 /** The detail shows job `id`; an older load is aborted. Returns the new load's signal. */
@@ -102,8 +154,8 @@ export function endDetail() {
   state.detail = emptyDetail();
 }
 
-function newerId(a, b) {
-  // Redis stream ids "ms-seq" compare as number pairs.
+/** Redis stream ids "ms-seq" compare as number pairs. */
+export function newerId(a, b) {
   const [am, as] = a.split("-").map(Number);
   const [bm, bs] = b.split("-").map(Number);
   return am > bm || (am === bm && as > bs);

@@ -1,69 +1,106 @@
-// The list's live view: a first page, then one EventSource that resumes from that page's event id.
-import { api, isAbort, listUrl, urls } from "./api.js";
-import { showCounts, scheduleCounts } from "./counts.js";
-import { closeDetail, followDetail } from "./detail.js";
-import { queueRemoval, queueUpdate, resetList, startView, state } from "./state.js";
+// The live view: a first page of the list, and one EventSource for the life of the tab that resumes from the
+// newest event it saw. A new view (filter, search, a `reset`) refetches the page, never the stream.
+import { api, isAbort, listUrl, showProblem, urls } from "./api.js";
+import { everySecond } from "./clock.js";
+import { followDetail, removedDetail } from "./detail.js";
+import { ago } from "./format.js";
+import {
+  listTakes,
+  queueRemoval,
+  queueUpdate,
+  resetList,
+  setCounts,
+  startView,
+  state,
+  streamAlive,
+} from "./state.js";
 import { scheduleFlush, showPage } from "./table.js";
 
-const RETRY_MS = 3000;
-const badge = document.getElementById("connection");
+const RETRY_MS = 3000; // as the server's `retry:` says
+const OFFLINE_AFTER_MS = 20_000; // reconnecting this long (or the browser says so): offline
+const LABELS = { connecting: "connecting…", live: "live", reconnecting: "reconnecting…", offline: "offline" };
+const indicator = document.getElementById("connection");
+const lastEvent = document.getElementById("last-event");
+let reopenTimer = null;
 
-function setConnection(status, text) {
-  badge.dataset.state = status;
-  badge.textContent = text;
+function setConnection(status) {
+  if (indicator.dataset.state === status) return;
+  indicator.dataset.state = status;
+  indicator.textContent = LABELS[status];
 }
 
-/** (Re)start the view: fetch the list's first page, then follow the stream from where it was read. */
-export async function start() {
+/** (Re)load the list's first page for state.view; events that arrive meanwhile are kept, then applied. */
+export async function startList() {
   const signal = startView(); // aborts what the older view still had in flight
-  setConnection("connecting", "connecting…");
   let page;
   try {
-    page = await api(listUrl(state.filter, null), { signal });
+    page = await api(listUrl(state.view, null), { signal });
   } catch (err) {
     if (isAbort(err)) return;
-    setConnection("reconnecting", "reconnecting…");
-    retryLater(signal);
+    showProblem(err);
+    setTimeout(() => signal.aborted || startList(), RETRY_MS);
     return;
   }
-  resetList(page.next_cursor);
+  const missed = resetList(page.next_cursor, page.last_event_id);
+  setCounts(page.counts);
   showPage(page.jobs);
-  showCounts(page.counts);
-  openStream(page.last_event_id, signal);
+  missed.forEach(applyToList);
+  scheduleFlush();
+  if (!state.source) openStream(page.last_event_id);
 }
 
-function retryLater(signal) {
-  const timer = setTimeout(start, RETRY_MS);
-  signal.addEventListener("abort", () => clearTimeout(timer), { once: true }); // a newer view retries for itself
-}
-
-function openStream(lastEventId, signal) {
+function openStream(lastEventId) {
+  clearTimeout(reopenTimer);
   const url = lastEventId ? `${urls.stream}?last_event_id=${encodeURIComponent(lastEventId)}` : urls.stream;
   const source = new EventSource(url);
   state.source = source;
-  source.addEventListener("open", () => setConnection("live", "live"));
-  source.addEventListener("error", () => onStreamError(source, signal));
-  source.addEventListener("job-update", (e) => onUpdate(JSON.parse(e.data), e.lastEventId));
-  source.addEventListener("job-removed", (e) => onRemoved(JSON.parse(e.data).id));
-  source.addEventListener("reset", () => start()); // the server cannot replay what we missed: reload the list
+  state.lastEventId ??= lastEventId;
+  source.addEventListener("open", () => {
+    state.downSince = null;
+    setConnection("live");
+  });
+  source.addEventListener("error", () => onStreamError(source));
+  source.addEventListener("job-update", onEvent);
+  source.addEventListener("job-removed", onEvent);
+  source.addEventListener("reset", () => startList()); // the server cannot replay what we missed
 }
 
-function onStreamError(source, signal) {
-  setConnection("reconnecting", "reconnecting…");
-  // The browser retries by itself unless the server refused outright (e.g. 503): then start over.
-  if (source.readyState === EventSource.CLOSED && !signal.aborted) retryLater(signal);
+function onStreamError(source) {
+  state.downSince ??= Date.now();
+  setConnection(navigator.onLine ? "reconnecting" : "offline");
+  // The browser retries by itself, with Last-Event-ID, unless the server refused outright (e.g. a 503):
+  // then reopen after our newest event ourselves.
+  if (source.readyState === EventSource.CLOSED) {
+    clearTimeout(reopenTimer);
+    reopenTimer = setTimeout(() => openStream(state.lastEventId), RETRY_MS);
+  }
 }
 
-function onUpdate(event, eventId) {
-  queueUpdate(event.job);
-  followDetail(event.job, eventId, event.log);
+function onEvent(message) {
+  const event = JSON.parse(message.data);
+  streamAlive(message.lastEventId);
+  if (event.type === "job-removed") removedDetail(event.id);
+  else followDetail(event.job, message.lastEventId, event.log);
+  if (listTakes(message.lastEventId, event)) applyToList(event);
+}
+
+function applyToList(event) {
+  setCounts(event.counts);
+  if (event.type === "job-removed") queueRemoval(event.id);
+  else queueUpdate(event.job);
   scheduleFlush();
-  scheduleCounts();
 }
 
-function onRemoved(id) {
-  queueRemoval(id);
-  if (id === state.detail.id) closeDetail();
-  scheduleFlush();
-  scheduleCounts();
+function tick(now) {
+  if (state.downSince && (!navigator.onLine || now - state.downSince > OFFLINE_AFTER_MS)) setConnection("offline");
+  const text = state.lastEventAt ? `last event ${ago(state.lastEventAt, now)}` : "";
+  if (lastEvent.textContent !== text) lastEvent.textContent = text;
+}
+
+export function wireStream() {
+  everySecond(tick);
+  window.addEventListener("offline", () => state.downSince && setConnection("offline"));
+  window.addEventListener("online", () => {
+    if (state.source?.readyState === EventSource.CLOSED) openStream(state.lastEventId);
+  });
 }

@@ -1,20 +1,51 @@
-// The job list: one row per job, newest first, redrawn at most once per animation frame.
-import { api, clearNotice, jobUrl, listUrl, report } from "./api.js";
-import { openDetail } from "./detail.js";
-import { drawPriority } from "./priority.js";
-import { state, takeQueued } from "./state.js";
+// The job list: newest first, redrawn at most once per animation frame and only where a job changed.
+// Rows off screen cost nothing: CSS `content-visibility: auto` skips their layout and paint, and only the
+// rows an IntersectionObserver sees on screen tick with the clock. A row's place is found by binary search.
+import { act } from "./actions.js";
+import { api, clearNotice, listUrl, showProblem } from "./api.js";
+import { everySecond } from "./clock.js";
+import { drawCounts } from "./counts.js";
+import { drawRow, drawTexts, makeRow, ticks } from "./row.js";
+import { goToJob } from "./router.js";
+import { onSelectClick, refreshSelection } from "./select.js";
+import { indexFor, state, takeQueued } from "./state.js";
 
-const ENDED = ["completed", "failed", "canceled"];
+const NEAR_SCREEN = "300px 0px"; // rows this close to the viewport count as visible
+const LOAD_AHEAD = "800px 0px"; // the next page loads when "Load more" is this close
 const tbody = document.querySelector("#jobs tbody");
-const rowTemplate = document.getElementById("row-template");
 const empty = document.getElementById("empty");
 const more = document.getElementById("more");
+const shown = document.getElementById("shown");
+let loadingMore = false;
+
+const onScreen = new IntersectionObserver(seeRows, { rootMargin: NEAR_SCREEN });
+const nearEnd = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && loadMore(), {
+  rootMargin: LOAD_AHEAD,
+});
 
 /** Replace every row with a first page of the list. */
 export function showPage(jobs) {
-  tbody.replaceChildren();
-  jobs.forEach((job) => upsert(job, true));
+  performance.mark("jobs:draw");
+  onScreen.disconnect();
+  tbody.replaceChildren(appendRows(jobs));
   refreshChrome();
+  performance.measure("jobs:page", "jobs:draw");
+}
+
+/** Rows for `jobs` (older than every row shown), in a fragment to append. */
+function appendRows(jobs) {
+  const fragment = document.createDocumentFragment();
+  const now = Date.now();
+  for (const job of jobs) {
+    if (state.rows.has(job.id)) continue; // already drawn from an event
+    const entry = makeRow(job, state.view);
+    drawRow(entry, job, now);
+    state.rows.set(job.id, entry);
+    state.order.push(job.id);
+    fragment.append(entry.tr);
+    onScreen.observe(entry.tr);
+  }
+  return fragment;
 }
 
 export function scheduleFlush() {
@@ -25,125 +56,131 @@ export function scheduleFlush() {
 
 function flush() {
   const { removed, pending } = takeQueued();
+  const now = Date.now();
   removed.forEach(dropRow);
-  pending.forEach((job) => upsert(job, false));
+  for (const job of pending) upsert(job, now);
+  if (!state.countsDrawn) drawCounts();
   refreshChrome();
 }
 
-function upsert(job, append) {
+/** Whether `job` belongs in the list's view: its status filter and its search (an id, or part of a name). */
+export function inView(job, view = state.view) {
+  if (view.status && job.status !== view.status) return false;
+  if (!view.q) return true;
+  return job.id === view.q || job.name.toLowerCase().includes(view.q.toLowerCase());
+}
+
+function upsert(job, now) {
   const entry = state.rows.get(job.id);
-  if (state.filter && job.status !== state.filter) {
+  if (!inView(job)) {
     if (entry) dropRow(job.id);
     return;
   }
   if (entry) {
-    entry.job = job;
-    drawRow(entry.tr, job);
+    drawRow(entry, job, now);
     return;
   }
-  const tr = rowTemplate.content.firstElementChild.cloneNode(true);
-  tr.dataset.id = job.id;
-  drawRow(tr, job);
-  if (append) {
-    tbody.append(tr);
-  } else if (!placeRow(tr, job.id)) {
-    return; // older than everything loaded: it belongs to a page not fetched yet
-  }
-  state.rows.set(job.id, { job, tr });
-}
-
-function placeRow(tr, id) {
-  // Rows are newest first and ids sort by creation time.
-  for (const other of tbody.children) {
-    if (other.dataset.id < id) {
-      tbody.insertBefore(tr, other);
-      return true;
-    }
-  }
-  if (state.nextCursor) return false;
-  tbody.append(tr);
-  return true;
+  const index = indexFor(job.id);
+  if (index === state.order.length && state.nextCursor) return; // older than every row: a later page has it
+  const row = makeRow(job, state.view);
+  drawRow(row, job, now);
+  const next = state.order[index];
+  tbody.insertBefore(row.tr, next ? state.rows.get(next).tr : null);
+  state.order.splice(index, 0, job.id);
+  state.rows.set(job.id, row);
+  onScreen.observe(row.tr);
 }
 
 function dropRow(id) {
-  state.rows.get(id)?.tr.remove();
+  const entry = state.rows.get(id);
+  if (!entry) return;
+  const index = indexFor(id);
+  if (state.order[index] === id) state.order.splice(index, 1);
+  onScreen.unobserve(entry.tr);
+  entry.tr.remove();
   state.rows.delete(id);
-  state.activeIds.delete(id);
+  state.visible.delete(id);
+  state.selected.delete(id);
 }
 
-function drawRow(tr, job) {
-  tr.dataset.status = job.status;
-  tr.querySelector(".name").textContent = job.name;
-  const badge = tr.querySelector(".badge");
-  badge.textContent = job.cancel_requested ? "canceling" : job.status;
-  badge.className = `badge status-${job.status}`;
-  drawPriority(tr.querySelector(".priority"), job.priority);
-  tr.querySelector("progress").value = job.progress;
-  tr.querySelector(".percent").textContent = `${job.progress}%`;
-  tr.querySelector(".action").textContent = job.error || job.action || "";
-  tr.querySelector(".elapsed").textContent = elapsed(job);
-  tr.querySelector('[data-do="cancel"]').hidden = ENDED.includes(job.status) || job.cancel_requested;
-  tr.querySelector('[data-do="retry"]').hidden = !(job.status === "failed" || job.status === "canceled");
-  tr.querySelector('[data-do="delete"]').hidden = job.status === "active";
-  if (job.status === "active") state.activeIds.add(job.id);
-  else state.activeIds.delete(job.id);
-}
-
-function elapsed(job) {
-  if (!job.started_at) return "";
-  const end = job.ended_at ? Date.parse(job.ended_at) : Date.now();
-  const seconds = Math.max(0, Math.round((end - Date.parse(job.started_at)) / 1000));
-  if (seconds < 60) return `${seconds}s`;
-  const minutes = Math.floor(seconds / 60);
-  return minutes < 60 ? `${minutes}m ${seconds % 60}s` : `${Math.floor(minutes / 60)}h ${minutes % 60}m`;
-}
-
-function tickElapsed() {
-  for (const id of state.activeIds) {
+function seeRows(entries) {
+  const now = Date.now();
+  for (const { target, isIntersecting } of entries) {
+    const id = target.dataset.id;
+    if (!isIntersecting) {
+      state.visible.delete(id);
+      continue;
+    }
+    state.visible.add(id);
     const entry = state.rows.get(id);
-    if (entry) entry.tr.querySelector(".elapsed").textContent = elapsed(entry.job);
+    if (entry && ticks(entry.job)) drawTexts(entry, now); // its times were not ticking off screen
+  }
+}
+
+function tick(now) {
+  for (const id of state.visible) {
+    const entry = state.rows.get(id);
+    if (entry && ticks(entry.job)) drawTexts(entry, now);
   }
 }
 
 function refreshChrome() {
-  empty.hidden = state.rows.size > 0;
+  const count = state.rows.size;
+  empty.hidden = count > 0;
+  empty.textContent = state.view.status || state.view.q ? "No jobs match." : "No jobs yet.";
   more.hidden = !state.nextCursor;
+  shown.textContent = count ? `${count} shown${state.nextCursor ? ", more below" : ""}` : "";
+  refreshSelection();
 }
 
 async function loadMore() {
-  if (!state.nextCursor) return;
+  if (!state.nextCursor || loadingMore || state.buffer) return;
+  loadingMore = true;
   clearNotice();
-  const signal = state.view.signal; // a newer filter or restart makes this page stale
+  const signal = state.list.signal; // a newer view makes this page stale
   try {
-    const page = await api(listUrl(state.filter, state.nextCursor), { signal });
-    page.jobs.forEach((job) => state.rows.has(job.id) || upsert(job, true));
+    const page = await api(listUrl(state.view, state.nextCursor), { signal });
+    performance.mark("jobs:draw");
+    tbody.append(appendRows(page.jobs));
     state.nextCursor = page.next_cursor;
     refreshChrome();
+    performance.measure("jobs:page", "jobs:draw");
   } catch (err) {
-    report(err);
+    showProblem(err);
+  } finally {
+    loadingMore = false;
   }
+  if (!signal.aborted && state.nextCursor && nearScreen(more)) requestAnimationFrame(loadMore); // still short
 }
 
-async function act(id, what) {
-  clearNotice();
-  try {
-    if (what === "delete") await api(jobUrl(id), { method: "DELETE" });
-    else await api(jobUrl(id, what), { method: "POST" });
-  } catch (err) {
-    report(err); // e.g. the job ended before the click reached the server
-  }
+function nearScreen(el) {
+  const rect = el.getBoundingClientRect();
+  return rect.top < window.innerHeight + 800;
 }
 
 function onTableClick(event) {
-  const tr = event.target.closest("tr");
+  const tr = event.target.closest("tr[data-id]");
   if (!tr) return;
+  const id = tr.dataset.id;
   const button = event.target.closest("button[data-do]");
-  if (button) act(tr.dataset.id, button.dataset.do);
-  else openDetail(tr.dataset.id);
+  if (button) {
+    act(id, button.dataset.do, button);
+    return;
+  }
+  if (event.target.closest("input.select")) {
+    onSelectClick(id, event.target, event);
+    return;
+  }
+  const link = event.target.closest("a");
+  if (link && (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0)) return; // a new tab
+  if (!link && (event.target.closest("td.cell-select") || window.getSelection().toString())) return;
+  event.preventDefault();
+  goToJob(id, state.view);
 }
 
 export function wireTable() {
   tbody.addEventListener("click", onTableClick);
   more.addEventListener("click", loadMore);
-  setInterval(tickElapsed, 1000);
+  nearEnd.observe(more);
+  everySecond(tick);
 }
