@@ -147,7 +147,9 @@ class Jobs:
 
     def _new(self, data: Mapping[str, Any], idempotency_key: str | None) -> NewJob:
         """A loaded create body checked against its job type and that type's params schema."""
-        key = _load(schemas.idempotency, {"Idempotency-Key": idempotency_key})["idempotency_key"]
+        key = None
+        if idempotency_key is not None:
+            key = _load(schemas.idempotency, {"Idempotency-Key": idempotency_key})["idempotency_key"]
         job_type = get_type(data["type"])
         if job_type is None:
             raise InvalidRequest("the request is not valid", {"type": [f"unknown job type {data['type']!r}"]})

@@ -21,12 +21,17 @@ def source(name: str) -> str:
 
 class Script:
     """One registered event script behind the shared prelude: EVALSHA with the header as ARGV[1], loading
-    the script when Redis lacks it."""
+    the script when Redis lacks it. `common` holds the header's fields that never change, encoded once."""
 
-    def __init__(self, client: redis.Redis, name: str) -> None:
+    def __init__(self, client: redis.Redis, name: str, common: dict[str, Any] | None = None) -> None:
         self._script = client.register_script(source(PRELUDE) + "\n" + source(name))
+        self._common = _ENCODER.encode(common or {})[1:-1]
 
     def __call__(self, keys: list[str], header: dict[str, Any], client: Any = None) -> Any:
         """Run the script; inside a pipeline (`client`), queue it and return the pipeline."""
-        args = [json.dumps(header, ensure_ascii=False, separators=(",", ":"))]
+        varying = _ENCODER.encode(header)[1:-1]
+        args = ["{" + ",".join(part for part in (self._common, varying) if part) + "}"]
         return self._script(keys=keys, args=args, client=client)
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))

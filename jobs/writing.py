@@ -60,12 +60,8 @@ class JobWriter(JobReader):
         self.settings = settings
         self.queues = queues(settings.queue, connection)
         self.queue = self.queues[NORMAL]  # the one RQ's worker listing and registries are read through
-        self._apply = Script(connection, "apply")
-        self._begin = Script(connection, "begin")
-        self._delete = Script(connection, "delete")
-        self._promote = Script(connection, "promote")
-        # What every script is told of where things live; only the job, the time and the change vary.
-        self._common = {
+        # What every script is told of where things live, encoded once; only the job, the time and the change vary.
+        common = {
             "job_prefix": JOB_PREFIX,
             "status_prefix": STATUS_PREFIX,
             "ended_at_prefix": ENDED_AT_PREFIX,
@@ -82,6 +78,10 @@ class JobWriter(JobReader):
             "max_logs": MAX_LOGS,
             "replay_max": settings.replay_events,
         }
+        self._apply = Script(connection, "apply", common)
+        self._begin = Script(connection, "begin", common)
+        self._delete = Script(connection, "delete", common)
+        self._promote = Script(connection, "promote", common)
         self._rq_registries = [
             registry.key
             for queue in self.queues.values()
@@ -113,7 +113,7 @@ class JobWriter(JobReader):
     def _header(self, job_id: str, event: str) -> dict[str, Any]:
         ts = utcnow()
         moment = {"ts": ts, "now_ms": int(time.time() * 1000), "ended_keys": {s: ended_key(s, ts[:16]) for s in ENDED}}
-        return {**self._common, "id": job_id, "channel": channel(job_id), "event": event, **moment}
+        return {"id": job_id, "channel": channel(job_id), "event": event, **moment}
 
     def _removal(self, job_id: str, keep: tuple[str, ...]) -> tuple[list[str], dict[str, Any]]:
         """The keys and header of delete.lua for `job_id`."""
@@ -164,8 +164,11 @@ def _lines(logs: list[str] | None) -> list[str]:
     return [line[:MAX_LOG_LINE] for text in logs or [] for line in (text.splitlines() or [""])]
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once: this runs per field
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def _outcome(reply: list[Any]) -> Outcome:
