@@ -35,10 +35,13 @@ function drawChecks(ids) {
 /** The bulk bar and "select all shown" follow the selection (rows that left the list left it too). */
 export function refreshSelection() {
   const n = state.selected.size;
-  bar.hidden = n === 0;
-  count.textContent = `${n} selected`;
-  all.checked = n > 0 && n === state.rows.size;
-  all.indeterminate = n > 0 && n < state.rows.size;
+  if (bar.hidden !== (n === 0)) bar.hidden = n === 0;
+  const text = `${n} selected`;
+  if (count.textContent !== text) count.textContent = text;
+  const every = n > 0 && n === state.rows.size;
+  if (all.checked !== every) all.checked = every;
+  const some = n > 0 && n < state.rows.size;
+  if (all.indeterminate !== some) all.indeterminate = some;
 }
 
 function selectAll() {

@@ -11,41 +11,65 @@ import { onSelectClick, refreshSelection } from "./select.js";
 import { indexFor, state, takeQueued } from "./state.js";
 
 const NEAR_SCREEN = "300px 0px"; // rows this close to the viewport count as visible
-const LOAD_AHEAD = "800px 0px"; // the next page loads when "Load more" is this close
+const LOAD_AHEAD_PX = 800; // the next page loads when "Load more" is this close to the screen
 const tbody = document.querySelector("#jobs tbody");
 const empty = document.getElementById("empty");
 const more = document.getElementById("more");
 const shown = document.getElementById("shown");
+const CHUNK_ROWS = 100; // rows drawn per frame while a page is put in (about 10 ms of work)
+const tail = new Map(); // id -> job of the pages loaded but not drawn yet, in list order (after every row)
+let tailScheduled = false;
 let loadingMore = false;
 
 const onScreen = new IntersectionObserver(seeRows, { rootMargin: NEAR_SCREEN });
 const nearEnd = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && loadMore(), {
-  rootMargin: LOAD_AHEAD,
+  rootMargin: `${LOAD_AHEAD_PX}px 0px`,
 });
 
-/** Replace every row with a first page of the list. */
+/** Replace every row with a first page of the list (drawn a chunk per frame: see drawTail). */
 export function showPage(jobs) {
-  performance.mark("jobs:draw");
   onScreen.disconnect();
-  tbody.replaceChildren(appendRows(jobs));
-  refreshChrome();
-  performance.measure("jobs:page", "jobs:draw");
+  tbody.replaceChildren();
+  tail.clear();
+  appendPage(jobs);
 }
 
-/** Rows for `jobs` (older than every row shown), in a fragment to append. */
-function appendRows(jobs) {
+/** Rows for `jobs` (older than every row shown) after the others. */
+function appendPage(jobs) {
+  for (const job of jobs) if (!state.rows.has(job.id)) tail.set(job.id, job);
+  drawTail();
+}
+
+/** Draw the next CHUNK_ROWS rows of the pages loaded, and the rest at the next frames: no long task. */
+function drawTail() {
+  tailScheduled = false;
   const fragment = document.createDocumentFragment();
   const now = Date.now();
-  for (const job of jobs) {
-    if (state.rows.has(job.id)) continue; // already drawn from an event
+  let drawn = 0;
+  for (const [id, job] of tail) {
+    if (drawn++ === CHUNK_ROWS) break;
+    tail.delete(id);
     const entry = makeRow(job, state.view);
     drawRow(entry, job, now);
-    state.rows.set(job.id, entry);
-    state.order.push(job.id);
+    state.rows.set(id, entry);
+    state.order.push(id);
     fragment.append(entry.tr);
     onScreen.observe(entry.tr);
   }
-  return fragment;
+  tbody.append(fragment);
+  if (tail.size && !tailScheduled) {
+    tailScheduled = true;
+    requestAnimationFrame(drawTail);
+  }
+  refreshChrome();
+  if (!tail.size && state.nextCursor && nearScreen(more)) loadMore(); // the list is still short of the screen
+}
+
+/** A job that belongs among the rows not drawn yet: kept there, in its place (rare: most are the newest). */
+function keepInTail(job) {
+  const entries = [...tail.values(), job].sort((a, b) => (a.id < b.id ? 1 : -1));
+  tail.clear();
+  for (const each of entries) tail.set(each.id, each);
 }
 
 export function scheduleFlush() {
@@ -72,6 +96,11 @@ export function inView(job, view = state.view) {
 
 function upsert(job, now) {
   const entry = state.rows.get(job.id);
+  if (tail.has(job.id)) {
+    if (inView(job)) tail.set(job.id, job); // drawn with its newest snapshot when its turn comes
+    else tail.delete(job.id);
+    return;
+  }
   if (!inView(job)) {
     if (entry) dropRow(job.id);
     return;
@@ -81,6 +110,10 @@ function upsert(job, now) {
     return;
   }
   const index = indexFor(job.id);
+  if (index === state.order.length && tail.size) {
+    keepInTail(job); // older than every row drawn: it waits with the rest
+    return;
+  }
   if (index === state.order.length && state.nextCursor) return; // older than every row: a later page has it
   const row = makeRow(job, state.view);
   drawRow(row, job, now);
@@ -92,6 +125,7 @@ function upsert(job, now) {
 }
 
 function dropRow(id) {
+  tail.delete(id);
   const entry = state.rows.get(id);
   if (!entry) return;
   const index = indexFor(id);
@@ -126,36 +160,40 @@ function tick(now) {
 
 function refreshChrome() {
   const count = state.rows.size;
-  empty.hidden = count > 0;
-  empty.textContent = state.view.status || state.view.q ? "No jobs match." : "No jobs yet.";
-  more.hidden = !state.nextCursor;
-  shown.textContent = count ? `${count} shown${state.nextCursor ? ", more below" : ""}` : "";
+  setHidden(empty, count > 0);
+  setText(empty, state.view.status || state.view.q ? "No jobs match." : "No jobs yet.");
+  setHidden(more, !state.nextCursor);
+  setText(shown, count ? `${count} shown${state.nextCursor ? ", more below" : ""}` : "");
   refreshSelection();
 }
 
+// Every frame calls these: write only what changed, as a write costs a style and layout pass.
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function setHidden(el, hidden) {
+  if (el.hidden !== hidden) el.hidden = hidden;
+}
+
 async function loadMore() {
-  if (!state.nextCursor || loadingMore || state.buffer) return;
+  if (!state.nextCursor || loadingMore || state.buffer || tail.size) return;
   loadingMore = true;
   clearNotice();
   const signal = state.list.signal; // a newer view makes this page stale
   try {
     const page = await api(listUrl(state.view, state.nextCursor), { signal });
-    performance.mark("jobs:draw");
-    tbody.append(appendRows(page.jobs));
     state.nextCursor = page.next_cursor;
-    refreshChrome();
-    performance.measure("jobs:page", "jobs:draw");
+    appendPage(page.jobs);
   } catch (err) {
     showProblem(err);
   } finally {
     loadingMore = false;
   }
-  if (!signal.aborted && state.nextCursor && nearScreen(more)) requestAnimationFrame(loadMore); // still short
 }
 
 function nearScreen(el) {
-  const rect = el.getBoundingClientRect();
-  return rect.top < window.innerHeight + 800;
+  return !el.hidden && el.getBoundingClientRect().top < window.innerHeight + LOAD_AHEAD_PX;
 }
 
 function onTableClick(event) {
