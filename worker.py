@@ -29,11 +29,12 @@ from jobs import logs
 from jobs.config import Settings
 from jobs.connection import connect, text, wait_for_redis
 from jobs.health import warn_about
+from jobs.keys import alive_key
 from jobs.lifetime import die_with_parent
 from jobs.metrics import process_dead
 from jobs.model import ACTIVE, CANCELED, PENDING, parse_time, status_for
 from jobs.progress import running
-from jobs.queues import PriorityQueue, arm
+from jobs.queues import PriorityQueue, Stranded, arm
 from jobs.registry import load
 from jobs.scheduler import Scheduler
 from jobs.store import JobStore
@@ -235,7 +236,10 @@ class Watch(threading.Thread):
             try:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + MONITOR_INTERVAL
-                    self.worker.heartbeat(MONITOR_INTERVAL + 60)
+                    with self.worker.connection.pipeline(transaction=False) as pipe:
+                        self.worker.heartbeat(MONITOR_INTERVAL + 60, pipe)
+                        pipe.set(alive_key(job_id), self.worker.name, ex=ORPHAN_AFTER)  # the job's own sign
+                        pipe.execute()
                     stop = RUNNING.stop
                     lost = stop is None or stop.job_id != job_id
                     if lost and self.store.cancel_requested(job_id):  # its stop-job never arrived
@@ -295,6 +299,8 @@ class JobstreamPool(WorkerPool):
         self._stop_at: float | None = None
         self._forced = False
         self._next_sweep = 0.0
+        self._unmarked: dict[str, str] = {}  # dead workers whose jobs Redis could not be told of yet: name -> why
+        self.stranded = Stranded(settings.queue, store.redis)
 
     def start(self, burst: bool = False, logging_level: str = "INFO") -> None:
         """Run the scheduler beside the pool's loop: due jobs start on time while this pool runs."""
@@ -338,14 +344,31 @@ class JobstreamPool(WorkerPool):
             error = INTERRUPTED
         else:
             error = f"worker died (pid {worker_data.pid}, exit code {worker_data.process.exitcode})"
-        try:
-            for job_id in self.store.fail_jobs_of(worker_data.name, error):
+        self._unmarked[worker_data.name] = error
+        self._fail_jobs_of_dead(report=True)
+
+    def _fail_jobs_of_dead(self, report: bool = False) -> None:
+        """Fail the active jobs of the workers that died. While Redis is away (a worker dies of that too, in the
+        middle of a job) this is tried again at every check, so they fail, or get their next attempt, a second
+        after Redis is back (a Sentinel failover takes a few), not ORPHAN_AFTER later."""
+        for name, error in list(self._unmarked.items()):
+            try:
+                failed = self.store.fail_jobs_of(name, error)
+            except redis.RedisError as exc:
+                if report:
+                    logger.warning("could not fail the jobs of %d dead workers yet: %s", len(self._unmarked), exc)
+                return
+            del self._unmarked[name]
+            for job_id in failed:
                 logger.warning("job %s: %s", job_id, error)
-        except redis.RedisError as exc:  # the periodic sweep fails them once Redis is back
-            logger.warning("could not mark the jobs of dead worker %s: %s", worker_data.name, exc)
 
     def check_workers(self, respawn: bool = True) -> None:
         super().check_workers(respawn)
+        if self._unmarked:
+            self._fail_jobs_of_dead()
+        with contextlib.suppress(redis.RedisError):  # Redis away: at the next check
+            for job_id in self.stranded.sweep():
+                logger.warning("job %s: its worker died before it began; queued again", job_id)
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + SWEEP_EVERY
             try:
@@ -382,20 +405,26 @@ def run_worker(name: str, settings: Settings, burst: bool, logging_level: str) -
 
 
 def sweep_orphans(store: JobStore) -> set[str]:
-    """Fail active jobs whose worker is gone or silent, wherever that worker ran; returns those workers."""
+    """Fail active jobs that nothing runs any more, wherever they ran: their worker is gone or silent, or it
+    lives on without them (a failover lost the writes of their end); returns the silent workers."""
     silent = set()
     for job_id in store.ids_with_status(ACTIVE):
         job = store.get(job_id)
-        if job is None or not job["worker"]:
+        started = parse_time(job["started_at"]) if job else None
+        if job is None or not job["worker"] or store.redis.exists(alive_key(job_id)):
+            continue
+        if started is not None and time.time() - started.timestamp() < ORPHAN_AFTER:
             continue
         heartbeat = store.redis.hget(SimpleWorker.redis_worker_namespace_prefix + job["worker"], "last_heartbeat")
-        last_sign = utcparse(text(heartbeat)) if heartbeat else parse_time(job["started_at"])
-        if last_sign is not None and time.time() - last_sign.timestamp() < ORPHAN_AFTER:
-            continue
-        error = f"worker died (no heartbeat for {ORPHAN_AFTER} s)"
+        beating = heartbeat is not None and time.time() - utcparse(text(heartbeat)).timestamp() < ORPHAN_AFTER
+        if beating:
+            error = f"lost: its worker lives but has not run it for {ORPHAN_AFTER} s"
+        else:
+            error = f"worker died (no heartbeat for {ORPHAN_AFTER} s)"
         if store.fail(job_id, error, worker=job["worker"]).ok:
             logger.warning("job %s: %s", job_id, error)
-            silent.add(job["worker"])
+            if not beating:
+                silent.add(job["worker"])
     return silent
 
 

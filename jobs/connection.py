@@ -17,8 +17,10 @@ logger = logging.getLogger(__name__)
 SENTINEL_SCHEME = "redis+sentinel://"
 URL_SCHEMES = ("redis://", "rediss://", "unix://", SENTINEL_SCHEME)
 REPLICATION_MARK = "jobstream:replication-mark"  # written before WAIT, so WAIT covers every earlier write
-REPLICA_WAIT_MS = 5000
 SOCKET_TIMEOUT = 5.0
+# Less than the socket timeout: a WAIT that no replica answers ends in NotReplicated, not in a read timeout
+# that drops the connection (tests/test_failover.py, after a failover while the other replica resyncs).
+REPLICA_WAIT_MS = 4000
 CONNECT_TIMEOUT = 2.0
 
 

@@ -16,10 +16,15 @@ RUNNING_PREFIX = "jobstream:running:"  # + type: the ids of that type that are a
 STARTS_PREFIX = "jobstream:starts:"  # + type: recent starts (ms), for its rate limit
 IDEMPOTENCY_PREFIX = "jobstream:idempotency:"  # + sha256 of a key: the job it created, for 24 h
 SWEEP_LOCK = "jobstream:sweep-lock"  # held by the one process that runs retention at a time
+ALIVE_PREFIX = "jobstream:alive:"  # + id: set, with a TTL, every few seconds by the worker running that job
 
 
 def job_key(job_id: str) -> str:
     return JOB_PREFIX + job_id
+
+
+def alive_key(job_id: str) -> str:
+    return ALIVE_PREFIX + job_id
 
 
 def logs_key(job_id: str) -> str:

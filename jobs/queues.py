@@ -8,6 +8,7 @@ every enqueue arms.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +23,7 @@ from jobs.model import HIGH, LOW, NORMAL, PRIORITIES
 from jobs.script import source
 
 SUFFIXES = {HIGH: ":high", NORMAL: "", LOW: ":low"}  # the normal queue keeps the plain JOBSTREAM_QUEUE name
+STRANDED_SECONDS = 5.0  # a taken job not begun after this long was left by a worker that died (it takes ms)
 
 
 def queue_name(base: str, priority: str) -> str:
@@ -90,3 +92,37 @@ class PriorityQueue(Queue):
 
 def _base(queue: Queue) -> str:
     return queue.base if isinstance(queue, PriorityQueue) else queue.name
+
+
+class Stranded:
+    """Jobs that a worker took into an intermediate list and died before it began them (killed, or Redis went
+    away, as in a failover): once one has been seen there for STRANDED_SECONDS, it goes back to the head of
+    its queue. (RQ's own cleanup would fail it, at its maintenance ten minutes later.) Should a slow worker
+    begin it after all, whichever worker takes the copy finds it begun and drops it, as any job queued twice."""
+
+    def __init__(self, base: str, connection: redis.Redis, after: float = STRANDED_SECONDS) -> None:
+        self.connection = connection
+        self.lists = [(q.intermediate_queue_key, q.key) for q in queues(base, connection).values()]
+        self.wake = wake_key(base)
+        self.after = after
+        self.first_seen: dict[tuple[str, str], float] = {}  # (intermediate list, job id) -> when
+        self._give_back = connection.register_script(source("requeue"))
+
+    def sweep(self) -> list[str]:
+        """Look at the intermediate lists; give back what has been there long enough, and return those ids."""
+        with self.connection.pipeline(transaction=False) as pipe:
+            for intermediate, _ in self.lists:
+                pipe.lrange(intermediate, 0, -1)
+            listed = pipe.execute()
+        now = time.monotonic()
+        self.first_seen = {
+            (intermediate, text(job_id)): self.first_seen.get((intermediate, text(job_id)), now)
+            for (intermediate, _), ids in zip(self.lists, listed, strict=True)
+            for job_id in ids
+        }
+        given: list[str] = []
+        for intermediate, queue_key in self.lists:
+            due = [i for (key, i), seen in self.first_seen.items() if key == intermediate and now - seen >= self.after]
+            if due:
+                given += [text(i) for i in self._give_back(keys=[intermediate, queue_key, self.wake], args=due)]
+        return given

@@ -114,7 +114,7 @@ class JobStore(JobWriter):
         if replies_at:
             arm(pipe, self.settings.queue)
         replies = pipe.execute()
-        if replies_at:
+        if ids:  # a job returned for its Idempotency-Key too: the request that created it may have got a 503
             replicated(self.redis, self.settings.redis_min_replicas)
         jobs: dict[str, dict[str, Any]] = {}
         for job_id, at in replies_at.items():
