@@ -144,8 +144,7 @@ def start_web(redis_url: str, logdir: Path, name: str = "web", **env: str) -> tu
     environment = {"REDIS_URL": redis_url, "JOBSTREAM_BIND": f"127.0.0.1:{port}", **env}
     service = Service(name, [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], environment, logdir)
     base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _healthy(base), START_SECONDS, f"{name} to answer /healthz")
-    return service, base
+    return _ready(service, lambda: _healthy(base), f"{name} to answer /healthz"), base
 
 
 def start_pool(redis_url: str, logdir: Path, name: str = "worker", **env: str) -> Service:
@@ -154,7 +153,16 @@ def start_pool(redis_url: str, logdir: Path, name: str = "worker", **env: str) -
     service = Service(name, [sys.executable, "worker.py"], environment, logdir)
     count = int(environment.get("JOBSTREAM_CONCURRENCY", "5"))
     client = connect(redis_url)  # a redis+sentinel:// URL too
-    wait_until(lambda: len(client.smembers("rq:workers")) >= count, START_SECONDS, f"{count} workers to register")
+    return _ready(service, lambda: len(client.smembers("rq:workers")) >= count, f"{count} workers to register")
+
+
+def _ready(service: Service, ready: Callable[[], Any], what: str) -> Service:
+    """Wait until `ready()`; a service that never gets there is stopped, so a failed start leaves no process."""
+    try:
+        wait_until(ready, START_SECONDS, what)
+    except BaseException:
+        service.stop()
+        raise
     return service
 
 
