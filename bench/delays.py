@@ -87,14 +87,16 @@ def delayed(jobs: Jobs, count: int, low: float, high: float) -> list[float]:
     return [seconds(job.started_at) - scheduled[job.id] for job in ended(jobs, list(scheduled))]
 
 
-def same_moment(jobs: Jobs, count: int, ahead: float) -> list[float]:
-    """Started_at − scheduled_for of `count` jobs all due at one instant."""
+def same_moment(jobs: Jobs, count: int, ahead: float) -> tuple[list[float], float]:
+    """Started_at − scheduled_for of `count` jobs all due at one instant, and the rate they started at (the
+    pool's throughput: the last of them waits for all the others)."""
     run_at = datetime.now(UTC) + timedelta(seconds=ahead)
     batch = [
         {"type": "demo.sleep", "name": f"due {n}", "params": {"seconds": 0}, "run_at": run_at} for n in range(count)
     ]
     ids = [job.id for job in jobs.enqueue_many(batch)]
-    return [seconds(job.started_at) - run_at.timestamp() for job in ended(jobs, ids)]
+    lateness = [seconds(job.started_at) - run_at.timestamp() for job in ended(jobs, ids)]
+    return lateness, count / max(max(lateness) - min(lateness), 0.001)
 
 
 def main() -> None:

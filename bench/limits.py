@@ -1,9 +1,11 @@
 """A concurrency limit at work: CPU-bound jobs limited to 2 at a time do not hold up the jobs behind them.
 
 Starts a private redis-server and the worker pool (`python worker.py`, --workers) with the type
-`bench.primes` (bench/limited_types.py: demo.primes with concurrency=2). Three runs in one invocation,
+`bench.primes` (bench/limited_types.py: demo.primes with concurrency=2). Four runs in one invocation,
 each creating --primes CPU-bound jobs first, then --sleeps demo.sleep jobs behind them:
   baseline   the sleeps alone;
+  two busy   the sleeps while two long demo.sleep jobs hold two workers: what the limit's two running
+             jobs cost the sleeps in workers alone, without their CPU;
   limited    bench.primes (concurrency 2) + the sleeps;
   unlimited  demo.primes (no limit) + the sleeps, for contrast: what the limit saves the sleeps.
 For each: the most primes jobs active at once (replayed from the job events, in Redis's order), the
@@ -23,11 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.limited_types import CONCURRENCY
 from jobs import Jobs
 from jobs.events import Event
 from jobs.keys import EVENTS_KEY
 from jobs.model import Job, parse_time
-from scripts.harness import RedisServer, start_pool
+from scripts.harness import RedisServer, start_pool, wait_until
 
 WAIT_SECONDS = 600.0
 
@@ -54,8 +57,16 @@ def peak_active(jobs: Jobs, ids: set[str]) -> int:
     return peak
 
 
-def run(jobs: Jobs, primes_type: str | None, args: argparse.Namespace) -> dict[str, Any]:
+def busy(jobs: Jobs, count: int) -> list[Job]:
+    """`count` long demo.sleep jobs, once all of them run: each holds a worker until canceled."""
+    blockers = [jobs.enqueue("demo.sleep", name=f"busy {n}", params={"seconds": 3600}) for n in range(count)]
+    wait_until(lambda: all(jobs.get(job.id).status == "active" for job in blockers), 60, "the blockers running")
+    return blockers
+
+
+def run(jobs: Jobs, primes_type: str | None, args: argparse.Namespace, blockers: int = 0) -> dict[str, Any]:
     """One run: the primes (unless None), then the sleeps; their figures."""
+    held = busy(jobs, blockers)
     started = time.time()
     heavy: list[Job] = []
     if primes_type:
@@ -69,6 +80,9 @@ def run(jobs: Jobs, primes_type: str | None, args: argparse.Namespace) -> dict[s
     ]
     light = jobs.enqueue_many(items)
     done = {job.id: jobs.wait(job.id, WAIT_SECONDS) for job in [*heavy, *light]}
+    for job in held:
+        jobs.cancel(job.id)
+        jobs.wait(job.id, WAIT_SECONDS)
     assert all(job.status == "completed" for job in done.values()), [
         j for j in done.values() if j.status != "completed"
     ]
@@ -111,6 +125,7 @@ def main() -> None:
             "workers": args.workers,
             "load_average_before": round(os.getloadavg()[0], 2),
             "baseline": run(jobs, None, args),
+            "two_busy": run(jobs, None, args, blockers=CONCURRENCY),
             "limited": run(jobs, "bench.primes", args),
             "unlimited": run(jobs, "demo.primes", args),
         }
