@@ -1,8 +1,10 @@
 // The job list: newest first, redrawn at most once per animation frame and only where a job changed.
-// Rows off screen cost nothing: CSS `content-visibility: auto` skips their layout and paint, and only the
-// rows an IntersectionObserver sees on screen tick with the clock. A row's place is found by binary search.
+// Rows off screen cost nothing: CSS `content-visibility: auto` skips their blocks' layout and paint
+// (blocks.js), and only the rows on screen tick with the clock. A row's place, and the first row on screen, are found by binary search
+// (an IntersectionObserver on every row costs a pass over all of them at each frame: measured, bench/).
 import { act } from "./actions.js";
 import { api, clearNotice, listUrl, showProblem } from "./api.js";
+import { appendRows, clearRows, insertRow, removeRow } from "./blocks.js";
 import { everySecond } from "./clock.js";
 import { drawCounts } from "./counts.js";
 import { drawRow, drawTexts, makeRow, ticks } from "./row.js";
@@ -10,9 +12,9 @@ import { goToJob } from "./router.js";
 import { onSelectClick, refreshSelection } from "./select.js";
 import { indexFor, state, takeQueued } from "./state.js";
 
-const NEAR_SCREEN = "300px 0px"; // rows this close to the viewport count as visible
+const NEAR_SCREEN_PX = 300; // rows this close to the viewport count as on screen
 const LOAD_AHEAD_PX = 800; // the next page loads when "Load more" is this close to the screen
-const tbody = document.querySelector("#jobs tbody");
+const table = document.getElementById("jobs");
 const empty = document.getElementById("empty");
 const more = document.getElementById("more");
 const shown = document.getElementById("shown");
@@ -20,16 +22,15 @@ const CHUNK_ROWS = 100; // rows drawn per frame while a page is put in (about 10
 const tail = new Map(); // id -> job of the pages loaded but not drawn yet, in list order (after every row)
 let tailScheduled = false;
 let loadingMore = false;
+let seeScheduled = false;
 
-const onScreen = new IntersectionObserver(seeRows, { rootMargin: NEAR_SCREEN });
 const nearEnd = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && loadMore(), {
   rootMargin: `${LOAD_AHEAD_PX}px 0px`,
 });
 
 /** Replace every row with a first page of the list (drawn a chunk per frame: see drawTail). */
 export function showPage(jobs) {
-  onScreen.disconnect();
-  tbody.replaceChildren();
+  clearRows();
   tail.clear();
   appendPage(jobs);
 }
@@ -43,7 +44,7 @@ function appendPage(jobs) {
 /** Draw the next CHUNK_ROWS rows of the pages loaded, and the rest at the next frames: no long task. */
 function drawTail() {
   tailScheduled = false;
-  const fragment = document.createDocumentFragment();
+  const trs = [];
   const now = Date.now();
   let drawn = 0;
   for (const [id, job] of tail) {
@@ -53,10 +54,10 @@ function drawTail() {
     drawRow(entry, job, now);
     state.rows.set(id, entry);
     state.order.push(id);
-    fragment.append(entry.tr);
-    onScreen.observe(entry.tr);
+    trs.push(entry.tr);
   }
-  tbody.append(fragment);
+  appendRows(trs);
+  scheduleSee();
   if (tail.size && !tailScheduled) {
     tailScheduled = true;
     requestAnimationFrame(drawTail);
@@ -118,10 +119,10 @@ function upsert(job, now) {
   const row = makeRow(job, state.view);
   drawRow(row, job, now);
   const next = state.order[index];
-  tbody.insertBefore(row.tr, next ? state.rows.get(next).tr : null);
+  insertRow(row.tr, next ? state.rows.get(next).tr : null);
   state.order.splice(index, 0, job.id);
   state.rows.set(job.id, row);
-  onScreen.observe(row.tr);
+  scheduleSee();
 }
 
 function dropRow(id) {
@@ -130,25 +131,49 @@ function dropRow(id) {
   if (!entry) return;
   const index = indexFor(id);
   if (state.order[index] === id) state.order.splice(index, 1);
-  onScreen.unobserve(entry.tr);
-  entry.tr.remove();
+  removeRow(entry.tr);
   state.rows.delete(id);
   state.visible.delete(id);
   state.selected.delete(id);
+  scheduleSee();
 }
 
-function seeRows(entries) {
+function scheduleSee() {
+  if (seeScheduled) return;
+  seeScheduled = true;
+  requestAnimationFrame(seeRows);
+}
+
+/** Which rows are on or near the screen now; those that just came into view get their times redrawn. */
+function seeRows() {
+  seeScheduled = false;
   const now = Date.now();
-  for (const { target, isIntersecting } of entries) {
-    const id = target.dataset.id;
-    if (!isIntersecting) {
-      state.visible.delete(id);
-      continue;
-    }
+  const ids = rowsOnScreen();
+  const before = new Set(state.visible);
+  state.visible.clear();
+  for (const id of ids) {
     state.visible.add(id);
     const entry = state.rows.get(id);
-    if (entry && ticks(entry.job)) drawTexts(entry, now); // its times were not ticking off screen
+    if (!before.has(id) && ticks(entry.job)) drawTexts(entry, now); // its times did not tick off screen
   }
+}
+
+/** The ids of the rows within NEAR_SCREEN_PX of the viewport: a binary search for the first, then a walk. */
+function rowsOnScreen() {
+  const order = state.order;
+  const rect = (i) => state.rows.get(order[i]).tr.getBoundingClientRect();
+  const top = -NEAR_SCREEN_PX;
+  const bottom = window.innerHeight + NEAR_SCREEN_PX;
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (rect(mid).bottom < top) lo = mid + 1;
+    else hi = mid;
+  }
+  const ids = [];
+  for (let i = lo; i < order.length && rect(i).top <= bottom; i++) ids.push(order[i]);
+  return ids;
 }
 
 function tick(now) {
@@ -217,8 +242,10 @@ function onTableClick(event) {
 }
 
 export function wireTable() {
-  tbody.addEventListener("click", onTableClick);
+  table.addEventListener("click", onTableClick);
   more.addEventListener("click", loadMore);
   nearEnd.observe(more);
+  window.addEventListener("scroll", scheduleSee, { passive: true });
+  window.addEventListener("resize", scheduleSee);
   everySecond(tick);
 }
