@@ -48,7 +48,7 @@ def wait_for_a_newer_step(page: Page, than: int) -> None:
 def test_detail_view_streams_new_log_lines(page: Page, base: str) -> None:
     open_dashboard(page, base)
     name = unique("detail job")
-    job = create(base, name, steps=STEPS, step_seconds=0.2)
+    job = create(base, name, steps=STEPS, step_seconds=0.5)  # 12 s: the detail opens before the end, under load too
     try:
         row = row_by_id(page, job["id"])
         expect(row.locator(".badge")).to_have_text("active", timeout=JOB_TIMEOUT_MS)
