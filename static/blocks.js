@@ -1,7 +1,8 @@
 // The list's rows live in blocks of about BLOCK_ROWS, each its own <tbody>: CSS `content-visibility: auto`
 // on the blocks lets the browser skip whole blocks off screen. On every row it would track a thousand
-// elements at each frame (measured: bench/dashboard.py); on blocks of 25, forty.
-const BLOCK_ROWS = 25;
+// elements at each frame (measured: bench/dashboard.py); on blocks of 10, a hundred, and a block in view
+// lays out few rows beyond the screen's.
+const BLOCK_ROWS = 10;
 const table = document.getElementById("jobs");
 
 function newBlock() {

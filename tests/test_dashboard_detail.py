@@ -173,7 +173,7 @@ def test_detail_keeps_a_live_line_that_arrives_while_its_log_loads(page: Page, b
             page.wait_for_function(  # the row drew a newer step: its event (and log line) reached the page
                 """([id, progress]) => {
                     const tr = document.querySelector(`#jobs tbody tr[data-id="${id}"]`);
-                    return tr !== null && tr.querySelector("progress").value > progress;
+                    return tr !== null && Number(tr.querySelector(".bar").getAttribute("aria-valuenow")) > progress;
                 }""",
                 arg=[job["id"], snapshot["progress"]],
                 polling="raf",

@@ -61,7 +61,7 @@ def test_job_created_from_the_form_updates_live(page: Page, stack: Stack, mode: 
             const tr = [...document.querySelectorAll("#jobs tbody tr")]
                 .find((r) => r.querySelector(".name").textContent === name);
             if (!tr) return null;
-            const value = tr.querySelector("progress").value;
+            const value = Number(tr.querySelector(".bar").getAttribute("aria-valuenow"));
             const badge = tr.querySelector(".badge").textContent;
             return badge === "active" && value > 0 && value < 100 ? { badge, value } : null;
         }""",
@@ -70,7 +70,7 @@ def test_job_created_from_the_form_updates_live(page: Page, stack: Stack, mode: 
     ).json_value()
     assert seen["badge"] == "active" and 0 < seen["value"] < 100, seen
 
-    expect(row.locator("progress")).to_have_js_property("value", 100, timeout=JOB_TIMEOUT_MS)
+    expect(row.locator(".bar")).to_have_attribute("aria-valuenow", "100", timeout=JOB_TIMEOUT_MS)
     expect(row.locator(".badge")).to_have_text("completed")
     expect(row.locator(".percent")).to_have_text("100%")
     expect(row.locator('[data-do="cancel"]')).to_be_hidden()
