@@ -5,23 +5,25 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import multiprocessing.connection
 import os
 import re
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import redis
 from rq import Queue
 from rq.command import handle_command, parse_payload
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
+from rq.logutils import setup_loghandlers
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended
-from rq.utils import now, utcparse
+from rq.utils import utcparse
 from rq.worker import SimpleWorker, WorkerStatus
 from rq.worker_pool import ForkProcess, WorkerData, WorkerPool
 
@@ -30,7 +32,7 @@ from jobs.config import Settings
 from jobs.connection import connect, text, wait_for_redis
 from jobs.health import warn_about
 from jobs.keys import alive_key
-from jobs.lifetime import die_with_parent
+from jobs.lifetime import STOP_SIGNALS, die_with_parent, signals_held, start_helper
 from jobs.metrics import process_dead
 from jobs.model import ACTIVE, CANCELED, PENDING, parse_time, status_for
 from jobs.progress import running
@@ -46,7 +48,11 @@ STOP_GRACE = 3  # seconds a stopped or overdue job gets to unwind before its wor
 MONITOR_INTERVAL = 5  # seconds between a busy worker's heartbeats
 ORPHAN_AFTER = 30  # seconds without a heartbeat before a worker's active job is failed
 SWEEP_EVERY = 10
-FORCE_AFTER_MIN = 1.5  # RQ's worker ignores a second stop signal that comes within 1 s of the first
+DUPLICATE_SECONDS = 1.0  # stop signals closer than this are one stop (its process group's copy and the pool's)
+FORCE_AFTER_MIN = 1.5  # the pool's forced stop comes this long after its last stop, so it is no duplicate
+STOP_WAIT = 1.0  # the longest a stopping pool waits for its workers before it looks at the grace again
+CHECK_EVERY = 1.0  # seconds between the running pool's looks at its workers
+HELPER_HELD = STOP_SIGNALS | {STOP_SIGNAL}  # signals the worker's helper threads never take
 INTERRUPTED = "interrupted: the worker shut down before the job finished"
 
 
@@ -112,10 +118,11 @@ class JobstreamWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.store = store
         self._main_thread = threading.main_thread().ident or 0
+        self._last_stop_signal = float("-inf")
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         watch = Watch(self)
-        watch.start()
+        start_helper(watch, HELPER_HELD)
         try:
             return super().work(*args, **kwargs)
         finally:
@@ -130,9 +137,26 @@ class JobstreamWorker(SimpleWorker):
             super().heartbeat(timeout, pipe)
             pipe.execute()
 
+    def subscribe(self) -> None:
+        """RQ's command channel, whose listener thread never takes a stop signal (see `signals_held`)."""
+        with signals_held(HELPER_HELD):
+            super().subscribe()
+
+    def unsubscribe(self) -> None:
+        """RQ's, but the listener is told to stop before the reply to UNSUBSCRIBE wakes it: it ends then,
+        instead of waiting for a subscription again while RQ waits a second for it."""
+        if self.pubsub_thread:
+            self.pubsub_thread.stop()
+        super().unsubscribe()
+
     def _install_signal_handlers(self) -> None:
         super()._install_signal_handlers()
         signal.signal(STOP_SIGNAL, lambda signum, frame: RUNNING.raise_stop())
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        """The first stop signal (RQ's): between jobs the worker leaves at once, a running job may finish."""
+        self._last_stop_signal = time.monotonic()
+        super().request_stop(signum, frame)
 
     def handle_payload(self, message: dict[str, Any]) -> None:
         """RQ's commands, but `stop-job` raises the stop inside the job instead of killing a work horse."""
@@ -154,15 +178,20 @@ class JobstreamWorker(SimpleWorker):
             signal.pthread_kill(self._main_thread, STOP_SIGNAL)
 
     def request_force_stop(self, signum: int, frame: Any) -> None:
-        """A second stop signal: interrupt the running job, then leave as RQ does after a job."""
+        """A further stop: interrupt the running job (once), then leave as RQ does after a job.
+
+        One Ctrl-C reaches a worker twice, from its process group (a terminal, honcho, systemd) and from the
+        pool, which passes it on: signals less than DUPLICATE_SECONDS after the previous one are that same
+        stop. (RQ counts its 1 s from the first signal: both copies of a second Ctrl-C would count.)"""
+        previous, self._last_stop_signal = self._last_stop_signal, time.monotonic()
+        if self._last_stop_signal - previous < DUPLICATE_SECONDS:
+            return
         job_id = RUNNING.job_id
-        requested = self._shutdown_requested_date
-        if job_id is None or requested is None or now() - requested < timedelta(seconds=1):
-            super().request_force_stop(signum, frame)  # between jobs it exits; a duplicate signal it ignores
+        if job_id is None:
+            super().request_force_stop(signum, frame)  # between jobs: RQ's cold shutdown
             return
         self._stop_requested = True
-        RUNNING.stop = Stop(job_id, Interrupted)
-        RUNNING.raise_stop()
+        self.stop_job(job_id, Interrupted)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Mark the job active and run it here, unless it was paused, canceled or deleted meanwhile."""
@@ -297,16 +326,30 @@ class JobstreamPool(WorkerPool):
         self.scheduler = Scheduler(JobStore(connect(settings.redis_url), settings))  # its own connection
         self.grace = settings.shutdown_grace_seconds
         self._stop_at: float | None = None
+        self._last_stop = 0.0
         self._forced = False
         self._next_sweep = 0.0
         self._unmarked: dict[str, str] = {}  # dead workers whose jobs Redis could not be told of yet: name -> why
         self.stranded = Stranded(settings.queue, store.redis)
+        self._wake_read, self._wake = os.pipe()  # request_stop writes here: the loop's wait ends at once
+        os.set_blocking(self._wake, False)
 
     def start(self, burst: bool = False, logging_level: str = "INFO") -> None:
-        """Run the scheduler beside the pool's loop: due jobs start on time while this pool runs."""
-        self.scheduler.start()
+        """RQ's pool loop (WorkerPool.start), but its waits end at a stop signal instead of sleeping on for up
+        to 1.5 s, and it leaves the moment its last worker has; the scheduler thread runs beside it."""
+        setup_loghandlers(logging_level, DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, name="rq.worker_pool")
+        self._burst, self.status = burst, self.Status.STARTED
+        start_helper(self.scheduler)
         try:
-            super().start(burst, logging_level)
+            self.start_workers(burst=burst, logging_level=logging_level)
+            self._install_signal_handlers()  # after the forks, as RQ's: a stop until then ends the pool at once
+            while self.status != self.Status.STOPPED:
+                self.check_workers(respawn=not burst)
+                if burst and not self.worker_dict:
+                    return
+                multiprocessing.connection.wait([self._wake_read], CHECK_EVERY)  # 1 s between respawns, as RQ
+            while not self.all_workers_have_stopped():
+                logger.info("waiting for %d workers to finish their jobs", len(self.worker_dict))
         finally:
             self.scheduler.stop()
 
@@ -315,21 +358,43 @@ class JobstreamPool(WorkerPool):
 
         RQ's per-job lines are left out (WARNING): the dashboard shows every job, and a replacement worker
         gets the same level as the first ones (RQ's respawn passes none)."""
-        return ForkProcess(target=run_worker, args=(name, self.settings, burst, "WARNING"), name=f"jobstream {name}")
+        args = (name, self.settings, burst, "WARNING", os.getpid())
+        return ForkProcess(target=run_worker, args=args, name=f"jobstream {name}")
+
+    def start_worker(self, *args: Any, **kwargs: Any) -> None:
+        """RQ's, but the new process starts with stop signals held: until run_worker lets go of this pool's
+        handlers, a stop stays pending instead of running the pool's request_stop inside the worker."""
+        with signals_held():
+            super().start_worker(*args, **kwargs)
 
     def request_stop(self, signum: Any = None, frame: Any = None) -> None:
+        """Every stop signal is passed on to every worker (RQ's): the first lets running jobs finish, a
+        later one ends them at once."""
+        self._last_stop = time.monotonic()
+        with contextlib.suppress(BlockingIOError):  # a full pipe has woken the loop already
+            os.write(self._wake, b"x")
         if self._stop_at is None:
-            self._stop_at = time.monotonic()
-            logger.info("stopping: running jobs get %d s to finish", self.grace)
+            self._stop_at = self._last_stop
+            logger.info("stopping: running jobs get %d s to finish (stop again to end them now)", self.grace)
         super().request_stop(signum, frame)
 
     def all_workers_have_stopped(self) -> bool:
-        force_after = max(self.grace, FORCE_AFTER_MIN)
-        if self._stop_at is not None and not self._forced and time.monotonic() - self._stop_at > force_after:
+        """RQ's check, but it waits (a second at most) for the workers to end, so the pool leaves the moment
+        the last one has, not at its next one-second look; after the grace, running jobs are stopped."""
+        if self._stop_at is None:
+            return super().all_workers_have_stopped()
+        force_at = max(self._stop_at + self.grace, self._last_stop + FORCE_AFTER_MIN)
+        if not self._forced and time.monotonic() > force_at:
             self._forced = True
             logger.warning("grace period over: stopping the jobs still running")
             for data in list(self.worker_dict.values()):
                 self.stop_worker(data, signal.SIGTERM)
+        now = time.monotonic()
+        deadline = now + STOP_WAIT if self._forced else min(now + STOP_WAIT, force_at)
+        sentinels = [data.process.sentinel for data in self.worker_dict.values()]
+        while sentinels and (left := deadline - time.monotonic()) > 0:
+            ended = multiprocessing.connection.wait(sentinels, left)
+            sentinels = [s for s in sentinels if s not in ended]
         return super().all_workers_have_stopped()
 
     def handle_dead_worker(self, worker_data: WorkerData) -> None:
@@ -394,9 +459,16 @@ def make_worker(store: JobStore, name: str | None = None) -> JobstreamWorker:
     )
 
 
-def run_worker(name: str, settings: Settings, burst: bool, logging_level: str) -> None:
+def run_worker(name: str, settings: Settings, burst: bool, logging_level: str, pool_pid: int) -> None:
     """The body of one pooled worker process: its own connection, then RQ's work loop."""
+    # Forked with stop signals held (JobstreamPool.start_worker) and the pool's handlers: until the work
+    # loop installs the worker's own, a stop simply ends this process, which has taken no job yet.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
     die_with_parent()  # no job runs on after its pool was killed
+    if os.getppid() != pool_pid:  # the pool died before prctl could take effect
+        return
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     connection = connect(settings.redis_url)
     worker = make_worker(JobStore(connection, settings), name)
     # Jobs share their worker process: after max_jobs it exits and the pool starts a fresh one, so what

@@ -14,6 +14,7 @@ __all__ = [
     "CANCEL_SECONDS",
     "DEPARTURE_SECONDS",
     "EVENT_SECONDS",
+    "IDLE_STOP_SECONDS",
     "JOB_SECONDS",
     "OPEN_SECONDS",
     "QUIET_SECONDS",
@@ -36,3 +37,4 @@ QUIET_SECONDS = 2.0
 
 CANCEL_SECONDS = 2.0  # a running job ends within 2 s of its cancel
 DEPARTURE_SECONDS = 2.5  # a departed stream is noticed within two heartbeats (1 s in the test stack)
+IDLE_STOP_SECONDS = 3.0  # Ctrl-C or SIGTERM ends `make run` or the pool within 3 s when no job runs (issue 12)

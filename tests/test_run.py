@@ -1,4 +1,5 @@
-"""`make run` (scripts/run.py under honcho): everything comes up, and Ctrl-C stops it in order, leaving nothing."""
+"""`make run` (scripts/run.py under honcho) and the pool (worker.py): everything comes up, and a stop ends it
+in order, leaving nothing; when no job runs, within seconds, every time, whatever the workers are doing."""
 
 from __future__ import annotations
 
@@ -6,26 +7,37 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import psutil
 
-from scripts.harness import ROOT, free_port, request, wait_until
+from jobs import Jobs
+from scripts.harness import ROOT, RedisServer, Service, free_port, request, wait_until
+from tests.bounds import IDLE_STOP_SECONDS, JOB_SECONDS, START_SECONDS, STOP_SECONDS
 from tests.helpers import create
+from worker import DUPLICATE_SECONDS, INTERRUPTED
+
+TRIES = 10  # each idle stop is tried this often, going through the phases in turn
+PHASES = ("start-up", "idle", "between jobs")  # of the workers when the stop comes
+WORKERS = 5
 
 
 class Run:
     """scripts/run.py as `make run` starts it, with the embedded Redis, on ports and a data dir of the test's own."""
 
-    def __init__(self, tmp_path: Path, redis_port: int, web_port: int) -> None:
+    def __init__(self, tmp_path: Path, redis_port: int, web_port: int, grace: int = 10) -> None:
         env = {
             **os.environ,
             "JOBSTREAM_BIND": f"127.0.0.1:{web_port}",
             "JOBSTREAM_REDIS_PORT": str(redis_port),
             "JOBSTREAM_REDIS_DIR": str(tmp_path / "redis"),
-            "JOBSTREAM_SHUTDOWN_GRACE_SECONDS": "10",
+            "JOBSTREAM_SHUTDOWN_GRACE_SECONDS": str(grace),
         }
         env.pop("REDIS_URL", None)
+        self.redis_url = f"redis://127.0.0.1:{redis_port}/0"
         self.log = (tmp_path / "run.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "scripts/run.py"],
@@ -37,7 +49,7 @@ class Run:
         )
         self.base = f"http://127.0.0.1:{web_port}"
         try:
-            wait_until(lambda: self._healthy() and self._workers() >= 5, 60, "make run to come up")
+            wait_until(self._healthy, START_SECONDS, "make run to serve /healthz")
         except BaseException:
             self.stop()
             raise
@@ -48,11 +60,15 @@ class Run:
         except OSError:
             return False
 
-    def _workers(self) -> int:
+    def workers(self) -> int:
+        """How many workers have registered (each is then idle in its dequeue, or busy)."""
         return len(request(self.base, "GET", "/api/stats")[1]["workers"])
 
+    def job(self, job_id: str) -> dict:
+        return request(self.base, "GET", f"/api/jobs/{job_id}")[1]["job"]
+
     def processes(self) -> list[psutil.Process]:
-        return [psutil.Process(self.process.pid), *psutil.Process(self.process.pid).children(recursive=True)]
+        return tree(self.process.pid)
 
     def ctrl_c(self) -> None:
         os.killpg(self.process.pid, signal.SIGINT)
@@ -68,29 +84,138 @@ class Run:
         self.log.close()
 
 
-def test_make_run_comes_up_and_ctrl_c_lets_a_running_job_finish_then_leaves_nothing(tmp_path: Path) -> None:
-    redis_port, web_port = free_port(), free_port()
-    run = Run(tmp_path, redis_port, web_port)
+def tree(pid: int) -> list[psutil.Process]:
+    """A process and everything it started."""
     try:
-        job = create(run.base, "finishing", steps=4, step_seconds=0.5)
-        wait_until(lambda: request(run.base, "GET", f"/api/jobs/{job['id']}")[1]["job"]["progress"] > 0, 10, "running")
-        started = run.processes()
-        assert {"redis-server", "gunicorn", "worker.py"} <= {part for p in started for part in _names(p)}
-        run.ctrl_c()
-        run.process.wait(30)
-        assert not [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], "left behind"
-    finally:
-        run.stop()
-    again = Run(tmp_path, redis_port, web_port)  # the same data dir: the AOF kept what happened
-    try:
-        assert request(again.base, "GET", f"/api/jobs/{job['id']}")[1]["job"]["status"] == "completed"
-    finally:
-        again.stop()
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
-def _names(process: psutil.Process) -> set[str]:
+def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    living = []
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                living.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    return living
+
+
+def seconds_to_stop(processes: list[psutil.Process], send: Callable[[], None]) -> float:
+    """Send a stop; how long until the last of `processes` has ended (a failure after STOP_SECONDS)."""
+    signalled = time.monotonic()
+    send()
+    try:
+        wait_until(lambda: not alive(processes), STOP_SECONDS, "every process to end")
+    except AssertionError as exc:
+        left = [(p.pid, " ".join(sorted(named(p)))) for p in alive(processes)]
+        raise AssertionError(f"{exc}; still running: {left}") from None
+    return time.monotonic() - signalled
+
+
+def named(process: psutil.Process) -> set[str]:
     """What a process is, by its command line: redis-server, gunicorn, worker.py, ..."""
     try:
         return {Path(part).name for part in process.cmdline()} | {process.name()}
     except psutil.Error:
         return set()
+
+
+def reach(phase: str, workers: Callable[[], int], redis_url: str) -> None:
+    """Wait until the workers are in `phase`: starting (no wait), idle in their dequeue, or just done with a
+    job each (one no-op job per worker, enqueued through the Python API, has ended)."""
+    if phase == "start-up":
+        return
+    wait_until(lambda: workers() >= WORKERS, START_SECONDS, "every worker to register")
+    if phase == "between jobs":
+        jobs = Jobs.from_url(redis_url)
+        try:
+            created = [jobs.enqueue("demo.sleep", name=f"no-op {i}", params={"seconds": 0}) for i in range(WORKERS)]
+            for job in created:
+                jobs.wait(job.id, timeout=JOB_SECONDS)
+        finally:
+            jobs.redis.connection_pool.disconnect()
+
+
+def assert_all_within_bound(took: list[tuple[str, float]]) -> None:
+    slow = [(phase, round(seconds, 2)) for phase, seconds in took if seconds > IDLE_STOP_SECONDS]
+    assert not slow, f"slower than {IDLE_STOP_SECONDS} s: {slow} of {[(p, round(s, 2)) for p, s in took]}"
+
+
+def stop_idle_make_runs(tmp_path: Path, tries: int, send: Callable[[Run], None]) -> list[tuple[str, float]]:
+    """Start `make run` `tries` times, going through the phases, and time `send` stopping it each time."""
+    took = []
+    for attempt in range(tries):  # one data dir for all: its AOF stays tiny, so each start loads it at once
+        run = Run(tmp_path, free_port(), free_port())
+        try:
+            phase = PHASES[attempt % len(PHASES)]
+            reach(phase, run.workers, run.redis_url)
+            took.append((phase, seconds_to_stop(run.processes(), partial(send, run))))
+        finally:
+            run.stop()
+    return took
+
+
+def test_ctrl_c_stops_an_idle_make_run_within_the_bound_every_time(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole foreground process group) ends all of `make run`, Redis included."""
+    assert_all_within_bound(stop_idle_make_runs(tmp_path, TRIES, Run.ctrl_c))
+
+
+def test_sigterm_to_run_py_alone_stops_an_idle_make_run_within_the_bound(tmp_path: Path) -> None:
+    """SIGTERM to scripts/run.py only (a supervisor's stop, not a terminal's), once in each phase."""
+    took = stop_idle_make_runs(tmp_path, len(PHASES), lambda run: run.process.send_signal(signal.SIGTERM))
+    assert_all_within_bound(took)
+
+
+def test_sigterm_to_worker_py_stops_an_idle_pool_within_the_bound_every_time(tmp_path: Path) -> None:
+    """SIGTERM to the pool's process alone (a supervisor's stop) ends it and every worker."""
+    server = RedisServer(tmp_path / "redis").start()
+    client = server.client()
+    took = []
+    try:
+        for attempt in range(TRIES):
+            client.flushall()  # no registration left over from the last pool
+            env = {"REDIS_URL": server.url, "JOBSTREAM_SHUTDOWN_GRACE_SECONDS": "10"}
+            pool = Service(f"worker-{attempt}", [sys.executable, "worker.py"], env, tmp_path)
+            try:
+                phase = PHASES[attempt % len(PHASES)]
+                reach(phase, lambda: len(client.smembers("rq:workers")), server.url)
+                took.append((phase, seconds_to_stop(tree(pool.pid), partial(pool.signal, signal.SIGTERM))))
+            finally:
+                pool.stop()
+    finally:
+        client.close()
+        server.stop()
+    assert_all_within_bound(took)
+
+
+def test_make_run_comes_up_ctrl_c_lets_a_running_job_finish_and_a_second_ends_the_others(tmp_path: Path) -> None:
+    redis_port, web_port = free_port(), free_port()
+    run = Run(tmp_path, redis_port, web_port, grace=60)
+    try:
+        wait_until(lambda: run.workers() >= WORKERS, START_SECONDS, "every worker to register")
+        finishing = create(run.base, "finishing", steps=4, step_seconds=0.5)
+        endless = create(run.base, "endless", steps=600, step_seconds=0.1)
+        for job in (finishing, endless):
+            wait_until(lambda j=job: run.job(j["id"])["progress"] > 0, JOB_SECONDS, f"{job['name']} running")
+        started = run.processes()
+        assert {"redis-server", "gunicorn", "worker.py"} <= {part for p in started for part in named(p)}
+        pool = next(p for p in started if "worker.py" in named(p) and "worker.py" not in named(p.parent()))
+        first = time.monotonic()
+        run.ctrl_c()
+        # The idle workers leave at once, the finishing job's once it has ended; the endless job runs on.
+        wait_until(lambda: len(alive(pool.children())) == 1, JOB_SECONDS, "every worker but the endless one to end")
+        time.sleep(max(0.0, first + DUPLICATE_SECONDS + 0.5 - time.monotonic()))  # a second Ctrl-C, not a copy
+        # The endless job is interrupted now, not after its 60 s of grace, and everything is gone as fast.
+        assert_all_within_bound([("a second Ctrl-C", seconds_to_stop(started, run.ctrl_c))])
+    finally:
+        run.stop()
+    again = Run(tmp_path, redis_port, web_port)  # the same data dir: the AOF kept what happened
+    try:
+        assert again.job(finishing["id"])["status"] == "completed"
+        assert (again.job(endless["id"])["status"], again.job(endless["id"])["error"]) == ("failed", INTERRUPTED)
+    finally:
+        again.stop()
