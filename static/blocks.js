@@ -52,3 +52,24 @@ export function removeRow(tr) {
   tr.remove();
   if (block && block.rows.length === 0) block.remove();
 }
+
+/** The rows of the blocks within `margin` px of the viewport. Only the blocks' own boxes are measured (a
+ * binary search for the first, then a walk): asking for a row's box in a block the browser skips would
+ * make it lay that block out. */
+export function rowsNearScreen(margin) {
+  const blocks = table.tBodies;
+  const top = -margin;
+  const bottom = window.innerHeight + margin;
+  let lo = 0;
+  let hi = blocks.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (blocks[mid].getBoundingClientRect().bottom < top) lo = mid + 1;
+    else hi = mid;
+  }
+  const rows = [];
+  for (let i = lo; i < blocks.length && blocks[i].getBoundingClientRect().top <= bottom; i++) {
+    rows.push(...blocks[i].rows);
+  }
+  return rows;
+}

@@ -4,7 +4,7 @@
 // (an IntersectionObserver on every row costs a pass over all of them at each frame: measured, bench/).
 import { act } from "./actions.js";
 import { api, clearNotice, listUrl, showProblem } from "./api.js";
-import { appendRows, clearRows, insertRow, removeRow } from "./blocks.js";
+import { appendRows, clearRows, insertRow, removeRow, rowsNearScreen } from "./blocks.js";
 import { everySecond } from "./clock.js";
 import { drawCounts } from "./counts.js";
 import { drawRow, drawTexts, makeRow, ticks } from "./row.js";
@@ -18,7 +18,7 @@ const table = document.getElementById("jobs");
 const empty = document.getElementById("empty");
 const more = document.getElementById("more");
 const shown = document.getElementById("shown");
-const CHUNK_ROWS = 100; // rows drawn per frame while a page is put in (about 10 ms of work)
+const SLICE_MS = 8; // rows are drawn for this long per frame while pages go in: no long task, ~60 frames/s
 const tail = new Map(); // id -> job of the pages loaded but not drawn yet, in list order (after every row)
 let tailScheduled = false;
 let loadingMore = false;
@@ -28,7 +28,7 @@ const nearEnd = new IntersectionObserver((entries) => entries.some((e) => e.isIn
   rootMargin: `${LOAD_AHEAD_PX}px 0px`,
 });
 
-/** Replace every row with a first page of the list (drawn a chunk per frame: see drawTail). */
+/** Replace every row with a first page of the list (drawn a slice per frame: see drawTail). */
 export function showPage(jobs) {
   clearRows();
   tail.clear();
@@ -41,14 +41,14 @@ function appendPage(jobs) {
   drawTail();
 }
 
-/** Draw the next CHUNK_ROWS rows of the pages loaded, and the rest at the next frames: no long task. */
+/** Draw rows of the pages loaded for SLICE_MS, and the rest at the next frames: no long task. */
 function drawTail() {
   tailScheduled = false;
   const trs = [];
   const now = Date.now();
-  let drawn = 0;
+  const until = performance.now() + SLICE_MS;
   for (const [id, job] of tail) {
-    if (drawn++ === CHUNK_ROWS) break;
+    if (trs.length % 10 === 0 && trs.length && performance.now() > until) break;
     tail.delete(id);
     const entry = makeRow(job, state.view);
     drawRow(entry, job, now);
@@ -148,7 +148,7 @@ function scheduleSee() {
 function seeRows() {
   seeScheduled = false;
   const now = Date.now();
-  const ids = rowsOnScreen();
+  const ids = rowsNearScreen(NEAR_SCREEN_PX).map((tr) => tr.dataset.id);
   const before = new Set(state.visible);
   state.visible.clear();
   for (const id of ids) {
@@ -156,24 +156,6 @@ function seeRows() {
     const entry = state.rows.get(id);
     if (!before.has(id) && ticks(entry.job)) drawTexts(entry, now); // its times did not tick off screen
   }
-}
-
-/** The ids of the rows within NEAR_SCREEN_PX of the viewport: a binary search for the first, then a walk. */
-function rowsOnScreen() {
-  const order = state.order;
-  const rect = (i) => state.rows.get(order[i]).tr.getBoundingClientRect();
-  const top = -NEAR_SCREEN_PX;
-  const bottom = window.innerHeight + NEAR_SCREEN_PX;
-  let lo = 0;
-  let hi = order.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (rect(mid).bottom < top) lo = mid + 1;
-    else hi = mid;
-  }
-  const ids = [];
-  for (let i = lo; i < order.length && rect(i).top <= bottom; i++) ids.push(order[i]);
-  return ids;
 }
 
 function tick(now) {

@@ -128,6 +128,8 @@ def test_the_detail_url_opens_directly_and_follows_the_log(new_page: NewPage, ba
 
         page.goto(f"{base}/#{job['id']}")  # the hash form opens it too
         expect(page.locator("#detail-name")).to_have_text(job["name"])
+        page.goto(f"{base}/jobs/0123456789abcdef0123")  # a job that is not there says so
+        expect(page.locator("#detail-notice")).to_have_text(re.compile(r"^There is no job 0123456789abcdef0123"))
     finally:
         cancel_quietly(base, job["id"])
 
@@ -151,11 +153,6 @@ def test_a_failed_job_shows_its_error_and_traceback(page: Page, base: str) -> No
     expect(page.locator("#detail-fields")).to_contain_text("2 of 2")
     expect(page.locator('#detail [data-do="retry"]')).to_be_visible()
     expect(page.locator("#detail-result-box")).to_be_hidden()
-
-
-def test_a_missing_job_says_so(page: Page, base: str) -> None:
-    open_dashboard(page, base, "/jobs/0123456789abcdef0123")
-    expect(page.locator("#detail-notice")).to_have_text(re.compile(r"^There is no job 0123456789abcdef0123"))
 
 
 def test_detail_keeps_a_live_line_that_arrives_while_its_log_loads(page: Page, base: str) -> None:
