@@ -20,6 +20,7 @@ __all__ = [
     "QUIET_SECONDS",
     "START_SECONDS",  # a process (redis-server, gunicorn, the pool, one pool worker) comes up
     "STOP_SECONDS",  # a signalled process exits
+    "STREAMS_RELEASED_SECONDS",
 ]
 
 # -- patience ---------------------------------------------------------------------------------------------
@@ -38,3 +39,4 @@ QUIET_SECONDS = 2.0
 CANCEL_SECONDS = 2.0  # a running job ends within 2 s of its cancel
 DEPARTURE_SECONDS = 2.5  # a departed stream is noticed within two heartbeats (1 s in the test stack)
 IDLE_STOP_SECONDS = 5.0  # the promise is 3 s (bench.stop_idle: median 2.1 s); headroom for a loaded 2-core machine
+STREAMS_RELEASED_SECONDS = 7.0  # gunicorn's stop with 200 open streams, well under its 10 s graceful_timeout

@@ -555,7 +555,7 @@ def test_watch_waits_out_a_redis_restart_and_misses_nothing(
         watching = jobstream.start("--json", "watch")
         wait_until(lambda: private_redis.pattern_subscribers() == 1, START_SECONDS, "watch to subscribe")
         before = jobs.enqueue("demo.sleep", name="before the restart")  # no worker: it stays pending
-        wait_until(lambda: before.id in watching.out(), EVENT_SECONDS, "the event before the restart")
+        wait_until(lambda: before.id in watching.out(), JOB_SECONDS, "the event before the restart")
 
         private_redis.stop()
         private_redis.start()  # its append-only file keeps the jobs and the events' replay stream

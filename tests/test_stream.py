@@ -25,6 +25,7 @@ from tests.bounds import (
     JOB_SECONDS,
     OPEN_SECONDS,
     STOP_SECONDS,
+    STREAMS_RELEASED_SECONDS,
 )
 from tests.conftest import Stack
 from tests.helpers import THREE_STEP_LIFECYCLE, OpenSSE, SSEClient, create
@@ -322,7 +323,8 @@ def test_sigterm_ends_200_streams_promptly_and_clients_resume_elsewhere(
     started = time.monotonic()
     web.signal(signal.SIGTERM)
     web.process.wait(STOP_SECONDS)
-    assert time.monotonic() - started < 4, "gunicorn waited for the streams"
+    # gunicorn's graceful_timeout is 10 s: well under it means the streams did not hold the shutdown
+    assert time.monotonic() - started < STREAMS_RELEASED_SECONDS, "gunicorn waited for the streams"
     for client in clients:
         assert client.closed.wait(EVENT_SECONDS), "a stream stayed open"
     for n in range(10):  # published while no server runs
