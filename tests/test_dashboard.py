@@ -259,11 +259,14 @@ def test_filter_and_search_are_kept_in_the_url_and_restored_on_reload(page: Page
     rows = page.locator("#jobs tbody tr")
 
     search = page.locator("#search")
-    search.press_sequentially(f"NEEDLE {tag}", delay=20)  # case does not matter
+    typed = f"NEEDLE {tag}"  # case does not matter
+    search.press_sequentially(typed, delay=20)
     expect(page).to_have_url(re.compile(rf"\?q=NEEDLE\+{tag}$"))
     expect(rows).to_have_count(2)
     expect(row_by_id(page, alpha["id"])).to_have_count(1)
-    assert len(lists) == 1, [r.url for r in lists]  # debounced: one request for the whole word, not per key
+    # Debounced: one request once typing pauses, not one per key (a loaded machine may pause mid-word).
+    assert 1 <= len(lists) <= 3 < len(typed), [r.url for r in lists]
+    assert urlsplit(lists[-1].url).query.endswith(f"q=NEEDLE+{tag}"), lists[-1].url
 
     page.locator('#counts button[data-status="failed"]').click()
     expect(page).to_have_url(re.compile(rf"\?status=failed&q=NEEDLE\+{tag}$"))
