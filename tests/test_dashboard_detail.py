@@ -27,7 +27,7 @@ from tests.helpers import create
 pytest_plugins = ["tests.dashboard_fixtures"]  # the browser, page and new_page fixtures
 pytestmark = pytest.mark.browser
 
-STEPS = 24  # of 0.2 s: the job still runs when its detail opens, even on a loaded machine
+STEPS = 24  # the streamed job's steps (of 0.5 s: it still runs when its detail opens, even on a loaded machine)
 LAST_STEP = """() => Math.max(0, ...[...document.querySelector("#detail-logs").textContent
     .matchAll(/^step (\\d+)\\/\\d+:/gm)].map((m) => Number(m[1])))"""
 
