@@ -14,6 +14,7 @@ SCHEDULED_KEY = "jobstream:scheduled"  # pending ids scored by the time (ms) the
 HELD_PREFIX = "jobstream:held:"  # + type: ids its concurrency limit holds back, oldest first
 RUNNING_PREFIX = "jobstream:running:"  # + type: the ids of that type that are active
 STARTS_PREFIX = "jobstream:starts:"  # + type: recent starts (ms), for its rate limit
+SLOT_PREFIX = "jobstream:slot:"  # + type: the next start time (ms) free for a job its rate limit holds back
 IDEMPOTENCY_PREFIX = "jobstream:idempotency:"  # + sha256 of a key: the job it created, for 24 h
 SWEEP_LOCK = "jobstream:sweep-lock"  # held by the one process that runs retention at a time
 ALIVE_PREFIX = "jobstream:alive:"  # + id: set, with a TTL, every few seconds by the worker running that job

@@ -20,7 +20,7 @@ from jobs import observe
 from jobs.attempts import Backoff
 from jobs.connection import replicated
 from jobs.errors import IdempotencyConflict
-from jobs.keys import STARTS_PREFIX, idempotency_key, job_key
+from jobs.keys import SLOT_PREFIX, STARTS_PREFIX, idempotency_key, job_key
 from jobs.model import ACTIVE, CANCELED, COMPLETED, FAILED, NORMAL, PENDING, isoformat, new_job_id, utcnow
 from jobs.queues import arm
 from jobs.registry import JobType, get_type
@@ -143,7 +143,12 @@ class JobStore(JobWriter):
             header["concurrency"] = job_type.concurrency
         if job_type is not None and job_type.rate:
             limit, seconds = job_type.rate
-            header.update(rate=limit, per_ms=int(seconds * 1000), starts_key=STARTS_PREFIX + job_type.name)
+            header.update(
+                rate=limit,
+                per_ms=int(seconds * 1000),
+                starts_key=STARTS_PREFIX + job_type.name,
+                slot_key=SLOT_PREFIX + job_type.name,
+            )
         if job_type is not None:
             header["waiting"] = {
                 "concurrency": _json(f"waiting: {job_type.concurrency} {job_type.name} already running"),

@@ -108,8 +108,10 @@ def test_the_detail_url_opens_directly_and_follows_the_log(new_page: NewPage, ba
 
         # The log keeps to its newest line, until the reader scrolls up; then it stays where they are.
         at_bottom = "(el) => el.scrollHeight - el.scrollTop - el.clientHeight < 24"
+        # Scrolled up by more than the page's follow margin (24 px), or the next line would bring it back down.
         page.wait_for_function(
-            "() => { const el = document.querySelector('#detail-logs'); return el.scrollHeight > el.clientHeight; }",
+            "() => { const el = document.querySelector('#detail-logs');"
+            " return el.scrollHeight > el.clientHeight + 96; }",
             polling="raf",
             timeout=JOB_TIMEOUT_MS,
         )

@@ -1,7 +1,8 @@
 -- A worker takes a pending job: it becomes active (H.fields), unless its type's limit holds it back.
 -- H (beside common.lua's): fields, logs, intermediate (the RQ list the worker took it into),
 --   concurrency (at most this many of its type active, absent = no limit),
---   rate, per_ms (at most `rate` starts per `per_ms`, absent = no limit), starts_key, waiting (JSON actions)
+--   rate, per_ms (at most `rate` starts per `per_ms`, absent = no limit), starts_key, slot_key,
+--   waiting (JSON actions)
 local raw = redis.call('HGET', KEYS[1], 'status')
 if not raw then return {'missing', ''} end
 local status = unquote(raw)
@@ -24,8 +25,12 @@ end
 if H.rate then
   redis.call('ZREMRANGEBYSCORE', H.starts_key, '-inf', H.now_ms - H.per_ms)
   if redis.call('ZCARD', H.starts_key) >= H.rate then
+    -- Each held job gets its own start time, per_ms / rate after the previous one's: a backlog comes back
+    -- as fast as it may start, not all of it at once every window ahead of other types' jobs.
     local oldest = redis.call('ZRANGE', H.starts_key, 0, 0, 'WITHSCORES')
-    redis.call('ZADD', H.scheduled_key, tonumber(oldest[2]) + H.per_ms, H.id)
+    local slot = math.max(tonumber(oldest[2]) + H.per_ms, tonumber(redis.call('GET', H.slot_key) or 0))
+    redis.call('SET', H.slot_key, slot + math.ceil(H.per_ms / H.rate), 'PX', slot - H.now_ms + H.per_ms)
+    redis.call('ZADD', H.scheduled_key, slot, H.id)
     return hold(H.waiting.rate)
   end
   redis.call('ZADD', H.starts_key, H.now_ms, H.id .. ':' .. H.now_ms)
