@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 from rq.job import Job
+from rq.results import Result
 
 from jobs.config import Settings
 from jobs.events import JOB_REMOVED, JOB_UPDATE, SNAPSHOT_FIELDS, channel
@@ -71,6 +72,7 @@ class JobWriter(JobReader):
             "queue_keys": {priority: queue.key for priority, queue in self.queues.items()},
             "wake_key": wake_key(settings.queue),
             "rq_job_prefix": Job.redis_job_namespace_prefix,
+            "rq_results_prefix": Result.get_key(""),  # a failure's Result outlives RQ's job hash by days
             "ended": list(ENDED),
             "statuses": list(STATUSES),
             "ended_ttl": ENDED_COUNTER_TTL,

@@ -118,10 +118,6 @@ def test_ended_jobs_past_their_keep_time_are_deleted_with_every_trace_and_the_re
     jobs.cancel(active.id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jobs/lua/delete.lua deletes rq:job:<id> but not RQ's rq:results:<id> (a failure's Result, kept 7 days)",
-)
 def test_a_deleted_failed_job_leaves_nothing_of_rqs_behind(cluster: Cluster) -> None:
     cluster.pool(concurrency=1)
     job = cluster.jobs.enqueue("demo.flaky", name="failed", params={"fail_times": 1}, max_attempts=1)

@@ -9,7 +9,7 @@ if status == 'pending' then  -- out of its queue too (a scan of that queue: dele
   local priority = unquote(redis.call('HGET', KEYS[1], 'priority'))
   redis.call('LREM', H.queue_keys[priority] or H.queue_keys.normal, 0, H.id)
 end
-redis.call('DEL', KEYS[1], KEYS[2], H.rq_job_prefix .. H.id)
+redis.call('DEL', KEYS[1], KEYS[2], H.rq_job_prefix .. H.id, H.rq_results_prefix .. H.id)
 redis.call('ZREM', KEYS[3], H.id)
 redis.call('ZREM', H.status_prefix .. status, H.id)
 redis.call('ZREM', H.ended_at_prefix .. status, H.id)
