@@ -265,10 +265,7 @@ class Watch(threading.Thread):
             try:
                 if time.monotonic() >= next_beat:
                     next_beat = time.monotonic() + MONITOR_INTERVAL
-                    with self.worker.connection.pipeline(transaction=False) as pipe:
-                        self.worker.heartbeat(MONITOR_INTERVAL + 60, pipe)
-                        pipe.set(alive_key(job_id), self.worker.name, ex=ORPHAN_AFTER)  # the job's own sign
-                        pipe.execute()
+                    self._beat(job_id)
                     stop = RUNNING.stop
                     lost = stop is None or stop.job_id != job_id
                     if lost and self.store.cancel_requested(job_id):  # its stop-job never arrived
@@ -276,6 +273,16 @@ class Watch(threading.Thread):
                 self._end_if_stuck(job_id)
             except Exception:  # the watch must outlive any one failure, or heartbeats and stops end with it
                 logger.exception("watch: job %s", job_id)
+
+    def _beat(self, job_id: str) -> None:
+        """The worker's heartbeat and the job's own sign of life, never once the job left (its end deletes it)."""
+        with RUNNING.lock:
+            if RUNNING.job_id != job_id:
+                return
+            with self.worker.connection.pipeline(transaction=False) as pipe:
+                self.worker.heartbeat(MONITOR_INTERVAL + 60, pipe)
+                pipe.set(alive_key(job_id), self.worker.name, ex=ORPHAN_AFTER)
+                pipe.execute()
 
     def _end_if_stuck(self, job_id: str) -> None:
         """A job that ignored its stop or overran its timeout by STOP_GRACE: record why, end the process."""

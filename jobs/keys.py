@@ -17,7 +17,7 @@ STARTS_PREFIX = "jobstream:starts:"  # + type: recent starts (ms), for its rate 
 SLOT_PREFIX = "jobstream:slot:"  # + type: the next start time (ms) free for a job its rate limit holds back
 IDEMPOTENCY_PREFIX = "jobstream:idempotency:"  # + sha256 of a key: the job it created, for 24 h
 SWEEP_LOCK = "jobstream:sweep-lock"  # held by the one process that runs retention at a time
-ALIVE_PREFIX = "jobstream:alive:"  # + id: set, with a TTL, every few seconds by the worker running that job
+ALIVE_PREFIX = "jobstream:alive:"  # + id: set, with a TTL, by the worker running that job; gone when it leaves active
 
 
 def job_key(job_id: str) -> str:

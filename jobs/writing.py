@@ -14,6 +14,7 @@ from rq.results import Result
 from jobs.config import Settings
 from jobs.events import JOB_REMOVED, JOB_UPDATE, SNAPSHOT_FIELDS, channel
 from jobs.keys import (
+    ALIVE_PREFIX,
     ENDED_AT_PREFIX,
     EVENTS_KEY,
     HELD_PREFIX,
@@ -69,6 +70,7 @@ class JobWriter(JobReader):
             "scheduled_key": SCHEDULED_KEY,
             "held_prefix": HELD_PREFIX,
             "running_prefix": RUNNING_PREFIX,
+            "alive_prefix": ALIVE_PREFIX,
             "queue_keys": {priority: queue.key for priority, queue in self.queues.items()},
             "wake_key": wake_key(settings.queue),
             "rq_job_prefix": Job.redis_job_namespace_prefix,

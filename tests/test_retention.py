@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobs.keys import EVENTS_KEY, job_key
+from jobs.keys import EVENTS_KEY, alive_key, job_key
 from jobs.retention import LOCK_SECONDS
 from jobs.scheduler import SWEEP_SECONDS
 from scripts.harness import request, wait_until
@@ -116,6 +116,15 @@ def test_ended_jobs_past_their_keep_time_are_deleted_with_every_trace_and_the_re
     assert {job.id for job in failed} <= set(removals(cluster.redis))
     assert all(not cluster.redis.exists(job_key(job.id), f"rq:job:{job.id}") for job in failed)
     jobs.cancel(active.id)
+
+
+def test_a_job_that_ran_keeps_no_sign_of_life_once_it_ends(cluster: Cluster) -> None:
+    """Its worker's `alive` key goes with the end, not 30 s later: a job deleted soon after leaves nothing."""
+    cluster.pool(concurrency=1)
+    job = cluster.jobs.enqueue("demo.sleep", name="beats", params={"seconds": 2})
+    wait_until(lambda: cluster.redis.exists(alive_key(job.id)), EVENT_SECONDS, "the job's sign of life")
+    assert cluster.jobs.wait(job.id, JOB_SECONDS).status == "completed"
+    assert not cluster.redis.exists(alive_key(job.id))
 
 
 def test_a_deleted_failed_job_leaves_nothing_of_rqs_behind(cluster: Cluster) -> None:

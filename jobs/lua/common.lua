@@ -58,6 +58,7 @@ local function moved(id, jtype, old, new)
   if new == 'active' then redis.call('SADD', H.running_prefix .. jtype, id) end
   if old == 'active' then
     redis.call('SREM', H.running_prefix .. jtype, id)
+    redis.call('DEL', H.alive_prefix .. id)  -- its worker's sign that it runs
     release(jtype)
   end
   if old == 'pending' then
