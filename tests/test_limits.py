@@ -103,6 +103,9 @@ def test_a_rate_limit_allows_so_many_starts_per_window(cluster: Cluster) -> None
 
 RATED_BACKLOG = 500  # 100 s of starts at 5 per second
 OTHER_WAIT_SECONDS = 2.0  # a job of another type waits no longer behind a rate-limited backlog (~0.05 s idle)
+# A held job back at its time that finds the window still full (the start before it ran late) waits only that
+# lateness: its time may fall so much short of a window after the one `limit` before it.
+LATE_START_SECONDS = 0.5
 
 
 def test_a_rate_limited_backlog_does_not_hold_up_other_types(cluster: Cluster) -> None:
@@ -114,7 +117,8 @@ def test_a_rate_limited_backlog_does_not_hold_up_other_types(cluster: Cluster) -
     limit, per = RATE
     due = sorted(score for _, score in cluster.redis.zrange(SCHEDULED_KEY, 0, -1, withscores=True))
     assert len(due) > limit
-    assert min(due[i + limit] - due[i] for i in range(len(due) - limit)) >= per * 1000, due[: 2 * limit]
+    spacing = min(due[i + limit] - due[i] for i in range(len(due) - limit))
+    assert spacing >= (per - LATE_START_SECONDS) * 1000, due[: 2 * limit]
     others = cluster.jobs.enqueue_many(
         [{"type": "demo.sleep", "name": f"other {n}", "params": {"seconds": 0}} for n in range(OTHER_JOBS)]
     )

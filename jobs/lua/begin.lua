@@ -25,11 +25,16 @@ end
 if H.rate then
   redis.call('ZREMRANGEBYSCORE', H.starts_key, '-inf', H.now_ms - H.per_ms)
   if redis.call('ZCARD', H.starts_key) >= H.rate then
-    -- Each held job gets its own start time, per_ms / rate after the previous one's: a backlog comes back
-    -- as fast as it may start, not all of it at once every window ahead of other types' jobs.
     local oldest = redis.call('ZRANGE', H.starts_key, 0, 0, 'WITHSCORES')
-    local slot = math.max(tonumber(oldest[2]) + H.per_ms, tonumber(redis.call('GET', H.slot_key) or 0))
-    redis.call('SET', H.slot_key, slot + math.ceil(H.per_ms / H.rate), 'PX', slot - H.now_ms + H.per_ms)
+    local slot = tonumber(oldest[2]) + H.per_ms  -- when the window has room again
+    if redis.call('HGET', KEYS[1], 'action') ~= H.waiting.rate then
+      -- A new arrival gets its own start time, per_ms / rate after the previous one's: a backlog comes back
+      -- as fast as it may start, not all of it at once every window ahead of other types' jobs.
+      slot = math.max(slot, tonumber(redis.call('GET', H.slot_key) or 0))
+      redis.call('SET', H.slot_key, slot + math.ceil(H.per_ms / H.rate), 'PX', slot - H.now_ms + H.per_ms)
+    end
+    -- One back at its time that still finds the window full (the start before it ran late) keeps its place:
+    -- it waits only until the window frees.
     redis.call('ZADD', H.scheduled_key, slot, H.id)
     return hold(H.waiting.rate)
   end
