@@ -275,14 +275,14 @@ class Watch(threading.Thread):
                 logger.exception("watch: job %s", job_id)
 
     def _beat(self, job_id: str) -> None:
-        """The worker's heartbeat and the job's own sign of life, never once the job left (its end deletes it)."""
-        with RUNNING.lock:
-            if RUNNING.job_id != job_id:
-                return
-            with self.worker.connection.pipeline(transaction=False) as pipe:
-                self.worker.heartbeat(MONITOR_INTERVAL + 60, pipe)
-                pipe.set(alive_key(job_id), self.worker.name, ex=ORPHAN_AFTER)
-                pipe.execute()
+        """The worker's heartbeat and the job's own sign of life; its end deletes the sign, and one written as
+        the job left (after that end, perhaps) is taken back: the job is off RUNNING before its end is written."""
+        with self.worker.connection.pipeline(transaction=False) as pipe:
+            self.worker.heartbeat(MONITOR_INTERVAL + 60, pipe)
+            pipe.set(alive_key(job_id), self.worker.name, ex=ORPHAN_AFTER)
+            pipe.execute()
+        if RUNNING.job_id != job_id:
+            self.worker.connection.delete(alive_key(job_id))
 
     def _end_if_stuck(self, job_id: str) -> None:
         """A job that ignored its stop or overran its timeout by STOP_GRACE: record why, end the process."""
