@@ -45,8 +45,11 @@ format: $(VENV)/.dev-deps
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Two test processes (pytest-xdist), a test file to each at a time: the suite's time nearly halves on
+# 2 cores, and a file's fixtures stay with it. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= 2
 test: $(VENV)/.dev-deps $(VENV)/bin/jobstream chromium lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15
 
 bench: $(VENV)/.dev-deps
 	$(PY) -m bench.sse_fanout --help
