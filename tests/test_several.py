@@ -50,6 +50,11 @@ class Fleet:
     def all_workers_up(self) -> bool:
         return all(len(self.cluster.workers_of(pool)) == POOL_SIZE for pool in self.pools)
 
+    def all_workers_idle(self) -> bool:
+        """Every registered worker idle, as the stats show them (a worker whose job just ended may be busy still)."""
+        workers = request(self.bases[0], "GET", "/api/stats")[1]["workers"]
+        return all(w["state"] == "idle" and w["current_job"] is None for w in workers)
+
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
@@ -61,6 +66,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 def idle(fleet: Fleet) -> Iterator[Fleet]:
     """The fleet with all ten workers registered and idle; what a test leaves running is canceled after it."""
     wait_until(fleet.all_workers_up, JOB_SECONDS, "both pools' workers")
+    wait_until(fleet.all_workers_idle, JOB_SECONDS, "every worker idle")
     yield fleet
     base = fleet.bases[0]
     ids = [job["id"] for status in ("active", "pending") for job in listed(base, status)]
