@@ -2,8 +2,8 @@
 
 Starts a private redis-server and the worker pool (`python worker.py`, --workers) with the type
 `bench.primes` (bench/limited_types.py: demo.primes with concurrency=2) and `bench.rated` (demo.sleep
-at 5 starts a second). Four runs in one invocation, each creating --primes CPU-bound jobs first, then
---sleeps demo.sleep jobs behind them:
+at 5 starts a second). Five runs in one invocation (--only picks some); the first four create
+--sleeps demo.sleep jobs, in two of them behind --primes CPU-bound jobs:
   baseline   the sleeps alone;
   two busy   the sleeps while two long demo.sleep jobs hold two workers: what the limit's two running
              jobs cost the sleeps in workers alone, without their CPU;
@@ -11,7 +11,7 @@ at 5 starts a second). Four runs in one invocation, each creating --primes CPU-b
   unlimited  demo.primes (no limit) + the sleeps, for contrast: what the limit saves the sleeps.
 For each: the most primes jobs active at once (replayed from the job events, in Redis's order), the
 sleeps' wait (started_at − created_at) p50/p95/max, and when the last sleep and the last primes ended.
-A fifth run, rated: --rated bench.rated jobs of 0 s, then (once two windows of them have started) the
+The fifth, rated: --rated bench.rated jobs of 0 s, then (once two windows of them have started) the
 sleeps once no job waits in a queue (all held back); the sleeps' wait, the shortest time in which
 rate + 1 rated jobs started (the window, or the limit was broken), how long the backlog took
 against the least the rate allows, and the Lua scripts Redis ran per rated job (the sleeps' too).
