@@ -25,9 +25,11 @@ control_socket_disable = True
 
 
 def _logs():
-    """jobs/logs.py, loaded by its path: importing it as jobs.logs would load the core, and with it redis-py
+    """jobs/telemetry/logs.py, loaded by its path: importing it as a module would load the core, and with it redis-py
     and ssl, into the master before gevent patches the workers. It needs the standard library only."""
-    spec = importlib.util.spec_from_file_location("jobstream_logs", Path(__file__).with_name("jobs") / "logs.py")
+    spec = importlib.util.spec_from_file_location(
+        "jobstream_logs", Path(__file__).with_name("jobs") / "telemetry" / "logs.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -76,6 +78,6 @@ def post_worker_init(worker):
     signal.signal(signal.SIGQUIT, worker.handle_quit)
     signal.signal(signal.SIGINT, worker.handle_quit)
     if worker.age == 1:  # the server's first worker process: one warning per server, not one per process
-        from jobs.health import warn_about
+        from jobs.telemetry.health import warn_about
 
         warn_about(worker.wsgi.extensions[EXTENSION].jobs.redis)

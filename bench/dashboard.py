@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from jobs import Jobs
-from jobs.keys import EVENTS_KEY
+from jobs.store.keys import EVENTS_KEY
 from scripts.harness import ROOT, RedisServer, Service, start_pool, start_web, wait_until
 from tests.dashboard_fixtures import CHROMIUM_ARGS
 

@@ -39,7 +39,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from jobs import Jobs
-from jobs.keys import INDEX_KEY
+from jobs.store.keys import INDEX_KEY
 from scripts.harness import RedisServer, start_web
 
 WAYS = ("enqueue_many", "enqueue", "http", "http-threads", "rq")

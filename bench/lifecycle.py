@@ -32,13 +32,13 @@ from rq.suspension import resume, suspend
 
 from jobs import Jobs
 from jobs.config import Settings
-from jobs.store import JobStore
+from jobs.store.lifecycle import JobStore
 from scripts.harness import ROOT, RedisServer, request, start_pool, start_web, wait_until
 from tests.helpers import SSEClient, create
 
 PLAIN_POOL = """
 import sys
-import jobs.demo  # preloaded, as RQ's docs advise, so the horses do not import it per job
+import jobs.types.demo  # preloaded, as RQ's docs advise, so the horses do not import it per job
 from redis import Redis
 from rq import SimpleWorker, Worker
 from rq.serializers import JSONSerializer
@@ -101,9 +101,9 @@ def noop_throughput(store: JobStore, client: SSEClient, jobs: int) -> tuple[floa
     ids = create_all()
     client.wait_for(lambda c: all(_ended(c, i) for i in ids), 300, "every no-op job")
     live = jobs / (max(_ended(client, i) for i in ids) - started)
-    done = store.counts()["completed"]
+    done = store.read.counts()["completed"]
     backlog = drain_rate(store.redis, store.queue.key, create_all)
-    wait_until(lambda: store.counts()["completed"] - done >= jobs, 300, "every no-op job")
+    wait_until(lambda: store.read.counts()["completed"] - done >= jobs, 300, "every no-op job")
     return live, backlog
 
 

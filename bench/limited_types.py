@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from jobs.demo import PrimesParams, SleepParams, primes, sleep
-from jobs.registry import register
+from jobs.types.demo import PrimesParams, SleepParams, primes, sleep
+from jobs.types.registry import register
 
 CONCURRENCY = 2
 RATE = (5, 1.0)  # starts per seconds

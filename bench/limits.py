@@ -34,9 +34,9 @@ from typing import Any
 
 from bench.limited_types import CONCURRENCY, RATE
 from jobs import Jobs
-from jobs.events import Event
-from jobs.keys import EVENTS_KEY
 from jobs.model import Job, parse_time
+from jobs.store.keys import EVENTS_KEY
+from jobs.stream.events import Event
 from scripts.harness import RedisServer, start_pool, wait_until
 
 WAIT_SECONDS = 600.0

@@ -28,7 +28,7 @@ import redis
 
 from jobs import Jobs
 from jobs.model import ENDED
-from jobs.scheduler import SWEEP_SECONDS
+from jobs.store.upkeep import SWEEP_SECONDS
 from scripts.harness import RedisServer, start_pool, wait_until
 
 SETTLE_SECONDS = 120.0  # patience for the pool to finish what was created, and for retention to catch up
@@ -56,11 +56,11 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(1.0):
             self.peak_memory = max(self.peak_memory, used_memory(self.client))
-            self.peak_ended = max(self.peak_ended, ended_count(self.jobs.store.counts()))
+            self.peak_ended = max(self.peak_ended, ended_count(self.jobs.store.read.counts()))
 
 
 def idle(jobs: Jobs) -> dict[str, int] | None:
-    counts = jobs.store.counts()
+    counts = jobs.store.read.counts()
     return counts if counts["pending"] == 0 and counts["active"] == 0 else None
 
 
@@ -73,7 +73,7 @@ def push(jobs: Jobs, total: int, batch: int, window: int, keep: int, progress: f
         if at_keep is None and created >= keep:
             idle_counts = wait_until(lambda: idle(jobs), SETTLE_SECONDS, f"the first {keep} jobs to end")
             at_keep = {"used_memory": used_memory(jobs.redis), "ended": ended_count(idle_counts)}
-        counts = jobs.store.counts()
+        counts = jobs.store.read.counts()
         size = min(batch, total - created, keep - created if at_keep is None else batch)
         if counts["pending"] + size > window:
             time.sleep(0.05)
@@ -118,7 +118,7 @@ def main() -> None:
         wait_until(lambda: idle(jobs), SETTLE_SECONDS, "every job to end")
         drained = time.monotonic() - started
         trimmed = wait_until(
-            lambda: (c := jobs.store.counts()) and ended_count(c) <= args.keep and c,
+            lambda: (c := jobs.store.read.counts()) and ended_count(c) <= args.keep and c,
             SETTLE_SECONDS + 2 * SWEEP_SECONDS,
             "retention to trim to --keep",
         )

@@ -34,7 +34,7 @@ def measure(kind: str, count: int, url: str) -> float:
     from rq.serializers import JSONSerializer
 
     if kind != "cold-fork":
-        import jobs.demo  # noqa: F401
+        import jobs.types.demo  # noqa: F401
     logging.basicConfig(level=logging.ERROR)
     connection = Redis.from_url(url)
     connection.flushdb()

@@ -34,7 +34,7 @@ from bench.pyspy import finish_profiler, start_profiler
 from bench.sse_fleet import ClientFleet, percentile
 from bench.sse_tables import CYCLE_ROWS, IDLE_ROWS, LOAD_ROWS, medians, print_table
 from bench.stack import Probe, Stack
-from jobs.events import EVENTS_KEY, JOB_UPDATE
+from jobs.stream.events import EVENTS_KEY, JOB_UPDATE
 from scripts.harness import ROOT
 
 RESULTS = ROOT / "bench" / "results"

@@ -21,8 +21,8 @@ import psutil
 import redis
 
 from bench import pyspy
-from jobs.keys import STATUS_PREFIX
 from jobs.model import ACTIVE, PENDING
+from jobs.store.keys import STATUS_PREFIX
 from scripts.harness import RedisServer, Service, request, start_pool, start_web, wait_until
 
 

@@ -12,8 +12,8 @@ from rich.text import Text
 from cli.app import JOB_FAILED, OK, Session, json_option, pass_session
 from cli.render import job_line, to_json_line
 from jobs import Job, JobEvent, Jobs
-from jobs.events import JOB_REMOVED, RESET
 from jobs.model import ACTIVE, COMPLETED, parse_time
+from jobs.stream.events import JOB_REMOVED, RESET
 
 NAME_WIDTH = 40
 

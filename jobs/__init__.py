@@ -12,7 +12,7 @@ types; the skins say which to load.
 from jobs.client import CancelResult, JobEvent, Jobs, Page
 from jobs.errors import IdempotencyConflict, InvalidRequest, JobConflict, JobNotFound, JobsError
 from jobs.model import Job
-from jobs.registry import register
+from jobs.types.registry import register
 
 __all__ = [
     "CancelResult",

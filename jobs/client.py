@@ -15,16 +15,17 @@ from typing import Any
 import redis
 from marshmallow import Schema, ValidationError
 
-from jobs import control, schemas
-from jobs.attempts import Backoff
+from jobs import schemas
 from jobs.config import Settings
 from jobs.connection import connect
 from jobs.errors import InvalidRequest, JobConflict, JobNotFound
-from jobs.events import JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
 from jobs.model import ENDED, Job, isoformat
-from jobs.registry import JobFunction, describe_types, get_type, load, provide_default
-from jobs.store import JobStore, NewJob, Outcome
-from jobs.stream import RedisSubscription
+from jobs.store import control
+from jobs.store.lifecycle import JobStore, NewJob, Outcome
+from jobs.stream.events import JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
+from jobs.stream.fanout import RedisSubscription
+from jobs.types.attempts import Backoff
+from jobs.types.registry import JobFunction, describe_types, get_type, load, provide_default
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ class Jobs:
 
     def get(self, job_id: str) -> Job:
         """The job with its logs and `last_event_id` (events after it carry lines not in `logs`)."""
-        job = self.store.get(job_id, with_logs=True)
+        job = self.store.read.get(job_id, with_logs=True)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
         return Job.from_snapshot(job)
@@ -189,7 +190,7 @@ class Jobs:
     def list(self, status: str | None = None, q: str | None = None, limit: int = 50, cursor: str | None = None) -> Page:
         """A page of jobs, newest first; pass `next_cursor` back as `cursor` for the next one."""
         query = _load(schemas.job_query, {"status": status, "q": q, "limit": limit, "cursor": cursor})
-        page = self.store.page(**query)
+        page = self.store.read.page(**query)
         return Page(
             [Job.from_snapshot(j) for j in page["jobs"]], page["next_cursor"], page["counts"], page["last_event_id"]
         )

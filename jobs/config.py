@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from jobs.connection import SENTINEL_SCHEME, URL_SCHEMES, SentinelURL
 
 FANOUT_MODES = ("request", "process")
-BUILTIN_JOB_MODULES = ("jobs.demo",)
+BUILTIN_JOB_MODULES = ("jobs.types.demo",)
 DAY = 24 * 3600
 MAX_KEEP = 3650 * DAY
 MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")

@@ -7,10 +7,10 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
-from jobs.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, Backoff
-from jobs.events import JOB_REMOVED, JOB_UPDATE, RESET
 from jobs.model import ENDED, PRIORITIES, STATUSES
-from jobs.registry import MAX_TIMEOUT_SECONDS
+from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, RESET
+from jobs.types.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, Backoff
+from jobs.types.registry import MAX_TIMEOUT_SECONDS
 
 MAX_DELAY_AHEAD = 365 * 24 * 3600  # how far ahead a job may be scheduled: a year
 JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from jobs.config import Settings  # noqa: E402
 from jobs.connection import connect  # noqa: E402
-from jobs.lifetime import STOP_SIGNALS  # noqa: E402
+from runner.lifetime import STOP_SIGNALS  # noqa: E402
 from scripts.harness import free_port  # noqa: E402
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}

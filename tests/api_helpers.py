@@ -15,7 +15,7 @@ import redis
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from jobs.store import JobStore
+from jobs.store.lifecycle import JobStore
 from tests.bounds import EVENT_SECONDS
 
 INDEX_KEY = "jobstream:jobs"
@@ -108,7 +108,7 @@ def job_in(status: str, client: FlaskClient, store: JobStore, redis_client: redi
             assert store.complete(job_id, {"ok": True}).ok
         elif status == "failed":
             assert store.fail(job_id, "boom", "Traceback (most recent call last):\nRuntimeError: boom").ok
-    assert store.get(job_id)["status"] == status
+    assert store.read.get(job_id)["status"] == status
     return job_id
 
 

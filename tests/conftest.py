@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from jobs.config import Settings
-from jobs.registry import load
-from jobs.store import JobStore
+from jobs.store.lifecycle import JobStore
+from jobs.types.registry import load
 from scripts.harness import RedisServer, Service, start_pool, start_web
 from tests.api_helpers import Subscriber
 from tests.helpers import STREAM_PATH, OpenSSE, SSEClient

@@ -22,14 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from jobs.connection import text
-from jobs.events import RESET, id_key
-from jobs.keys import EVENTS_KEY
 from jobs.model import parse_time
+from jobs.store.keys import EVENTS_KEY
+from jobs.store.orphans import ORPHAN_AFTER
+from jobs.stream.events import RESET, id_key
+from runner.pool import SWEEP_EVERY
 from scripts.harness import Response, Service, request, start_pool, start_web, wait_until
 from scripts.sentinel import FAILOVER_SECONDS, SentinelGroup
 from tests.bounds import EVENT_SECONDS, JOB_SECONDS, OPEN_SECONDS
 from tests.helpers import STREAM_PATH, SSEClient
-from worker import ORPHAN_AFTER, SWEEP_EVERY
 
 CALM_CREATES = 40  # creates answered before anything happens: the latency figures, and traffic to kill into
 PARTITION_CREATES = 20  # a partition lasts until this many more are answered (without WAIT) ...

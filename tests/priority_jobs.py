@@ -6,7 +6,7 @@ import time
 
 from marshmallow import Schema, fields, validate
 
-from jobs.registry import register
+from jobs.types.registry import register
 
 
 class UrgentParams(Schema):

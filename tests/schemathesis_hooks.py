@@ -14,7 +14,7 @@ from typing import Any
 
 import schemathesis
 
-from jobs.attempts import Backoff
+from jobs.types.attempts import Backoff
 
 SOON = timedelta(hours=1)
 DEFAULTS = Backoff()

@@ -6,8 +6,8 @@ import time
 
 from marshmallow import Schema, fields, validate
 
-from jobs.progress import progress
-from jobs.registry import register
+from jobs.types.registry import register
+from jobs.types.running import progress
 
 TICK_SECONDS = 0.1  # the job's unit of work, not a synchronization
 

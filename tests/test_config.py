@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from jobs.config import ConfigError, Settings
-from jobs.registry import load
+from jobs.types.registry import load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,7 +119,7 @@ def test_the_registry_knows_only_the_types_the_skin_loads() -> None:
     """In a fresh interpreter: importing the registry registers nothing; load() of the modules does."""
     script = (
         "from jobs.config import Settings\n"
-        "from jobs.registry import get_type, job_types, load\n"
+        "from jobs.types.registry import get_type, job_types, load\n"
         "assert job_types() == [], job_types()\n"
         "load(Settings(job_modules=('tests.stubborn_jobs',)).job_type_modules)\n"
         "print(' '.join(t.name for t in job_types()))\n"

@@ -15,12 +15,15 @@ import psutil
 import pytest
 
 from jobs.config import Settings
-from jobs.store import JobStore
+from jobs.store.lifecycle import JobStore
+from jobs.store.orphans import ORPHAN_AFTER
+from runner.pool import SWEEP_EVERY
+from runner.stopping import STOP_GRACE
+from runner.watch import MONITOR_INTERVAL
 from scripts.harness import RedisServer, Service, request, start_pool, start_web, wait_until
 from tests.bounds import EVENT_SECONDS, JOB_SECONDS, QUIET_SECONDS, START_SECONDS, STOP_SECONDS
 from tests.conftest import Stack
 from tests.helpers import OpenSSE, SSEClient, create
-from worker import MONITOR_INTERVAL, ORPHAN_AFTER, STOP_GRACE, SWEEP_EVERY
 
 TEST_JOBS = "tests.stubborn_jobs"
 
@@ -144,7 +147,7 @@ def test_a_cancel_whose_stop_command_was_lost_is_found_at_the_next_heartbeat(
     job = create(base, "victim", steps=600, step_seconds=0.1)
     wait_until(lambda: active_on_worker(base, job["id"]), EVENT_SECONDS, "the job running")
     store = JobStore(private_stack.redis.client(), Settings(redis_url=private_stack.redis.url))
-    assert store._change(job["id"], guard=("active",), fields={"cancel_requested": True}).ok  # no stop-job sent
+    assert store.scripts.change(job["id"], guard=("active",), fields={"cancel_requested": True}).ok  # no stop-job sent
     client.wait_for(lambda c: statuses(c, job["id"])[-1:] == ["canceled"], MONITOR_INTERVAL + EVENT_SECONDS, "canceled")
 
 

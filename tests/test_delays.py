@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from jobs.keys import SCHEDULED_KEY
 from jobs.model import isoformat
+from jobs.store.keys import SCHEDULED_KEY
 from scripts.harness import request, wait_until
 from tests.api_helpers import stored_events
 from tests.bounds import EVENT_SECONDS, JOB_SECONDS, QUIET_SECONDS

@@ -16,8 +16,8 @@ from app import create_app
 from jobs import Jobs
 from jobs.config import ConfigError, Settings
 from jobs.connection import REPLICATION_MARK, NotReplicated, SentinelURL, replicated
-from jobs.events import missed
-from jobs.keys import EVENTS_KEY
+from jobs.store.keys import EVENTS_KEY
+from jobs.stream.events import missed
 from scripts.harness import RedisServer
 from tests.failover_drill import Figures, Scenario, describe, run_drill
 
@@ -63,7 +63,7 @@ def test_a_stream_resumed_from_an_event_that_redis_no_longer_has_starts_over(red
 
     def create() -> str:  # each create is an event; its id
         jobs.enqueue("demo.sleep", name="seen", params={"seconds": 0})
-        event_id = jobs.store.last_event_id()
+        event_id = jobs.store.read.last_event_id()
         assert event_id is not None
         return event_id
 

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 
 from jobs import IdempotencyConflict, Jobs
 from jobs.config import Settings
-from jobs.keys import EVENTS_KEY, INDEX_KEY, idempotency_key
+from jobs.store.keys import EVENTS_KEY, INDEX_KEY, idempotency_key
 from tests.bounds import EVENT_SECONDS
 from tests.conftest import Stack
 

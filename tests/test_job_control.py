@@ -8,7 +8,7 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from jobs.store import JobStore
+from jobs.store.lifecycle import JobStore
 from tests.api_helpers import (
     API_JOB_FIELDS,
     STATUSES,
@@ -71,7 +71,7 @@ def test_delete_refuses_an_active_job(client: FlaskClient, store: JobStore, redi
     details = error_details(client.delete(f"/api/jobs/{job_id}"), 409, "conflict")
 
     assert details == {"status": "active"}
-    assert store.get(job_id)["status"] == "active"
+    assert store.read.get(job_id)["status"] == "active"
 
 
 # -- cancel --------------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ def test_cancel_active_job_asks_the_worker(client: FlaskClient, store: JobStore,
     assert response.status_code == 202
     job = response.get_json()["job"]
     assert (job["status"], job["cancel_requested"], job["ended_at"]) == ("active", True, None)
-    assert store.get(job_id)["cancel_requested"] is True
+    assert store.read.get(job_id)["cancel_requested"] is True
     assert stored_events(redis_client)[-1].job == job
 
 
@@ -130,8 +130,8 @@ def test_cancel_many_reports_each_outcome(client: FlaskClient, store: JobStore, 
     ]
     assert results[0]["job"]["status"] == "canceled"
     assert results[1]["job"]["cancel_requested"] is True
-    assert store.get(pending)["status"] == "canceled"
-    assert store.get(active)["cancel_requested"] is True
+    assert store.read.get(pending)["status"] == "canceled"
+    assert store.read.get(active)["cancel_requested"] is True
 
 
 @pytest.mark.parametrize(
@@ -183,7 +183,7 @@ def test_retry_refuses_a_job_that_has_not_failed_or_been_canceled(
     details = error_details(client.post(f"/api/jobs/{job_id}/retry"), 409, "conflict")
 
     assert details == {"status": status}
-    assert store.get(job_id)["attempts"] == 1
+    assert store.read.get(job_id)["attempts"] == 1
 
 
 def test_retry_unknown_job_is_404(client: FlaskClient) -> None:

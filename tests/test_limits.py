@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.keys import HELD_PREFIX, RUNNING_PREFIX, SCHEDULED_KEY
+from jobs.store.keys import HELD_PREFIX, RUNNING_PREFIX, SCHEDULED_KEY
 from scripts.harness import wait_until
 from tests.api_helpers import Event, stored_events
 from tests.bounds import EVENT_SECONDS, JOB_SECONDS

@@ -9,7 +9,7 @@ import redis
 from flask.testing import FlaskClient
 
 import jobs.model
-from jobs.store import JobStore
+from jobs.store.lifecycle import JobStore
 from tests.api_helpers import (
     API_JOB_FIELDS,
     HOSTILE_NAME,

@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 
 from app import create_app
 from jobs.config import Settings
-from jobs.health import risks
-from jobs.logs import JsonFormatter
+from jobs.telemetry.health import risks
+from jobs.telemetry.logs import JsonFormatter
 from scripts.harness import RedisServer, Service, request, start_pool, start_web, wait_until
 from tests.api_helpers import basic_auth
 from tests.bounds import EVENT_SECONDS, JOB_SECONDS, START_SECONDS

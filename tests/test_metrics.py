@@ -24,8 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import create_app
 from jobs.client import Jobs
 from jobs.config import Settings
-from jobs.keys import EVENTS_KEY
-from jobs.store import JobStore
+from jobs.store.keys import EVENTS_KEY
+from jobs.store.lifecycle import JobStore
 from scripts.harness import RedisServer, Service, free_port, request, start_pool, start_web, wait_until
 from tests.api_helpers import basic_auth
 from tests.bounds import BURST_SECONDS, EVENT_SECONDS, JOB_SECONDS, START_SECONDS

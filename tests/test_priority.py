@@ -12,7 +12,7 @@ import redis
 
 from jobs import InvalidRequest, Job, Jobs, register
 from jobs.config import Settings
-from jobs.events import missed
+from jobs.stream.events import missed
 from scripts.harness import RedisServer, Service, start_pool
 from tests.bounds import JOB_SECONDS
 from tests.priority_jobs import UrgentParams, urgent
@@ -65,7 +65,7 @@ def test_a_high_job_overtakes_1000_pending_normal_ones_and_a_low_one_runs_last(
         low = jobs.enqueue("demo.sleep", name="low", params=SLEEP, priority="low")
         assert (high.priority, low.priority) == ("high", "low")
         assert jobs.stats()["queues"] == {"high": 1, "normal": BACKLOG, "low": 1}
-        before = jobs.store.last_event_id()
+        before = jobs.store.read.last_event_id()
         assert before is not None
 
         jobs.resume()

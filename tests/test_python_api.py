@@ -24,7 +24,7 @@ from jobs import (
     Page,
 )
 from jobs.config import ConfigError, Settings
-from jobs.keys import EVENTS_KEY, INDEX_KEY
+from jobs.store.keys import EVENTS_KEY, INDEX_KEY
 from tests.api_helpers import UNKNOWN_ID
 from tests.bounds import JOB_SECONDS
 from tests.conftest import Stack

@@ -15,7 +15,7 @@ import redis
 
 from jobs import Job, JobEvent, Jobs
 from jobs.config import Settings
-from jobs.keys import EVENTS_KEY
+from jobs.store.keys import EVENTS_KEY
 from scripts.harness import RedisServer, wait_until
 from tests.bounds import EVENT_SECONDS, JOB_SECONDS, START_SECONDS
 from tests.conftest import Stack
@@ -254,7 +254,7 @@ def test_an_id_older_than_the_capped_history_yields_reset_then_live_events(
         jobs.store.report(job.id, n % 100, f"step {n}")
     oldest = redis_client.xrange(EVENTS_KEY, count=1)[0][0].decode()
     assert redis_client.xlen(EVENTS_KEY) < 600 and oldest > first  # the stream was capped past `first`
-    newest = jobs.store.last_event_id()
+    newest = jobs.store.read.last_event_id()
     events = follow(jobs, after=first)
 
     with within(EVENT_SECONDS, "the reset"):
@@ -275,7 +275,7 @@ def test_an_id_that_is_not_in_the_history_yields_reset(jobs_in_process: Jobs, fo
     with within(EVENT_SECONDS, "the reset"):
         reset = next(follow(jobs_in_process, after=after))
 
-    assert (reset.type, reset.id) == ("reset", jobs_in_process.store.last_event_id())
+    assert (reset.type, reset.id) == ("reset", jobs_in_process.store.read.last_event_id())
 
 
 # -- Redis restarts ----------------------------------------------------------------------------------------

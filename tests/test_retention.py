@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobs.keys import EVENTS_KEY, alive_key, job_key
-from jobs.retention import LOCK_SECONDS
-from jobs.scheduler import SWEEP_SECONDS
+from jobs.store.keys import EVENTS_KEY, alive_key, job_key
+from jobs.store.retention import LOCK_SECONDS
+from jobs.store.upkeep import SWEEP_SECONDS
 from scripts.harness import request, wait_until
 from tests.api_helpers import stored_events
 from tests.bounds import EVENT_SECONDS, JOB_SECONDS, QUIET_SECONDS

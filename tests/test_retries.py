@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from jobs.keys import SCHEDULED_KEY
+from jobs.store.keys import SCHEDULED_KEY
 from scripts.harness import request, wait_until
 from tests.api_helpers import Event
 from tests.bounds import EVENT_SECONDS, JOB_SECONDS, QUIET_SECONDS

@@ -15,10 +15,11 @@ from pathlib import Path
 import psutil
 
 from jobs import Jobs
+from runner.stopping import INTERRUPTED
+from runner.worker import DUPLICATE_SECONDS
 from scripts.harness import ROOT, RedisServer, Service, free_port, request, wait_until
 from tests.bounds import IDLE_STOP_SECONDS, JOB_SECONDS, START_SECONDS, STOP_SECONDS
 from tests.helpers import create
-from worker import DUPLICATE_SECONDS, INTERRUPTED
 
 TRIES = 10  # each idle stop is tried this often, going through the phases in turn
 PHASES = ("start-up", "idle", "between jobs")  # of the workers when the stop comes

@@ -21,7 +21,7 @@ from werkzeug.test import TestResponse
 
 from app import create_app
 from jobs.config import Settings
-from jobs.store import JobStore
+from jobs.store.lifecycle import JobStore
 from tests.api_helpers import basic_auth, create, error_details, job_in, redis_state
 
 EVIL = "http://evil.example"

@@ -19,7 +19,7 @@ import pytest
 from rq.serializers import JSONSerializer
 
 from jobs import Jobs
-from jobs.queues import PriorityQueue, Stranded
+from jobs.store.queues import PriorityQueue, Stranded
 from scripts.harness import RedisServer, Service, request, wait_until
 from tests.api_helpers import stored_events
 from tests.bounds import CANCEL_SECONDS, JOB_SECONDS

@@ -14,8 +14,8 @@ import pytest
 
 from jobs import Jobs
 from jobs.config import Settings
-from jobs.events import EVENTS_KEY
-from jobs.store import JobStore
+from jobs.store.lifecycle import JobStore
+from jobs.stream.events import EVENTS_KEY
 from scripts.harness import RedisServer, Service, request, start_web, wait_until
 from tests.bounds import (
     BURST_SECONDS,

@@ -14,7 +14,8 @@ from rq.serializers import JSONSerializer
 
 from jobs.config import Settings
 from jobs.connection import connect
-from jobs.store import JobStore
+from jobs.store.lifecycle import JobStore
+from runner.worker import make_worker
 from tests.api_helpers import (
     API_JOB_FIELDS,
     TIMESTAMP,
@@ -26,7 +27,6 @@ from tests.api_helpers import (
     stored_events,
 )
 from tests.helpers import THREE_STEP_LIFECYCLE
-from worker import make_worker
 
 
 def ended(job_id: str) -> Callable[[Event], bool]:

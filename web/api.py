@@ -18,11 +18,11 @@ from werkzeug.routing import BaseConverter
 from jobs import schemas
 from jobs.client import Jobs
 from jobs.config import Settings
-from jobs.metrics import CONTENT_TYPE, exposition
 from jobs.model import ACTIVE
-from jobs.registry import describe_types
-from jobs.store import JobStore
-from jobs.stream import ProcessFanout, RequestFanout, StreamHandle, StreamRegistry, stream
+from jobs.store.lifecycle import JobStore
+from jobs.stream.fanout import ProcessFanout, RequestFanout, StreamHandle, StreamRegistry, stream
+from jobs.telemetry.metrics import CONTENT_TYPE, exposition
+from jobs.types.registry import describe_types
 from web.errors import error
 from web.openapi import Route, document
 from web.security import acting_user, can_change

@@ -6,7 +6,7 @@
 local raw = redis.call('HGET', KEYS[1], 'status')
 if not raw then return {'missing', ''} end
 local status = unquote(raw)
-if status ~= 'pending' then return {'conflict', status} end
+if status ~= H.pending then return {'conflict', status} end
 local jtype = unquote(redis.call('HGET', KEYS[1], 'type'))
 
 local function hold(action)

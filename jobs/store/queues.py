@@ -15,12 +15,13 @@ from typing import Any
 import redis
 from rq import Queue
 from rq.exceptions import DequeueTimeout
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from jobs.connection import text
 from jobs.model import HIGH, LOW, NORMAL, PRIORITIES
-from jobs.script import source
+from jobs.store.lua import source
+from jobs.types.registry import JobType
 
 SUFFIXES = {HIGH: ":high", NORMAL: "", LOW: ":low"}  # the normal queue keeps the plain JOBSTREAM_QUEUE name
 STRANDED_SECONDS = 5.0  # a taken job not begun after this long was left by a worker that died (it takes ms)
@@ -126,3 +127,27 @@ class Stranded:
             if due:
                 given += [text(i) for i in self._give_back(keys=[intermediate, queue_key, self.wake], args=due)]
         return given
+
+
+FAILURE_TTL = 7 * 24 * 3600  # RQ's copy of a failed job (jobstream deletes it with the job)
+
+
+def save_rq_job(
+    queue: Queue, job_type: JobType, job_id: str, params: dict[str, Any], timeout: int, pipe: Any, *, queued: bool
+) -> None:
+    """RQ's copy of a job, in `pipe`: pushed on `queue` when `queued`, else saved for promote.lua to queue later."""
+    job = queue.create_job(
+        job_type.path,
+        kwargs=params,
+        timeout=timeout,
+        job_id=job_id,
+        result_ttl=0,
+        failure_ttl=FAILURE_TTL,
+        description=job_type.name,
+        status=JobStatus.QUEUED if queued else JobStatus.SCHEDULED,
+    )
+    if queued:
+        queue.enqueue_job(job, pipeline=pipe)
+        return
+    job.save(pipeline=pipe)
+    pipe.sadd(queue.redis_queues_keys, queue.key)

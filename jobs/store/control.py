@@ -10,11 +10,11 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended, resume, suspend
 
-from jobs import retention
-from jobs.keys import ended_key
 from jobs.model import ENDED
-from jobs.queues import depths
-from jobs.store import JobStore
+from jobs.store import retention
+from jobs.store.keys import ended_key
+from jobs.store.lifecycle import JobStore
+from jobs.store.queues import depths
 
 
 def pause(store: JobStore) -> None:
@@ -47,7 +47,7 @@ def stats(store: JobStore) -> dict[str, Any]:
         row = {status: next(counts) for status in ENDED}
         per_minute.append({"minute": minute + ":00Z", **row, "count": sum(row.values())})
     return {
-        "counts": store.counts(),
+        "counts": store.read.counts(),
         "workers": sorted(workers, key=lambda w: w["name"]),
         "paused": is_paused(store),
         "queues": depths(store.settings.queue, store.redis),

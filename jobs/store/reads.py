@@ -1,4 +1,4 @@
-"""Reading jobs: the keys a job lives under, its snapshot, pages of the list, search and counts."""
+"""Reading jobs: a snapshot, pages of the list, search and counts."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Any
 import redis
 
 from jobs.connection import text
-from jobs.events import SNAPSHOT_FIELDS, newest_id
-from jobs.keys import EVENTS_KEY, INDEX_KEY, STATUS_PREFIX, job_key, logs_key
 from jobs.model import STATUSES, new_id_shape
+from jobs.store.keys import EVENTS_KEY, INDEX_KEY, STATUS_PREFIX, job_key, logs_key
+from jobs.stream.events import SNAPSHOT_FIELDS, newest_id
 
 SEARCH_BUDGET = 10_000  # ids a name search looks at per call
 
 
-class JobReader:
-    """The read half of the job store: each read costs what it returns, not the history."""
+class Reader:
+    """Reads of the job store: each costs what it returns, not the history."""
 
     def __init__(self, connection: redis.Redis) -> None:
         self.redis = connection
@@ -54,11 +54,11 @@ class JobReader:
         key = STATUS_PREFIX + status if status else INDEX_KEY
         start = f"({cursor}" if cursor else "+"
         if q and not cursor and new_id_shape(q) and self.redis.zscore(key, q) is not None:
-            return self._snapshots([q]), None
+            return self.snapshots([q]), None
         if not q:
             ids = [text(i) for i in self.redis.zrange(key, start, "-", desc=True, bylex=True, offset=0, num=limit + 1)]
             page = ids[:limit]
-            return self._snapshots(page), (page[-1] if len(ids) > limit else None)
+            return self.snapshots(page), (page[-1] if len(ids) > limit else None)
         return self._search(key, start, q.casefold(), limit)
 
     def _search(self, key: str, start: str, needle: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
@@ -68,7 +68,7 @@ class JobReader:
         while scanned < SEARCH_BUDGET:
             ids = [text(i) for i in self.redis.zrange(key, start, "-", desc=True, bylex=True, offset=0, num=500)]
             if not ids:
-                return self._snapshots(found), None
+                return self.snapshots(found), None
             with self.redis.pipeline(transaction=False) as pipe:
                 for job_id in ids:
                     pipe.hget(job_key(job_id), "name")
@@ -77,12 +77,12 @@ class JobReader:
                 scanned += 1
                 if raw is not None and needle in json.loads(raw).casefold():
                     if len(found) == limit:  # one more match exists: there is a next page
-                        return self._snapshots(found), found[-1]
+                        return self.snapshots(found), found[-1]
                     found.append(job_id)
             start = f"({ids[-1]}"
-        return self._snapshots(found), start[1:]
+        return self.snapshots(found), start[1:]
 
-    def _snapshots(self, ids: Iterable[str]) -> list[dict[str, Any]]:
+    def snapshots(self, ids: Iterable[str]) -> list[dict[str, Any]]:
         with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hmget(job_key(job_id), SNAPSHOT_FIELDS)

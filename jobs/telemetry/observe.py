@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from jobs.metrics import JOB_DURATION, JOB_WAIT, JOBS_CREATED, JOBS_ENDED
 from jobs.model import ENDED, FAILED, PENDING, parse_time
-from jobs.writing import Outcome
+from jobs.store.scripts import Outcome
+from jobs.telemetry.metrics import JOB_DURATION, JOB_WAIT, JOBS_CREATED, JOBS_ENDED
 
 logger = logging.getLogger("jobstream.jobs")
 

@@ -11,9 +11,9 @@ import time
 import uuid
 
 from jobs.connection import text
-from jobs.keys import ENDED_AT_PREFIX, SWEEP_LOCK
 from jobs.model import ACTIVE, ENDED, PENDING
-from jobs.store import JobStore
+from jobs.store.keys import ENDED_AT_PREFIX, SWEEP_LOCK
+from jobs.store.lifecycle import JobStore
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import time
 
 from marshmallow import Schema, fields, validate
 
-from jobs.attempts import Backoff
-from jobs.progress import attempt, progress
-from jobs.registry import register
+from jobs.types.attempts import Backoff
+from jobs.types.registry import register
+from jobs.types.running import attempt, progress
 
 ACTIONS = (
     ("Navigating to page", "https://example.com/{}"),

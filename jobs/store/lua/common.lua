@@ -34,7 +34,7 @@ end
 local function requeue(id)
   local priority = unquote(redis.call('HGET', job_key(id), 'priority'))
   redis.call('RPUSH', H.queue_keys[priority] or H.queue_keys.normal, id)
-  redis.call('HSET', H.rq_job_prefix .. id, 'status', 'queued')
+  redis.call('HSET', H.rq_job_prefix .. id, 'status', H.rq_queued)
   redis.call('RPUSH', H.wake_key, '1')
   redis.call('LTRIM', H.wake_key, -1, -1)
 end
@@ -55,13 +55,13 @@ local function moved(id, jtype, old, new)
     redis.call('ZADD', H.ended_at_prefix .. new, H.now_ms, id)
   end
   if member(old, H.ended) then redis.call('ZREM', H.ended_at_prefix .. old, id) end
-  if new == 'active' then redis.call('SADD', H.running_prefix .. jtype, id) end
-  if old == 'active' then
+  if new == H.active then redis.call('SADD', H.running_prefix .. jtype, id) end
+  if old == H.active then
     redis.call('SREM', H.running_prefix .. jtype, id)
     redis.call('DEL', H.alive_prefix .. id)  -- its worker's sign that it runs
     release(jtype)
   end
-  if old == 'pending' then
+  if old == H.pending then
     redis.call('ZREM', H.scheduled_key, id)
     redis.call('ZREM', H.held_prefix .. jtype, id)
   end

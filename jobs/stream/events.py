@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from jobs.connection import text
-from jobs.keys import EVENTS_KEY
+from jobs.store.keys import EVENTS_KEY
 
 CHANNEL_PREFIX, CHANNEL_SUFFIX = "job:", ":progress"
 JOB_UPDATE = "job-update"

@@ -1,4 +1,4 @@
-"""The scheduler: hands due jobs (delays, retries' backoff, rate-limit waits) to the workers, on time,
+"""Upkeep: hands due jobs (delays, retries' backoff, rate-limit waits) to the workers, on time,
 and runs retention now and then. Any number of them may run, on any host: promotion is atomic per job,
 retention takes a lock."""
 
@@ -10,9 +10,9 @@ import time
 
 import redis
 
-from jobs import retention
-from jobs.keys import SCHEDULED_KEY
-from jobs.store import JobStore
+from jobs.store import retention
+from jobs.store.keys import SCHEDULED_KEY
+from jobs.store.lifecycle import JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -20,11 +20,11 @@ TICK_SECONDS = 0.5  # the longest a due job waits for promotion (a new job may b
 SWEEP_SECONDS = 10  # how often retention runs
 
 
-class Scheduler(threading.Thread):
+class Upkeep(threading.Thread):
     """A thread of the worker pool's process; it ends with the process, or when stopped."""
 
     def __init__(self, store: JobStore) -> None:
-        super().__init__(name="jobstream-scheduler", daemon=True)
+        super().__init__(name="jobstream-upkeep", daemon=True)
         self.store = store
         self.stopping = threading.Event()
 
@@ -41,7 +41,7 @@ class Scheduler(threading.Thread):
                     retention.sweep(self.store)
                 wait = self._until_next_due()
             except redis.RedisError as exc:  # Redis away: try again shortly, never die
-                logger.warning("scheduler: %s", exc)
+                logger.warning("upkeep: %s", exc)
                 wait = TICK_SECONDS * 2
             self.stopping.wait(wait)
 

@@ -14,9 +14,9 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
-from jobs.attempts import MAX_ATTEMPTS, Backoff
 from jobs.config import ConfigError
 from jobs.model import NORMAL, PRIORITIES, Job
+from jobs.types.attempts import MAX_ATTEMPTS, Backoff
 
 MAX_TIMEOUT_SECONDS = 24 * 3600
 P = ParamSpec("P")

@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from jobs.store import JobStore
+    from jobs.store.lifecycle import JobStore
 
 # The store and id of the job running in this context; the worker sets it around each job.
 _running: ContextVar[tuple[JobStore, str] | None] = ContextVar("jobstream_running_job", default=None)
@@ -27,7 +27,7 @@ def running(store: JobStore, job_id: str) -> Iterator[None]:
 def attempt() -> int:
     """The running job's attempt number: 1 for the first, 2 for its first retry..."""
     store, job_id = _current()
-    return store.attempts(job_id)
+    return store.read.attempts(job_id)
 
 
 def _current() -> tuple[JobStore, str]:

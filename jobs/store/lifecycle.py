@@ -16,15 +16,17 @@ import redis
 from rq.command import send_command
 from rq.job import Job
 
-from jobs import observe
-from jobs.attempts import Backoff
+from jobs.config import Settings
 from jobs.connection import replicated
 from jobs.errors import IdempotencyConflict
-from jobs.keys import SLOT_PREFIX, STARTS_PREFIX, idempotency_key, job_key
 from jobs.model import ACTIVE, CANCELED, COMPLETED, FAILED, NORMAL, PENDING, isoformat, new_job_id, utcnow
-from jobs.queues import arm
-from jobs.registry import JobType, get_type
-from jobs.writing import JobWriter, Outcome, _encoded, _json, _outcome
+from jobs.store.keys import SLOT_PREFIX, STARTS_PREFIX, idempotency_key, job_key
+from jobs.store.queues import arm, queues, save_rq_job
+from jobs.store.reads import Reader
+from jobs.store.scripts import Outcome, Scripts, dumps, encoded, keys, outcome
+from jobs.telemetry import observe
+from jobs.types.attempts import Backoff
+from jobs.types.registry import JobType, get_type
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +57,16 @@ class NewJob:
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-class JobStore(JobWriter):
-    """Creates, reads, changes and deletes jobs; every change publishes its event."""
+class JobStore:
+    """Creates, changes and deletes jobs, each change one event script; `read` reads them."""
+
+    def __init__(self, connection: redis.Redis, settings: Settings) -> None:
+        self.redis = connection
+        self.settings = settings
+        self.queues = queues(settings.queue, connection)
+        self.queue = self.queues[NORMAL]  # the one RQ's worker listing and registries are read through
+        self.scripts = Scripts(connection, settings, self.queues)
+        self.read = Reader(connection)
 
     def create(self, new: NewJob) -> dict[str, Any]:
         """Store a pending job and enqueue it for RQ in one transaction."""
@@ -104,12 +114,12 @@ class JobStore(JobWriter):
             job_id = new_job_id()
             if key is not None:
                 claims[key] = (job_id, new.fingerprint)
-                pipe.set(key, _json({"job": job_id, "fingerprint": new.fingerprint}), ex=IDEMPOTENCY_SECONDS)
+                pipe.set(key, dumps({"job": job_id, "fingerprint": new.fingerprint}), ex=IDEMPOTENCY_SECONDS)
             replies_at[job_id] = len(pipe)
             start = new.run_at.timestamp() if new.run_at else None
-            self._change(job_id, mode="create", fields=_new_fields(job_id, new), schedule_at=start, client=pipe)
-            keep = self._save_for_later if start else self._enqueue
-            keep(new.job_type, job_id, new.params, new.timeout, new.priority, pipe)
+            self.scripts.change(job_id, mode="create", fields=_new_fields(job_id, new), schedule_at=start, client=pipe)
+            queue = self.queues[new.priority]
+            save_rq_job(queue, new.job_type, job_id, new.params, new.timeout, pipe, queued=start is None)
             ids.append(job_id)
         if replies_at:
             arm(pipe, self.settings.queue)
@@ -118,20 +128,20 @@ class JobStore(JobWriter):
             replicated(self.redis, self.settings.redis_min_replicas)
         jobs: dict[str, dict[str, Any]] = {}
         for job_id, at in replies_at.items():
-            job = _outcome(replies[at]).job
+            job = outcome(replies[at]).job
             assert job is not None  # a fresh id cannot be taken
             jobs[job_id] = job
         for job in jobs.values():
             observe.created(job)
-        jobs.update((job["id"], job) for job in self._snapshots([i for i in ids if i not in jobs]))
+        jobs.update((job["id"], job) for job in self.read.snapshots([i for i in ids if i not in jobs]))
         return [(jobs[job_id], job_id in replies_at) for job_id in ids]
 
     def begin(self, job_id: str, worker: str, intermediate: str | None = None) -> Outcome:
         """pending → active on `worker`; `held` when its type's limit keeps it waiting (taken back off
         `intermediate`, RQ's list of jobs being taken), a conflict when it was canceled or deleted meanwhile."""
-        header = self._header(job_id, "job-update")
+        header = self.scripts.header(job_id, "job-update")
         fields = {"status": ACTIVE, "worker": worker, "started_at": utcnow(), "scheduled_for": None}
-        header.update(fields=_encoded(fields | {"progress": 0, "action": None}), logs=[f"started on {worker}"])
+        header.update(fields=encoded(fields | {"progress": 0, "action": None}), logs=[f"started on {worker}"])
         header["intermediate"] = intermediate or self.queue.intermediate_queue_key
         raw = self.redis.hmget(job_key(job_id), ["type", "created_at", "scheduled_for", "attempts"])
         type_name, created_at, scheduled_for, attempts = (json.loads(v) if v is not None else None for v in raw)
@@ -151,24 +161,24 @@ class JobStore(JobWriter):
             )
         if job_type is not None:
             header["waiting"] = {
-                "concurrency": _json(f"waiting: {job_type.concurrency} {job_type.name} already running"),
-                "rate": _json(f"waiting: at most {job_type.rate[0]} starts per {job_type.rate[1]:g} s")
+                "concurrency": dumps(f"waiting: {job_type.concurrency} {job_type.name} already running"),
+                "rate": dumps(f"waiting: at most {job_type.rate[0]} starts per {job_type.rate[1]:g} s")
                 if job_type.rate
-                else _json(None),
+                else dumps(None),
             }
-        return observe.started(_outcome(self._begin(self._keys(job_id), header)), ready_since)
+        return observe.started(outcome(self.scripts.begin(keys(job_id), header)), ready_since)
 
     def report(self, job_id: str, percent: int, action: str | None = None, log: str | None = None) -> Outcome:
         """Record a running job's progress."""
         fields: dict[str, Any] = {"progress": max(0, min(100, int(percent)))}
         if action is not None:
             fields["action"] = str(action)[:200]
-        return self._change(job_id, guard=(ACTIVE,), fields=fields, logs=[] if log is None else [str(log)])
+        return self.scripts.change(job_id, guard=(ACTIVE,), fields=fields, logs=[] if log is None else [str(log)])
 
     def complete(self, job_id: str, result: Any) -> Outcome:
         """active → completed with its result."""
         fields = {"status": COMPLETED, "progress": 100, "result": result, **_ended()}
-        return observe.ended(self._change(job_id, guard=(ACTIVE,), fields=fields, logs=["completed"]))
+        return observe.ended(self.scripts.change(job_id, guard=(ACTIVE,), fields=fields, logs=["completed"]))
 
     def fail(self, job_id: str, error: str, details: str = "", worker: str | None = None) -> Outcome:
         """A failed attempt of an active job (an exception, a timeout, its worker's death): pending again for
@@ -182,7 +192,7 @@ class JobStore(JobWriter):
             lines = [f"attempt {attempts}/{max_attempts} failed: {error}" if max_attempts > 1 else f"failed: {error}"]
             fields = {"status": FAILED, "error": error[:500], **_ended()}
             return observe.ended(
-                self._change(job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=lines + trace)
+                self.scripts.change(job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=lines + trace)
             )
         failed_in_run = attempts - (max_attempts - (budget or max_attempts))
         wait = Backoff(**backoff).seconds(failed_in_run, random.random()) if backoff else 0.0
@@ -191,21 +201,25 @@ class JobStore(JobWriter):
         fields = {**_waiting(attempts + 1), "error": error[:500], "scheduled_for": next_at}
         lines = [f"attempt {attempts}/{max_attempts} failed: {error}", *trace, f"next attempt at {next_at}"]
         with self.redis.pipeline(transaction=True) as pipe:
-            self._change(job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=lines, schedule_at=at, client=pipe)
+            self.scripts.change(
+                job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=lines, schedule_at=at, client=pipe
+            )
             for queue in self.queues.values():  # RQ filed its copy as failed: it runs again instead
                 queue.failed_job_registry.remove(job_id, pipeline=pipe)
             pipe.persist(Job.key_for(job_id))
-            return observe.ended(_outcome(pipe.execute()[0]))
+            return observe.ended(outcome(pipe.execute()[0]))
 
     def stopped(self, job_id: str, reason: str = "stopped by request") -> Outcome:
         """active → canceled: the worker stopped it."""
         fields = {"status": CANCELED, **_ended()}
-        return observe.ended(self._change(job_id, guard=(ACTIVE,), fields=fields, logs=[reason]))
+        return observe.ended(self.scripts.change(job_id, guard=(ACTIVE,), fields=fields, logs=[reason]))
 
     def cancel(self, job_id: str, by: str | None = None) -> Outcome:
         """Cancel a pending job at once, or ask the worker to stop an active one (cancel_requested)."""
         fields = {"status": CANCELED, **_ended()}
-        outcome = self._change(job_id, guard=(PENDING,), fields=fields, logs=["canceled before it ran" + _by(by)])
+        outcome = self.scripts.change(
+            job_id, guard=(PENDING,), fields=fields, logs=["canceled before it ran" + _by(by)]
+        )
         if outcome.ok and outcome.job:
             observe.ended(outcome)
             with self.redis.pipeline(transaction=False) as pipe:  # RQ's copy and its place in the queue
@@ -216,7 +230,7 @@ class JobStore(JobWriter):
         if outcome.status != ACTIVE:
             return outcome
         requested = {"cancel_requested": True}
-        outcome = self._change(job_id, guard=(ACTIVE,), fields=requested, logs=["cancel requested" + _by(by)])
+        outcome = self.scripts.change(job_id, guard=(ACTIVE,), fields=requested, logs=["cancel requested" + _by(by)])
         if outcome.ok and outcome.job and outcome.job["worker"]:
             # RQ's stop command, addressed to the worker we recorded; it raises the stop inside the job,
             # and a worker that missed the message finds cancel_requested at its next heartbeat.
@@ -257,37 +271,35 @@ class JobStore(JobWriter):
                     pipe.multi()
                     fields = {**_waiting(attempts + 1), "max_attempts": attempts + budget, "scheduled_for": None}
                     log = f"retry{_by(by)}: attempt {attempts + 1}"
-                    self._change(job_id, guard=(FAILED, CANCELED), fields=fields, logs=[log], client=pipe)
+                    self.scripts.change(job_id, guard=(FAILED, CANCELED), fields=fields, logs=[log], client=pipe)
                     pipe.delete(Job.key_for(job_id))
                     queue = self.queues[priority or NORMAL]
                     for registry in (queue.failed_job_registry, queue.canceled_job_registry):
                         registry.remove(job_id, pipeline=pipe)
-                    self._enqueue(job_type, job_id, params, timeout, priority or NORMAL, pipe)
+                    save_rq_job(queue, job_type, job_id, params, timeout, pipe, queued=True)
                     arm(pipe, self.settings.queue)
-                    return observe.retried(_outcome(pipe.execute()[0]), by)
+                    return observe.retried(outcome(pipe.execute()[0]), by)
                 except redis.WatchError:
                     continue
 
     def delete(self, job_id: str, keep: tuple[str, ...] = (ACTIVE,)) -> Outcome:
         """Delete a job unless its status is in `keep` (a conflict), with its logs and RQ's copy."""
-        keys, header = self._removal(job_id, keep)
-        return _outcome(self._delete(keys, header))
+        return self.scripts.remove(job_id, keep)
 
     def delete_many(self, ids: Iterable[str], keep: tuple[str, ...]) -> list[str]:
         """Delete each job unless its status is in `keep`, in one round trip; returns the deleted ids."""
         ids = list(ids)
         with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
-                keys, header = self._removal(job_id, keep)
-                self._delete(keys, header, client=pipe)
+                self.scripts.remove(job_id, keep, client=pipe)
             replies = pipe.execute()
-        return [job_id for job_id, reply in zip(ids, replies, strict=True) if _outcome(reply).ok]
+        return [job_id for job_id, reply in zip(ids, replies, strict=True) if outcome(reply).ok]
 
     def promote(self) -> int:
         """Hand the due jobs of the scheduled set to the workers; returns how many were due."""
-        header = {**self._header("", "job-update"), "batch": PROMOTE_BATCH}
+        header = {**self.scripts.header("", "job-update"), "batch": PROMOTE_BATCH}
         total = 0
-        while (count := int(self._promote([], header))) > 0:
+        while (count := int(self.scripts.promote([], header))) > 0:
             total += count
             if count < PROMOTE_BATCH:
                 break
@@ -296,7 +308,7 @@ class JobStore(JobWriter):
     def fail_jobs_of(self, worker: str, error: str) -> list[str]:
         """Fail the attempt of every active job that `worker` was running (the worker died); their ids."""
         failed = []
-        for job_id in self.ids_with_status(ACTIVE):
+        for job_id in self.read.ids_with_status(ACTIVE):
             raw = self.redis.hget(job_key(job_id), "worker")
             if raw is not None and json.loads(raw) == worker and self.fail(job_id, error, worker=worker).ok:
                 failed.append(job_id)

@@ -5,7 +5,7 @@ if not raw then return {'missing', ''} end
 local status = unquote(raw)
 if member(status, H.keep) then return {'conflict', status} end
 local jtype = unquote(redis.call('HGET', KEYS[1], 'type'))
-if status == 'pending' then  -- out of its queue too (a scan of that queue: deleting a waiting job is rare)
+if status == H.pending then  -- out of its queue too (a scan of that queue: deleting a waiting job is rare)
   local priority = unquote(redis.call('HGET', KEYS[1], 'priority'))
   redis.call('LREM', H.queue_keys[priority] or H.queue_keys.normal, 0, H.id)
 end

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import hiredis
 import redis
 
-from jobs.events import (
+from jobs.stream.events import (
     PATTERN,
     PING_FRAME,
     REPLAY_CHUNK,
@@ -31,7 +31,7 @@ from jobs.events import (
     missed,
     newest_id,
 )
-from jobs.metrics import EVENTS_DELIVERED, OPEN_STREAMS, STREAMS_CUT_OFF
+from jobs.telemetry.metrics import EVENTS_DELIVERED, OPEN_STREAMS, STREAMS_CUT_OFF
 
 logger = logging.getLogger(__name__)
 

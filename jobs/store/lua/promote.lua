@@ -4,6 +4,6 @@
 local due = redis.call('ZRANGEBYSCORE', H.scheduled_key, '-inf', H.now_ms, 'LIMIT', 0, H.batch)
 for _, id in ipairs(due) do
   redis.call('ZREM', H.scheduled_key, id)
-  if unquote(redis.call('HGET', job_key(id), 'status')) == 'pending' then requeue(id) end
+  if unquote(redis.call('HGET', job_key(id), 'status')) == H.pending then requeue(id) end
 end
 return #due
