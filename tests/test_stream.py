@@ -215,7 +215,7 @@ def test_an_id_older_than_the_replay_history_gets_reset(base: str, stack_store: 
     client = sse(base, last_event_id="1-0")
     client.wait_for(lambda c: any(e["event"] == "reset" for e in c.events), EVENT_SECONDS, "reset")
     reset = next(e for e in client.events if e["event"] == "reset")
-    assert reset["id"] == stack_store.last_event_id() or reset["id"] < stack_store.last_event_id()
+    assert reset["id"] == stack_store.read.last_event_id() or reset["id"] < stack_store.read.last_event_id()
 
 
 def test_events_published_during_the_replay_are_neither_lost_nor_doubled(
