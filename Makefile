@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint format chromium bench clean
+.PHONY: run test lint format lock chromium bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,18 @@ $(VENV)/.run-deps: requirements.txt | $(PY)
 $(VENV)/.dev-deps: requirements.txt requirements-dev.txt $(VENV)/.run-deps
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+# The locks (README: Dependencies): pip-tools compiles requirements.in to requirements.txt, then
+# requirements-dev.in on those pins to requirements-dev.txt, and scripts/lock.py leaves in the latter only
+# what the former lacks. Pins stay as they are unless asked: `make lock LOCK_ARGS=--upgrade-package=NAME`
+# (or --upgrade). Resolved from the package index alone (PIP_INDEX_URL, else PyPI), not from a machine's
+# pip.conf extras or local wheel folders, so the locks install anywhere.
+PIP_COMPILE := env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" \
+  $(VENV)/bin/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+lock: $(VENV)/.dev-deps
+	$(PIP_COMPILE) --output-file=requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file=requirements-dev.txt requirements-dev.in
+	$(PY) scripts/lock.py
 
 # The jobstream command: a script in the venv that runs this checkout's cli/ with the venv's Python
 # (the checkout's path goes in as argv[1], so no quoting of it in Python code; sys.path gets it first).
