@@ -12,7 +12,7 @@ import pytest
 
 from scripts.lock import DEV, INCLUDE, PIN, ROOT, RUNTIME, normalized, pinned
 
-PRODUCT = ("jobs", "web", "cli", "scripts", "app.py", "worker.py", "gunicorn.conf.py")
+PRODUCT = ("jobs", "runner", "web", "cli", "scripts", "app.py", "worker.py", "gunicorn.conf.py")
 CHECKS = ("tests", "bench")
 
 
