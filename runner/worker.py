@@ -43,8 +43,9 @@ DUPLICATE_SECONDS = 1.0  # stop signals closer than this are one stop (its proce
 class JobstreamWorker(SimpleWorker):
     """An RQ worker that runs jobs in its own process and turns RQ's lifecycle into job events.
 
-    No fork per job: a job is stopped by an exception raised into it (a signal to the main thread), and the
-    watch thread ends the whole process when a job ignores that; the pool then starts a fresh worker."""
+    No fork per job: a job is stopped by an exception raised into it (a signal to the main thread; an async
+    job's task is canceled instead), and the watch thread ends the whole process when a job ignores that;
+    the pool then starts a fresh worker."""
 
     death_penalty_class = DeathPenalty
 
