@@ -26,7 +26,7 @@ from jobs.store.upkeep import Upkeep
 from jobs.telemetry.metrics import process_dead
 from runner.lifetime import signals_held, start_helper
 from runner.stopping import INTERRUPTED
-from runner.worker import JobstreamWorker, run_worker
+from runner.worker import JobstreamWorker, run_worker, worker_name
 
 logger = logging.getLogger("jobstream.worker")
 
@@ -79,19 +79,23 @@ class JobstreamPool(WorkerPool):
         finally:
             self.upkeep.stop()
 
-    def get_worker_process(self, name: str, burst: bool, _sleep: float = 0, logging_level: str = "INFO") -> Any:
-        """A forked worker process, as RQ's pool makes them but without RQ's scheduler (jobs/store/upkeep.py is ours).
+    def start_worker(
+        self, count: int | None = None, burst: bool = True, _sleep: float = 0, logging_level: str = "INFO"
+    ) -> None:
+        """RQ's, but the worker is named `<host>.<pid>` (worker_name), which only the fork tells: the child
+        names itself, and the pool knows it by the same name from the child's pid. Without RQ's scheduler
+        (jobs/store/upkeep.py is ours), and RQ's per-job lines left out (WARNING: the dashboard shows every
+        job; a replacement worker gets the same level as the first ones, where RQ's respawn passes none).
 
-        RQ's per-job lines are left out (WARNING): the dashboard shows every job, and a replacement worker
-        gets the same level as the first ones (RQ's respawn passes none)."""
-        args = (name, self.settings, burst, "WARNING", os.getpid())
-        return ForkProcess(target=run_worker, args=args, name=f"jobstream {name}")
-
-    def start_worker(self, *args: Any, **kwargs: Any) -> None:
-        """RQ's, but the new process starts with stop signals held: until run_worker lets go of this pool's
-        handlers, a stop stays pending instead of running the pool's request_stop inside the worker."""
+        The process starts with stop signals held: until run_worker lets go of this pool's handlers, a stop
+        stays pending instead of running the pool's request_stop inside the worker."""
+        process = ForkProcess(target=run_worker, args=(self.settings, burst, "WARNING", os.getpid()))
         with signals_held():
-            super().start_worker(*args, **kwargs)
+            process.start()
+        assert process.pid is not None  # started
+        name = worker_name(process.pid)
+        process.name = f"jobstream {name}"
+        self.worker_dict[name] = WorkerData(name=name, pid=process.pid, process=process)
 
     def request_stop(self, signum: Any = None, frame: Any = None) -> None:
         """Every stop signal is passed on to every worker (RQ's): the first lets running jobs finish, a

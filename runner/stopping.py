@@ -7,8 +7,10 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from rq.job import Job
+from rq.timeouts import UnixSignalDeathPenalty
 
 from runner.lifetime import STOP_SIGNALS
 
@@ -35,6 +37,12 @@ class Stop:
     asked: float = field(default_factory=time.monotonic)
 
 
+class Cancelable(Protocol):
+    """An async job's task on its event loop (runner/job.py): ended by canceling it, not by a raise."""
+
+    def cancel(self, error: BaseException) -> None: ...
+
+
 class Running:
     """What this worker process is executing; read by signal handlers and the watch thread."""
 
@@ -43,16 +51,33 @@ class Running:
         self.started = 0.0
         self.timeout: float = 0
         self.stop: Stop | None = None
+        self.task: Cancelable | None = None  # set while an async job's event loop runs
         self.lock = threading.Lock()  # held while a job leaves, and while the watch ends the process
 
     def raise_stop(self) -> None:
-        """Raise the stop asked for the job that is running now, if any."""
+        """Stop the job that is running now, if a stop was asked for it."""
         stop = self.stop
         if stop is not None and stop.job_id == self.job_id:
-            raise stop.error(stop.job_id)
+            self.interrupt(stop.error(stop.job_id))
+
+    def interrupt(self, error: BaseException) -> None:
+        """End the running job with `error`, from a signal handler in the main thread: raised here into a sync
+        job; an async job's task is canceled instead (a raise would tear through its event loop), and `error`
+        is raised once the task has unwound."""
+        task = self.task
+        if task is None:
+            raise error
+        task.cancel(error)
 
 
 RUNNING = Running()
+
+
+class DeathPenalty(UnixSignalDeathPenalty):
+    """RQ's job timeout (SIGALRM), delivered through RUNNING, so that it cancels an async job's task."""
+
+    def handle_death_penalty(self, signum: int, frame: Any) -> None:
+        RUNNING.interrupt(self._exception(f"Task exceeded maximum timeout value ({self._timeout} seconds)"))
 
 
 def error_line(exc_string: str, job: Job) -> str:

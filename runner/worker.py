@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from typing import Any
@@ -28,6 +29,7 @@ from runner.stopping import (
     HELPER_HELD,
     RUNNING,
     STOP_SIGNAL,
+    DeathPenalty,
     Interrupted,
     JobStopped,
     Stop,
@@ -41,8 +43,11 @@ DUPLICATE_SECONDS = 1.0  # stop signals closer than this are one stop (its proce
 class JobstreamWorker(SimpleWorker):
     """An RQ worker that runs jobs in its own process and turns RQ's lifecycle into job events.
 
-    No fork per job: a job is stopped by an exception raised into it (a signal to the main thread), and the
-    watch thread ends the whole process when a job ignores that; the pool then starts a fresh worker."""
+    No fork per job: a job is stopped by an exception raised into it (a signal to the main thread; an async
+    job's task is canceled instead), and the watch thread ends the whole process when a job ignores that;
+    the pool then starts a fresh worker."""
+
+    death_penalty_class = DeathPenalty
 
     def __init__(self, *args: Any, store: JobStore, **kwargs: Any) -> None:
         kwargs.setdefault("job_class", JobstreamJob)
@@ -175,11 +180,16 @@ class JobstreamWorker(SimpleWorker):
             self.store.fail(job.id, error_line(exc_string, job), exc_string)
 
 
-def make_worker(store: JobStore, name: str | None = None) -> JobstreamWorker:
+def worker_name(pid: int) -> str:
+    """The name of the worker in process `pid` of this machine, `<host>.<pid>`: where a job runs, at a glance."""
+    return f"{socket.gethostname()}.{pid}"
+
+
+def make_worker(store: JobStore) -> JobstreamWorker:
     """A worker on every priority's queue, highest first, that records what it does through `store`."""
     return JobstreamWorker(
         list(store.queues.values()),
-        name=name,
+        name=worker_name(os.getpid()),
         connection=store.redis,
         serializer=JSONSerializer,
         queue_class=PriorityQueue,
@@ -187,7 +197,7 @@ def make_worker(store: JobStore, name: str | None = None) -> JobstreamWorker:
     )
 
 
-def run_worker(name: str, settings: Settings, burst: bool, logging_level: str, pool_pid: int) -> None:
+def run_worker(settings: Settings, burst: bool, logging_level: str, pool_pid: int) -> None:
     """The body of one pooled worker process: its own connection, then RQ's work loop."""
     # Forked with stop signals held (JobstreamPool.start_worker) and the pool's handlers: until the work
     # loop installs the worker's own, a stop simply ends this process, which has taken no job yet.
@@ -198,7 +208,7 @@ def run_worker(name: str, settings: Settings, burst: bool, logging_level: str, p
         return
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     connection = connect(settings.redis_url)
-    worker = make_worker(JobStore(connection, settings), name)
+    worker = make_worker(JobStore(connection, settings))  # named as the pool names it: worker_name(its pid)
     # Jobs share their worker process: after max_jobs it exits and the pool starts a fresh one, so what
     # a job leaves behind (leaked memory, changed globals) lasts a bounded number of jobs.
     worker.work(burst=burst, logging_level=logging_level, max_jobs=settings.max_jobs_per_worker or None)

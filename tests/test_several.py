@@ -2,8 +2,9 @@
 on this one: two gunicorn servers (one per fan-out mode) and two worker pools of five. A client on either
 server sees every job's every event, wherever it was created; a cancel from either server stops a job on
 either pool; a pool's killed worker fails its job over (retried, maybe on the other pool, or failed);
-/api/stats lists the workers of both pools with their host; a job that a dying worker had taken but not
-begun goes back to its queue. (Two pools starting a due job exactly once is tests/test_delays.py's.)"""
+/api/stats lists the workers of both pools, named `<host>.<pid>`, with their host; a job that a dying
+worker had taken but not begun goes back to its queue. (Two pools starting a due job exactly once is
+tests/test_delays.py's.)"""
 
 from __future__ import annotations
 
@@ -169,6 +170,9 @@ def test_stats_list_the_workers_of_both_pools_with_their_host(idle: Fleet) -> No
         assert status == 200, stats
         assert {w["name"] for w in stats["workers"]} == expected
         assert {w["host"] for w in stats["workers"]} == {socket.gethostname()}
+        for worker in stats["workers"]:  # named <host>.<pid>, the pid of the process that runs it
+            pid = int(idle.cluster.redis.hget(f"rq:worker:{worker['name']}", "pid") or 0)
+            assert worker["name"] == f"{socket.gethostname()}.{pid}"
         assert all(w["state"] == "idle" and w["current_job"] is None for w in stats["workers"])
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -77,6 +79,7 @@ def test_worker_runs_a_job_to_completion(
     assert job["result"] == {"steps": 3, "status": "done"}
     assert events[-1].job == {key: value for key, value in job.items() if key not in ("logs", "last_event_id")}
     assert (job["worker"], job["action"], job["error"]) == (worker_name, None, None)
+    assert worker_name == f"{socket.gethostname()}.{os.getpid()}"  # <host>.<pid>: the worker ran in this process
     assert job["created_at"] <= job["started_at"] <= job["ended_at"]
     assert job["logs"][0] == f"started on {worker_name}" and job["logs"][-1] == "completed"
     assert stored_events(redis_client) == events
