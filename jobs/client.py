@@ -270,6 +270,8 @@ class Jobs:
         failures = 0
         while True:
             try:
+                if last is None:  # now, read before subscribing: what comes between is replayed, not lost
+                    last = newest_id(self.redis) or "0-0"
                 subscription = RedisSubscription(self.redis)
             except UNAVAILABLE as exc:
                 time.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
@@ -277,8 +279,6 @@ class Jobs:
                 logger.info("events: Redis unavailable (%s); trying again", exc)
                 continue
             try:
-                if last is None:
-                    last = newest_id(self.redis) or "0-0"  # now: the live feed starts here
                 backlog = missed(self.redis, last)
                 if backlog is None:
                     last = newest_id(self.redis) or "0-0"

@@ -21,7 +21,6 @@ from jobs.config import Settings
 from jobs.connection import connect
 from jobs.store.lifecycle import JobStore
 from jobs.store.orphans import sweep_orphans
-from jobs.store.queues import Stranded
 from jobs.store.upkeep import Upkeep
 from jobs.telemetry.metrics import process_dead
 from runner.lifetime import signals_held, start_helper
@@ -56,7 +55,6 @@ class JobstreamPool(WorkerPool):
         self._forced = False
         self._next_sweep = 0.0
         self._unmarked: dict[str, str] = {}  # dead workers whose jobs Redis could not be told of yet: name -> why
-        self.stranded = Stranded(settings.queue, store.redis)
         self._wake_read, self._wake = os.pipe()  # request_stop writes here: the loop's wait ends at once
         os.set_blocking(self._wake, False)
 
@@ -161,9 +159,6 @@ class JobstreamPool(WorkerPool):
         super().check_workers(respawn)
         if self._unmarked:
             self._fail_jobs_of_dead()
-        with contextlib.suppress(redis.RedisError):  # Redis away: at the next check
-            for job_id in self.stranded.sweep():
-                logger.warning("job %s: its worker died before it began; queued again", job_id)
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + SWEEP_EVERY
             try:

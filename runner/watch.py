@@ -29,6 +29,7 @@ class Watch(threading.Thread):
         self.worker = worker
         self.store = worker.store
         self._done = threading.Event()
+        self.beaten: str | None = None  # the last job given a sign of life: its end deletes the sign
 
     def stop(self) -> None:
         self._done.set()
@@ -54,6 +55,7 @@ class Watch(threading.Thread):
     def _beat(self, job_id: str) -> None:
         """The worker's heartbeat and the job's own sign of life; its end deletes the sign, and one written as
         the job left (after that end, perhaps) is taken back: the job is off RUNNING before its end is written."""
+        self.beaten = job_id
         with self.worker.connection.pipeline(transaction=False) as pipe:
             self.worker.heartbeat(MONITOR_INTERVAL + 60, pipe)
             pipe.set(alive_key(job_id), self.worker.name, ex=ORPHAN_AFTER)

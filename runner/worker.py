@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from typing import Any
 
+import redis
 from rq import Queue
 from rq.command import handle_command, parse_payload
 from rq.job import Job
+from rq.job_lifecycle import format_exc_info
 from rq.serializers import JSONSerializer
-from rq.suspension import is_suspended
+from rq.timeouts import JobTimeoutException
 from rq.worker import SimpleWorker, WorkerStatus
 
 from jobs.config import Settings
 from jobs.connection import connect
-from jobs.model import ACTIVE, CANCELED, PENDING, status_for
+from jobs.store.handoff import CURRENT_JOB, Ending, Taken, completed, failed, stopped
 from jobs.store.lifecycle import JobStore
-from jobs.store.queues import PriorityQueue, arm
+from jobs.store.queues import wake_key
 from jobs.types.running import running
 from runner.job import JobstreamJob
 from runner.lifetime import STOP_SIGNALS, die_with_parent, signals_held, start_helper
@@ -38,6 +42,7 @@ from runner.stopping import (
 from runner.watch import Watch
 
 DUPLICATE_SECONDS = 1.0  # stop signals closer than this are one stop (its process group's copy and the pool's)
+HEARTBEAT_EVERY = 5.0  # seconds between the worker's own heartbeats (a busy one's watch beats as often)
 
 
 class JobstreamWorker(SimpleWorker):
@@ -55,20 +60,33 @@ class JobstreamWorker(SimpleWorker):
         self.store = store
         self._main_thread = threading.main_thread().ident or 0
         self._last_stop_signal = float("-inf")
+        self._next: Taken | None = None  # taken with the end of the previous job: the next to run
+        self._taken: Taken | None = None  # the job running (or about to)
+        self._watch: Watch | None = None
+        self._max_jobs: int | None = None
+        self._jobs_done = 0
+        self._beat_at = float("-inf")
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
-        watch = Watch(self)
-        start_helper(watch, HELPER_HELD)
+        self._max_jobs = kwargs.get("max_jobs")
+        self._watch = Watch(self)
+        start_helper(self._watch, HELPER_HELD)
         try:
             return super().work(*args, **kwargs)
         finally:
-            watch.stop()
+            self._watch.stop()
+            with contextlib.suppress(redis.RedisError):  # else its worker's death fails it, as any job it held
+                self.give_back()
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-        """RQ's heartbeat, in one round trip instead of three (it runs twice per job)."""
+        """RQ's heartbeat, in one round trip, and outside a pipeline at most every HEARTBEAT_EVERY seconds: RQ
+        sends it three times per job, while the worker's key lives for minutes (worker_ttl)."""
         if pipeline is not None:
             super().heartbeat(timeout, pipeline)
             return
+        if time.monotonic() - self._beat_at < HEARTBEAT_EVERY and timeout is None:
+            return
+        self._beat_at = time.monotonic()
         with self.connection.pipeline(transaction=False) as pipe:
             super().heartbeat(timeout, pipe)
             pipe.execute()
@@ -107,8 +125,6 @@ class JobstreamWorker(SimpleWorker):
         stop = RUNNING.stop
         if stop is not None and stop.job_id == job_id and stop.error is error:
             return  # asked again (a second cancel): one exception per job, and the grace runs from the first
-        if error is JobStopped:
-            self._stopped_job_id = job_id  # RQ's marker: handle_job_failure then records STOPPED
         RUNNING.stop = Stop(job_id, error)
         if RUNNING.job_id == job_id:
             signal.pthread_kill(self._main_thread, STOP_SIGNAL)
@@ -129,55 +145,103 @@ class JobstreamWorker(SimpleWorker):
         self._stop_requested = True
         self.stop_job(job_id, Interrupted)
 
-    def execute_job(self, job: Job, queue: Queue) -> None:
-        """Mark the job active and run it here, unless it was paused, canceled or deleted meanwhile."""
-        RUNNING.stop, self._stopped_job_id = None, None  # a late stop for an earlier job
-        if is_suspended(self.connection):
-            # Paused while this worker waited on the queue: hand the job back untouched.
-            with self.connection.pipeline() as pipe:
-                pipe.lrem(queue.intermediate_queue_key, 1, job.id)
-                pipe.lpush(queue.key, job.id)
-                arm(pipe, self.store.settings.queue)
-                pipe.execute()
-            return
-        outcome = self.store.begin(job.id, self.name, queue.intermediate_queue_key)
-        if outcome.result == "held":  # its type's limit: it waits, pending, and the script took it back
-            return
-        if not outcome.ok:
-            # Canceled or deleted while queued, or not created through jobstream: never run it. (Running or
-            # waiting, it was queued twice: leave its copy to the worker that has it.)
-            self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
-            if outcome.status not in (ACTIVE, PENDING):
-                job.delete()
-            return
-        execution = self.prepare_execution(job)
-        with running(self.store, job.id):
-            self.perform_job(job, queue, execution)
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+        """The job taken in the same round trip as the end of the previous one; else take the next in line, and
+        while there is none, wait on the wake list that every enqueue arms (as RQ waits on its queues)."""
+        if self._next is not None:
+            return self._restore(self._next)
         self.set_state(WorkerStatus.IDLE)
+        self.procline("Listening on " + ",".join(self.queue_names()))
+        idle_since = time.monotonic()
+        backoff = 1.0
+        while True:
+            try:
+                self.heartbeat()
+                taken = self.store.next(self.name, take=True)[1]
+                if isinstance(taken, Taken):
+                    return self._restore(taken)
+                if taken is not None and taken[0] == "paused":
+                    super().check_for_suspension(timeout is None)  # polls until resumed; in a burst, stops
+                    continue
+                if timeout is None:
+                    return None
+                wait = timeout if max_idle_time is None else min(timeout, max_idle_time)
+                if self.connection.blpop([wake_key(self.store.settings.queue)], wait) is None:
+                    if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
+                        return None
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                self.log.error("Worker %s: Redis unavailable (%s); trying again in %.0f s", self.name, exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * self.exponential_backoff_factor, self.max_connection_wait_time)
 
-    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any, execution: Any) -> None:
-        super().handle_job_success(job, queue, started_job_registry, execution)
-        result = job._result  # RQ keeps the return value here; result_ttl=0 stores none in Redis
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """RQ's, and a worker that is not busy runs no job (next.lua names the job of a busy one)."""
+        connection = pipeline if pipeline is not None else self.connection
+        if state != WorkerStatus.BUSY:
+            connection.hdel(self.key, CURRENT_JOB)
+        super().set_state(state, pipeline)
+
+    def _restore(self, taken: Taken) -> tuple[Job, Queue]:
+        """RQ's job of a job taken, from the hash that next.lua returned (no fetch), and the queue it came from."""
+        self._next, self._taken = None, taken
+        job = self.job_class(taken.job["id"], connection=self.connection, serializer=self.serializer)
+        job.restore(taken.rq_hash)
+        return job, self.store.queues[taken.job["priority"]]
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """Nothing per job: a take finds the queue paused itself (and then waits in RQ's check)."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run a job that its take has begun, then end it and take the next in one round trip, unless this
+        worker is about to leave (stopping, or at its max_jobs)."""
+        taken = self._taken
+        assert taken is not None and taken.job["id"] == job.id  # dequeue_job_and_maintain_ttl took it
+        stop = RUNNING.stop
+        if stop is not None and stop.job_id != job.id:
+            RUNNING.stop = None  # a late stop for an earlier job
+        with running(self.store, job.id):
+            ending = self._perform(job, queue, taken)
+        self._jobs_done += 1
+        leaving = self._stop_requested or (self._max_jobs is not None and self._jobs_done >= self._max_jobs)
+        alive = self._watch is not None and self._watch.beaten == job.id
+        _, following = self.store.next(self.name, ending, take=not leaving, alive=alive)
+        self._taken = None
+        self._next = following if isinstance(following, Taken) else None
+
+    def _perform(self, job: Job, queue: Queue, taken: Taken) -> Ending:
+        """Run the job's function under its timeout; how it ended (RQ's perform_job without RQ's bookkeeping,
+        which jobstream's own keeps: one round trip per job instead of a dozen)."""
+        try:
+            with self.death_penalty_class(job.timeout or Queue.DEFAULT_TIMEOUT, JobTimeoutException, job_id=job.id):
+                result = job.perform()
+        except BaseException:  # noqa: B036 - a stop is a BaseException, and every end is recorded
+            exc_info = sys.exc_info()
+            self.handle_exception(job, *exc_info)  # RQ's log line and exception handlers (Sentry...)
+            return self._failure(job, queue, taken, exc_info)
         try:
             json.dumps(result)
         except (TypeError, ValueError):
-            self.store.fail(job.id, f"result is not JSON: {type(result).__name__}")
-            return
-        self.store.complete(job.id, result)
+            return self._failed(job, queue, taken, f"result is not JSON: {type(result).__name__}")
+        return completed(job.id, result)
 
-    def handle_job_failure(
-        self,
-        job: Job,
-        queue: Queue,
-        started_job_registry: Any = None,
-        exc_string: str = "",
-        execution: Any = None,
-    ) -> None:
-        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
-        if status_for(job.get_status(refresh=False)) == CANCELED:
-            self.store.stopped(job.id)
-        else:
-            self.store.fail(job.id, error_line(exc_string, job), exc_string)
+    def _failure(self, job: Job, queue: Queue, taken: Taken, exc_info: Any) -> Ending:
+        """The end of a job that raised: stopped by request (canceled), or a failed attempt."""
+        error = exc_info[1]
+        if isinstance(error, JobStopped) and not isinstance(error, Interrupted):
+            return stopped(job.id)
+        details = format_exc_info(exc_info)
+        return self._failed(job, queue, taken, error_line(details, job), details)
+
+    def _failed(self, job: Job, queue: Queue, taken: Taken, error: str, details: str = "") -> Ending:
+        attempts, most = taken.job.get("attempts") or 1, taken.job.get("max_attempts") or 1
+        registry = queue.failed_job_registry.key
+        return failed(job.id, error, details, attempts, most, taken.retry_budget, taken.backoff, registry)
+
+    def give_back(self) -> None:
+        """A job taken for this worker that it will not run (it is leaving): pending again, at once."""
+        taken, self._next = self._next, None
+        if taken is not None:
+            self.store.give_back(taken.job["id"], self.name, taken.job.get("attempts") or 1)
 
 
 def worker_name(pid: int) -> str:
@@ -192,7 +256,6 @@ def make_worker(store: JobStore) -> JobstreamWorker:
         name=worker_name(os.getpid()),
         connection=store.redis,
         serializer=JSONSerializer,
-        queue_class=PriorityQueue,
         store=store,
     )
 

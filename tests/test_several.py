@@ -17,11 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rq.serializers import JSONSerializer
 
-from jobs import Jobs
-from jobs.store.queues import PriorityQueue, Stranded
-from scripts.harness import RedisServer, Service, request, wait_until
+from scripts.harness import Service, request, wait_until
 from tests.api_helpers import stored_events
 from tests.bounds import CANCEL_SECONDS, JOB_SECONDS
 from tests.helpers import THREE_STEP_LIFECYCLE, OpenSSE
@@ -174,22 +171,3 @@ def test_stats_list_the_workers_of_both_pools_with_their_host(idle: Fleet) -> No
             pid = int(idle.cluster.redis.hget(f"rq:worker:{worker['name']}", "pid") or 0)
             assert worker["name"] == f"{socket.gethostname()}.{pid}"
         assert all(w["state"] == "idle" and w["current_job"] is None for w in stats["workers"])
-
-
-def test_a_job_taken_by_a_worker_that_died_before_it_began_goes_back_to_its_queue(redis_server: RedisServer) -> None:
-    """Between taking a job (into its queue's intermediate list) and beginning it, a worker can die: killed,
-    or with Redis gone (a failover). The pool gives such a job back once it sat there for a while."""
-    redis_server.client().flushall()
-    jobs = Jobs.from_url(redis_server.url)
-    job = jobs.enqueue("demo.sleep", name="taken", params={"seconds": 0})
-    queues = list(jobs.store.queues.values())
-    taken = PriorityQueue.dequeue_any(queues, None, connection=jobs.store.redis, serializer=JSONSerializer)
-    assert taken is not None and taken[0].id == job.id  # what a worker does, then it dies before beginning
-    queue, client = taken[1], redis_server.client()
-    assert client.lrange(queue.intermediate_queue_key, 0, -1) == [job.id.encode()]
-    assert Stranded(jobs.store.settings.queue, jobs.store.redis).sweep() == []  # a live worker begins it in ms
-    assert Stranded(jobs.store.settings.queue, jobs.store.redis, after=0).sweep() == [job.id]
-    assert client.lrange(queue.intermediate_queue_key, 0, -1) == []
-    assert client.lrange(queue.key, 0, 0) == [job.id.encode()]  # at the head: it had waited longest
-    again = PriorityQueue.dequeue_any(queues, None, connection=jobs.store.redis, serializer=JSONSerializer)
-    assert again is not None and again[0].id == job.id and jobs.get(job.id).status == "pending"

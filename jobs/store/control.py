@@ -10,8 +10,10 @@ from rq import Worker
 from rq.serializers import JSONSerializer
 from rq.suspension import is_suspended, resume, suspend
 
+from jobs.connection import text
 from jobs.model import ENDED
 from jobs.store import retention
+from jobs.store.handoff import CURRENT_JOB
 from jobs.store.keys import ended_key
 from jobs.store.lifecycle import JobStore
 from jobs.store.queues import depths
@@ -33,11 +35,15 @@ def is_paused(store: JobStore) -> bool:
 
 def stats(store: JobStore) -> dict[str, Any]:
     """Counts, workers with their state and current job, paused?, jobs ended per minute (last hour)."""
-    workers = []
-    for worker in Worker.all(connection=store.redis, queue=store.queue, serializer=JSONSerializer):
-        current = worker.get_current_job_id()
-        state = str(worker.get_state())
-        workers.append({"name": worker.name, "host": worker.hostname, "state": state, "current_job": current})
+    found = Worker.all(connection=store.redis, queue=store.queue, serializer=JSONSerializer)
+    with store.redis.pipeline(transaction=False) as pipe:
+        for worker in found:
+            pipe.hget(worker.key, CURRENT_JOB)
+        current = [text(job_id) if job_id else None for job_id in pipe.execute()]
+    workers = [
+        {"name": w.name, "host": w.hostname, "state": str(w.get_state()), "current_job": job_id}
+        for w, job_id in zip(found, current, strict=True)
+    ]
     now = datetime.now(UTC)
     minutes = [(now - timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M") for i in range(60)]
     keys = [ended_key(status, m) for m in minutes for status in ENDED]

@@ -17,6 +17,8 @@ STARTS_PREFIX = "jobstream:starts:"  # + type: recent starts (ms), for its rate 
 SLOT_PREFIX = "jobstream:slot:"  # + type: the next start time (ms) free for a job its rate limit holds back
 IDEMPOTENCY_PREFIX = "jobstream:idempotency:"  # + sha256 of a key: the job it created, for 24 h
 SWEEP_LOCK = "jobstream:sweep-lock"  # held by the one process that runs retention at a time
+COUNTS_KEY = "jobstream:counts"  # status -> how many jobs have it, kept beside the status sets by every script
+LOGS_SUFFIX = ":logs"  # JOB_PREFIX + id + this: the job's log lines
 ALIVE_PREFIX = "jobstream:alive:"  # + id: set, with a TTL, by the worker running that job; gone when it leaves active
 
 
@@ -29,7 +31,7 @@ def alive_key(job_id: str) -> str:
 
 
 def logs_key(job_id: str) -> str:
-    return f"{JOB_PREFIX}{job_id}:logs"
+    return f"{JOB_PREFIX}{job_id}{LOGS_SUFFIX}"
 
 
 def ended_key(status: str, minute: str) -> str:

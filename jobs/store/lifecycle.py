@@ -5,26 +5,38 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import redis
 from rq.command import send_command
 from rq.job import Job
+from rq.worker import SimpleWorker
 
 from jobs.config import Settings
 from jobs.connection import replicated
 from jobs.errors import IdempotencyConflict
-from jobs.model import ACTIVE, CANCELED, COMPLETED, FAILED, NORMAL, PENDING, isoformat, new_job_id, utcnow
-from jobs.store.keys import SLOT_PREFIX, STARTS_PREFIX, idempotency_key, job_key
+from jobs.model import ACTIVE, CANCELED, FAILED, NORMAL, PENDING, isoformat, new_job_id, utcnow
+from jobs.store.handoff import (
+    Ending,
+    Taken,
+    completed,
+    done_header,
+    ended_fields,
+    failed,
+    stopped,
+    take_header,
+    waiting,
+)
+from jobs.store.keys import idempotency_key, job_key
 from jobs.store.queues import arm, queues, save_rq_job
 from jobs.store.reads import Reader
-from jobs.store.scripts import Outcome, Scripts, dumps, encoded, keys, outcome
+from jobs.store.scripts import Outcome, Scripts, dumps, outcome
 from jobs.telemetry import observe
+from jobs.telemetry.metrics import EVENTS_PUBLISHED
 from jobs.types.attempts import Backoff
 from jobs.types.registry import JobType, get_type
 
@@ -67,6 +79,7 @@ class JobStore:
         self.queue = self.queues[NORMAL]  # the one RQ's worker listing and registries are read through
         self.scripts = Scripts(connection, settings, self.queues)
         self.read = Reader(connection)
+        self.scripts.ensure_counts()
 
     def create(self, new: NewJob) -> dict[str, Any]:
         """Store a pending job and enqueue it for RQ in one transaction."""
@@ -136,37 +149,45 @@ class JobStore:
         jobs.update((job["id"], job) for job in self.read.snapshots([i for i in ids if i not in jobs]))
         return [(jobs[job_id], job_id in replies_at) for job_id in ids]
 
-    def begin(self, job_id: str, worker: str, intermediate: str | None = None) -> Outcome:
-        """pending → active on `worker`; `held` when its type's limit keeps it waiting (taken back off
-        `intermediate`, RQ's list of jobs being taken), a conflict when it was canceled or deleted meanwhile."""
-        header = self.scripts.header(job_id, "job-update")
-        fields = {"status": ACTIVE, "worker": worker, "started_at": utcnow(), "scheduled_for": None}
-        header.update(fields=encoded(fields | {"progress": 0, "action": None}), logs=[f"started on {worker}"])
-        header["intermediate"] = intermediate or self.queue.intermediate_queue_key
-        raw = self.redis.hmget(job_key(job_id), ["type", "created_at", "scheduled_for", "attempts"])
-        type_name, created_at, scheduled_for, attempts = (json.loads(v) if v is not None else None for v in raw)
-        job_type = get_type(type_name) if type_name is not None else None
-        # It could start from its scheduled time (a delay, a retry's backoff), else from its creation; a retry
-        # by hand (a later attempt with no time) from a moment no field keeps.
-        ready_since = scheduled_for or (created_at if (attempts or 1) == 1 else None)
-        if job_type is not None and job_type.concurrency:
-            header["concurrency"] = job_type.concurrency
-        if job_type is not None and job_type.rate:
-            limit, seconds = job_type.rate
-            header.update(
-                rate=limit,
-                per_ms=int(seconds * 1000),
-                starts_key=STARTS_PREFIX + job_type.name,
-                slot_key=SLOT_PREFIX + job_type.name,
-            )
-        if job_type is not None:
-            header["waiting"] = {
-                "concurrency": dumps(f"waiting: {job_type.concurrency} {job_type.name} already running"),
-                "rate": dumps(f"waiting: at most {job_type.rate[0]} starts per {job_type.rate[1]:g} s")
-                if job_type.rate
-                else dumps(None),
-            }
-        return observe.started(outcome(self.scripts.begin(keys(job_id), header)), ready_since)
+    def begin(self, job_id: str, worker: str) -> Outcome:
+        """pending → active on `worker` (as a worker takes it), `held` when its type's limit keeps it waiting, a
+        conflict when it was canceled or deleted meanwhile."""
+        taken = self.next(worker, take=True, job_id=job_id)[1]
+        if isinstance(taken, Taken):
+            return taken.outcome
+        assert taken is not None  # a take always answers
+        return Outcome(*taken)
+
+    def next(
+        self,
+        worker: str,
+        ending: Ending | None = None,
+        *,
+        take: bool = False,
+        alive: bool = False,
+        job_id: str | None = None,
+    ) -> tuple[Outcome | None, Taken | tuple[str, str] | None]:
+        """End a job that `worker` ran (`alive`: its watch wrote a sign of life) and take the next, in one round
+        trip. The take is a Taken, or why none: ("paused", ""), ("empty", ""), or for `job_id`, (held or
+        conflict or missing, the status)."""
+        done = done_header(ending, worker, alive) if ending is not None else None
+        rq_worker = SimpleWorker.redis_worker_namespace_prefix + worker
+        replies = self.scripts.next(done, take_header(worker, rq_worker, job_id) if take else None)
+        ended = observe.ended(outcome(replies[0])) if replies[0] else None
+        reply = replies[1]
+        if not reply:
+            return ended, None
+        if reply[0] != b"ok":
+            return ended, (reply[0].decode(), reply[1].decode() if len(reply) > 1 else "")
+        taken = Taken.from_reply(reply)
+        EVENTS_PUBLISHED.inc()
+        observe.started(taken.outcome, taken.ready_since)
+        return ended, taken
+
+    def end(self, ending: Ending, worker: str | None = None) -> Outcome:
+        """End an active job (on `worker`, when given) without taking another."""
+        done = done_header(ending, worker)
+        return observe.ended(outcome(self.scripts.next(done, None)[0]))
 
     def report(self, job_id: str, percent: int, action: str | None = None, log: str | None = None) -> Outcome:
         """Record a running job's progress."""
@@ -175,48 +196,37 @@ class JobStore:
             fields["action"] = str(action)[:200]
         return self.scripts.change(job_id, guard=(ACTIVE,), fields=fields, logs=[] if log is None else [str(log)])
 
+    def give_back(self, job_id: str, worker: str, attempts: int) -> Outcome:
+        """A job taken for `worker` that it will not run (it is leaving): pending again, and handed out again at
+        once, through the scheduled set."""
+        fields = waiting(attempts)
+        logs = [f"given back: {worker} stopped before it began"]
+        return self.scripts.change(
+            job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=logs, schedule_at=time.time()
+        )
+
     def complete(self, job_id: str, result: Any) -> Outcome:
         """active → completed with its result."""
-        fields = {"status": COMPLETED, "progress": 100, "result": result, **_ended()}
-        return observe.ended(self.scripts.change(job_id, guard=(ACTIVE,), fields=fields, logs=["completed"]))
+        return self.end(completed(job_id, result))
 
     def fail(self, job_id: str, error: str, details: str = "", worker: str | None = None) -> Outcome:
         """A failed attempt of an active job (an exception, a timeout, its worker's death): pending again for
-        its next attempt after the backoff while it has attempts left, else failed. `details` (a traceback)
-        goes to the logs."""
-        raw = self.redis.hmget(job_key(job_id), ["attempts", "max_attempts", "retry_budget", "backoff"])
-        attempts, max_attempts, budget, backoff = (json.loads(v) if v is not None else None for v in raw)
-        attempts, max_attempts = attempts or 1, max_attempts or 1
-        trace = details.rstrip().splitlines() if details else []
-        if attempts >= max_attempts:
-            lines = [f"attempt {attempts}/{max_attempts} failed: {error}" if max_attempts > 1 else f"failed: {error}"]
-            fields = {"status": FAILED, "error": error[:500], **_ended()}
-            return observe.ended(
-                self.scripts.change(job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=lines + trace)
-            )
-        failed_in_run = attempts - (max_attempts - (budget or max_attempts))
-        wait = Backoff(**backoff).seconds(failed_in_run, random.random()) if backoff else 0.0
-        at = time.time() + wait
-        next_at = isoformat(datetime.fromtimestamp(at, UTC))
-        fields = {**_waiting(attempts + 1), "error": error[:500], "scheduled_for": next_at}
-        lines = [f"attempt {attempts}/{max_attempts} failed: {error}", *trace, f"next attempt at {next_at}"]
-        with self.redis.pipeline(transaction=True) as pipe:
-            self.scripts.change(
-                job_id, guard=(ACTIVE,), worker=worker, fields=fields, logs=lines, schedule_at=at, client=pipe
-            )
-            for queue in self.queues.values():  # RQ filed its copy as failed: it runs again instead
-                queue.failed_job_registry.remove(job_id, pipeline=pipe)
-            pipe.persist(Job.key_for(job_id))
-            return observe.ended(outcome(pipe.execute()[0]))
+        its next attempt after the backoff while it has attempts left, else failed."""
+        names = ["attempts", "max_attempts", "retry_budget", "backoff", "priority"]
+        attempts, max_attempts, budget, backoff, priority = (
+            json.loads(v) if v is not None else None for v in self.redis.hmget(job_key(job_id), names)
+        )
+        registry = self.queues[priority or NORMAL].failed_job_registry.key
+        ending = failed(job_id, error, details, attempts or 1, max_attempts or 1, budget, backoff, registry)
+        return self.end(ending, worker)
 
     def stopped(self, job_id: str, reason: str = "stopped by request") -> Outcome:
         """active → canceled: the worker stopped it."""
-        fields = {"status": CANCELED, **_ended()}
-        return observe.ended(self.scripts.change(job_id, guard=(ACTIVE,), fields=fields, logs=[reason]))
+        return self.end(stopped(job_id, reason))
 
     def cancel(self, job_id: str, by: str | None = None) -> Outcome:
         """Cancel a pending job at once, or ask the worker to stop an active one (cancel_requested)."""
-        fields = {"status": CANCELED, **_ended()}
+        fields = {"status": CANCELED, **ended_fields()}
         outcome = self.scripts.change(
             job_id, guard=(PENDING,), fields=fields, logs=["canceled before it ran" + _by(by)]
         )
@@ -269,7 +279,7 @@ class JobStore:
                         return Outcome("conflict", status)
                     budget = budget or most or 1
                     pipe.multi()
-                    fields = {**_waiting(attempts + 1), "max_attempts": attempts + budget, "scheduled_for": None}
+                    fields = {**waiting(attempts + 1), "max_attempts": attempts + budget, "scheduled_for": None}
                     log = f"retry{_by(by)}: attempt {attempts + 1}"
                     self.scripts.change(job_id, guard=(FAILED, CANCELED), fields=fields, logs=[log], client=pipe)
                     pipe.delete(Job.key_for(job_id))
@@ -297,9 +307,8 @@ class JobStore:
 
     def promote(self) -> int:
         """Hand the due jobs of the scheduled set to the workers; returns how many were due."""
-        header = {**self.scripts.header("", "job-update"), "batch": PROMOTE_BATCH}
         total = 0
-        while (count := int(self.scripts.promote([], header))) > 0:
+        while (count := self.scripts.promote(PROMOTE_BATCH)) > 0:
             total += count
             if count < PROMOTE_BATCH:
                 break
@@ -317,31 +326,11 @@ class JobStore:
 
 def _new_fields(job_id: str, new: NewJob) -> dict[str, Any]:
     fields: dict[str, Any] = {"id": job_id, "name": new.name, "type": new.job_type.name, "params": new.params}
-    fields.update(created_at=utcnow(), priority=new.priority, timeout=new.timeout, **_waiting(attempts=1))
-    fields.update(max_attempts=new.max_attempts, retry_budget=new.max_attempts, backoff=new.backoff.as_dict())
+    fields.update(created_at=utcnow(), priority=new.priority, timeout=new.timeout, **waiting(attempts=1))
+    fields.update(max_attempts=new.max_attempts, retry_budget=new.max_attempts, backoff=new.backoff.packed())
     fields["scheduled_for"] = isoformat(new.run_at) if new.run_at else None
     return fields
 
 
-def _waiting(attempts: int) -> dict[str, Any]:
-    """The fields of a job that waits for a worker: a new one and a retried one alike."""
-    return {
-        "status": PENDING,
-        "progress": 0,
-        "action": None,
-        "cancel_requested": False,
-        "started_at": None,
-        "ended_at": None,
-        "error": None,
-        "result": None,
-        "attempts": attempts,
-        "worker": None,
-    }
-
-
 def _by(user: str | None) -> str:
     return f" by {user}" if user else ""
-
-
-def _ended() -> dict[str, Any]:
-    return {"ended_at": utcnow(), "action": None, "cancel_requested": False, "scheduled_for": None}

@@ -10,7 +10,7 @@ import redis
 
 from jobs.connection import text
 from jobs.model import STATUSES, new_id_shape
-from jobs.store.keys import EVENTS_KEY, INDEX_KEY, STATUS_PREFIX, job_key, logs_key
+from jobs.store.keys import COUNTS_KEY, EVENTS_KEY, INDEX_KEY, STATUS_PREFIX, job_key, logs_key
 from jobs.stream.events import SNAPSHOT_FIELDS, newest_id
 
 SEARCH_BUDGET = 10_000  # ids a name search looks at per call
@@ -99,11 +99,9 @@ class Reader:
         return self.redis.hget(job_key(job_id), "cancel_requested") == b"true"
 
     def counts(self) -> dict[str, int]:
-        """How many jobs have each status."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            for status in STATUSES:
-                pipe.zcard(STATUS_PREFIX + status)
-            return dict(zip(STATUSES, pipe.execute(), strict=False))
+        """How many jobs have each status (the counters every script keeps beside the status sets)."""
+        stored = {text(status): int(count) for status, count in self.redis.hgetall(COUNTS_KEY).items()}
+        return {status: stored.get(status, 0) for status in STATUSES}
 
     def ids_with_status(self, status: str) -> list[str]:
         """Every id with `status` (the active set is small: at most the pool's size)."""

@@ -9,49 +9,57 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from rq import Queue
 from rq.job import Job, JobStatus
 from rq.results import Result
+from rq.suspension import WORKERS_SUSPENDED
+from rq.worker import WorkerStatus
 
 from jobs.config import Settings
 from jobs.model import ACTIVE, ENDED, PENDING, STATUSES, utcnow
 from jobs.store.keys import (
     ALIVE_PREFIX,
+    COUNTS_KEY,
     ENDED_AT_PREFIX,
     EVENTS_KEY,
     HELD_PREFIX,
     INDEX_KEY,
     JOB_PREFIX,
+    LOGS_SUFFIX,
     RUNNING_PREFIX,
     SCHEDULED_KEY,
+    SLOT_PREFIX,
+    STARTS_PREFIX,
     STATUS_PREFIX,
     ended_key,
-    job_key,
-    logs_key,
 )
 from jobs.store.lua import source
-from jobs.store.queues import PriorityQueue, wake_key
-from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, SNAPSHOT_FIELDS, channel
+from jobs.store.queues import FAILURE_TTL, wake_key
+from jobs.stream.events import CHANNEL_PREFIX, CHANNEL_SUFFIX, JOB_REMOVED, JOB_UPDATE, SNAPSHOT_FIELDS
 from jobs.telemetry.metrics import EVENTS_PUBLISHED
+from jobs.types.registry import JobType, job_types
 
 PRELUDE = "common"  # the header, the event and the bookkeeping every event script shares
 ENDED_COUNTER_TTL = 2 * 3600  # the per-minute counters of ended jobs cover the last hour
 MAX_LOGS = 1000
 MAX_LOG_LINE = 4000
+TAKE_TRIES = 10  # jobs that their type's limit holds back, passed over in one take before the worker waits
+SUSPENDED_KEY = WORKERS_SUSPENDED  # RQ's pause: while it exists, no worker takes a job
 
 
 class Script:
-    """One registered event script behind the shared prelude: EVALSHA with the header as ARGV[1], loading
-    the script when Redis lacks it. `common` holds the header's fields that never change, encoded once."""
+    """One registered event script behind the shared prelude: EVALSHA with one JSON header as ARGV[1], loading
+    the script when Redis lacks it. The header's constant part (`common`) comes encoded already."""
 
-    def __init__(self, client: redis.Redis, name: str, common: dict[str, Any] | None = None) -> None:
+    def __init__(self, client: redis.Redis, name: str) -> None:
         self._script = client.register_script(source(PRELUDE) + "\n" + source(name))
-        self._common = dumps(common or {})[1:-1]
 
-    def __call__(self, keys: list[str], header: dict[str, Any], client: Any = None) -> Any:
+    def __call__(self, common: str, header: dict[str, Any], client: Any = None) -> Any:
         """Run the script; inside a pipeline (`client`), queue it and return the pipeline."""
         varying = dumps(header)[1:-1]
-        args = ["{" + ",".join(part for part in (self._common, varying) if part) + "}"]
-        return self._script(keys=keys, args=args, client=client)
+        return self._script(
+            keys=[], args=["{" + ",".join(part for part in (common, varying) if part) + "}"], client=client
+        )
 
 
 @dataclass(frozen=True)
@@ -69,11 +77,18 @@ class Outcome:
 
 
 class Scripts:
-    """The event scripts of one store, each told once where things live and what the statuses are called."""
+    """The event scripts of one store, each told once where things live, what the statuses are called and what
+    limits the registered job types have."""
 
-    def __init__(self, connection: redis.Redis, settings: Settings, queues: dict[str, PriorityQueue]) -> None:
-        common = {
+    def __init__(self, connection: redis.Redis, settings: Settings, queues: dict[str, Queue]) -> None:
+        self._fixed = {
             "job_prefix": JOB_PREFIX,
+            "logs_suffix": LOGS_SUFFIX,
+            "index_key": INDEX_KEY,
+            "events_key": EVENTS_KEY,
+            "counts_key": COUNTS_KEY,
+            "channel_prefix": CHANNEL_PREFIX,
+            "channel_suffix": CHANNEL_SUFFIX,
             "status_prefix": STATUS_PREFIX,
             "ended_at_prefix": ENDED_AT_PREFIX,
             "scheduled_key": SCHEDULED_KEY,
@@ -81,28 +96,48 @@ class Scripts:
             "running_prefix": RUNNING_PREFIX,
             "alive_prefix": ALIVE_PREFIX,
             "queue_keys": {priority: queue.key for priority, queue in queues.items()},
+            "queue_order": [queue.key for queue in queues.values()],  # highest priority first
             "wake_key": wake_key(settings.queue),
+            "suspended_key": SUSPENDED_KEY,
             "rq_job_prefix": Job.redis_job_namespace_prefix,
             "rq_results_prefix": Result.get_key(""),  # a failure's Result outlives RQ's job hash by days
+            "rq_queued": JobStatus.QUEUED.value,
+            "rq_scheduled": JobStatus.SCHEDULED.value,
+            "rq_failed": JobStatus.FAILED.value,
+            "rq_busy": WorkerStatus.BUSY.value,
+            "failure_ttl": FAILURE_TTL,
+            "job_update": JOB_UPDATE,
             "pending": PENDING,
             "active": ACTIVE,
-            "rq_queued": JobStatus.QUEUED.value,
+            "active_json": dumps(ACTIVE),
             "ended": list(ENDED),
             "statuses": list(STATUSES),
             "ended_ttl": ENDED_COUNTER_TTL,
             "snapshot": list(SNAPSHOT_FIELDS),
             "max_logs": MAX_LOGS,
             "replay_max": settings.replay_events,
+            "take_tries": TAKE_TRIES,
         }
-        self.apply = Script(connection, "apply", common)
-        self.begin = Script(connection, "begin", common)
-        self.delete = Script(connection, "delete", common)
-        self.promote = Script(connection, "promote", common)
+        self._known_types = -1
+        self._common = ""
+        self._apply = Script(connection, "apply")
+        self._delete = Script(connection, "delete")
+        self._promote = Script(connection, "promote")
+        self._next = Script(connection, "next")
+        self._counts = Script(connection, "counts")
         self.rq_registries = [
             registry.key
             for queue in queues.values()
             for registry in (queue.failed_job_registry, queue.canceled_job_registry, queue.finished_job_registry)
         ]
+
+    def common(self) -> str:
+        """The constant part of every header, encoded again only when a job type was registered since."""
+        types = job_types()
+        if len(types) != self._known_types:  # types are only ever added
+            self._common = dumps({**self._fixed, "limits": limits(types)})[1:-1]
+            self._known_types = len(types)
+        return self._common
 
     def change(
         self,
@@ -117,31 +152,73 @@ class Scripts:
         client: Any = None,
     ) -> Any:
         """Run apply.lua: its Outcome; inside a pipeline (`client`), queue it and return the pipeline."""
-        header = self.header(job_id, JOB_UPDATE)
-        header.update(mode=mode, guard=list(guard), fields=encoded(fields), logs=_lines(logs))
-        if worker:
-            header["worker"] = dumps(worker)
-        if schedule_at is not None:
-            header["schedule_at"] = int(schedule_at * 1000)
-        reply = self.apply(keys(job_id), header, client=client)
+        header = self.header(job_id, JOB_UPDATE) | change(mode, guard, worker, fields, logs, schedule_at)
+        reply = self._apply(self.common(), header, client=client)
         return reply if client is not None else outcome(reply)
 
     def header(self, job_id: str, event: str) -> dict[str, Any]:
-        """What varies per call: the job, its channel, the event and the moment."""
+        """What varies per call: the job, the event and the moment."""
         ts = utcnow()
         moment = {"ts": ts, "now_ms": int(time.time() * 1000), "ended_keys": {s: ended_key(s, ts[:16]) for s in ENDED}}
-        return {"id": job_id, "channel": channel(job_id), "event": event, **moment}
+        return {"id": job_id, "event": event, **moment}
 
     def remove(self, job_id: str, keep: tuple[str, ...], client: Any = None) -> Any:
         """Run delete.lua for `job_id` unless its status is in `keep`; in a pipeline, queue it."""
         header = {**self.header(job_id, JOB_REMOVED), "keep": list(keep), "rq_registries": self.rq_registries}
-        reply = self.delete(keys(job_id), header, client=client)
+        reply = self._delete(self.common(), header, client=client)
         return reply if client is not None else outcome(reply)
 
+    def promote(self, batch: int) -> int:
+        """Run promote.lua: hand up to `batch` due jobs to the workers; how many were due."""
+        return int(self._promote(self.common(), {**self.header("", JOB_UPDATE), "batch": batch}))
 
-def keys(job_id: str) -> list[str]:
-    """KEYS of every event script: the job's hash, its logs, the index of all jobs, the replay stream."""
-    return [job_key(job_id), logs_key(job_id), INDEX_KEY, EVENTS_KEY]
+    def next(self, done: dict[str, Any] | None, take: dict[str, Any] | None) -> list[Any]:
+        """Run next.lua: end a job (`done`, a change with what becomes of RQ's copy) and take the next (`take`)."""
+        header = self.header("", JOB_UPDATE)
+        if done is not None:
+            header["done"] = {**done, "event": JOB_UPDATE, "mode": "update"}
+        if take is not None:
+            header["take"] = take
+        return list(self._next(self.common(), header))
+
+    def ensure_counts(self) -> None:
+        """Build the counters by status from the status sets if they are missing (a new or upgraded store)."""
+        self._counts(self.common(), {})
+
+
+def change(
+    mode: str,
+    guard: tuple[str, ...],
+    worker: str | None,
+    fields: dict[str, Any],
+    logs: list[str] | None,
+    schedule_at: float | None,
+) -> dict[str, Any]:
+    """A change as the scripts take it (see common.lua's `apply`)."""
+    described: dict[str, Any] = {"mode": mode, "guard": list(guard), "fields": encoded(fields), "logs": _lines(logs)}
+    if worker:
+        described["worker"] = dumps(worker)
+    if schedule_at is not None:
+        described["schedule_at"] = int(schedule_at * 1000)
+    return described
+
+
+def limits(types: list[JobType]) -> dict[str, dict[str, Any]]:
+    """Each limited type's limits as the scripts apply them, with the action a job shows while they hold it."""
+    found: dict[str, dict[str, Any]] = {}
+    for job_type in types:
+        limit: dict[str, Any] = {}
+        if job_type.concurrency:
+            limit["concurrency"] = job_type.concurrency
+            limit["waiting_concurrency"] = dumps(f"waiting: {job_type.concurrency} {job_type.name} already running")
+        if job_type.rate:
+            starts, seconds = job_type.rate
+            limit.update(rate=starts, per_ms=int(seconds * 1000), starts_key=STARTS_PREFIX + job_type.name)
+            limit.update(slot_key=SLOT_PREFIX + job_type.name)
+            limit["waiting_rate"] = dumps(f"waiting: at most {starts} starts per {seconds:g} s")
+        if limit:
+            found[job_type.name] = limit
+    return found
 
 
 def encoded(fields: dict[str, Any]) -> dict[str, str]:

@@ -1,6 +1,7 @@
 -- Shared by every event script: the header, the event, and the bookkeeping of a status change.
--- H is the call's header (one JSON object in ARGV[1]); KEYS[1] is the job's hash, KEYS[2] its logs,
--- KEYS[3] the index of every job, KEYS[4] the replay stream. Key names and event names come from Python.
+-- H is the call's header (one JSON object in ARGV[1]). Key names, event and status names come from Python.
+-- A job's change is described by a table J: {id, fields (name -> JSON value), logs (lines), mode ("create" |
+-- "update"), event, schedule_at (ms, optional)}.
 local H = cjson.decode(ARGV[1])
 
 local function unquote(json_string)
@@ -12,22 +13,31 @@ local function member(value, list)
   return false
 end
 
+local function job_key(id) return H.job_prefix .. id end
+local function logs_key(id) return H.job_prefix .. id .. H.logs_suffix end
+
 -- The message is "<event id>\n<event name>\n<json data>", so a subscriber frames it without parsing the JSON.
-local function emit(event, data)
-  local xid = redis.call('XADD', KEYS[4], 'MAXLEN', '~', H.replay_max, '*', 'job', H.id, 'event', event, 'data', data)
-  redis.call('PUBLISH', H.channel, xid .. '\n' .. event .. '\n' .. data)
+local function emit(id, event, data)
+  local xid = redis.call('XADD', H.events_key, 'MAXLEN', '~', H.replay_max, '*', 'job', id, 'event', event, 'data', data)
+  redis.call('PUBLISH', H.channel_prefix .. id .. H.channel_suffix, xid .. '\n' .. event .. '\n' .. data)
   return xid
 end
 
-local function job_key(id) return H.job_prefix .. id end
-
--- How many jobs have each status, as the events that change it carry them: {"pending":3,...}
+-- How many jobs have each status, as the events that change it carry them: {"pending":3,...}. Kept as counters
+-- beside the status sets (one HGETALL instead of a ZCARD per status); `jobstream:counts` is rebuilt from the
+-- sets by Python when it is missing (an upgrade, a restore).
 local function counts()
+  local flat = redis.call('HGETALL', H.counts_key)
+  local by = {}
+  for i = 1, #flat, 2 do by[flat[i]] = flat[i + 1] end
   local parts = {}
-  for i, status in ipairs(H.statuses) do
-    parts[i] = '"' .. status .. '":' .. redis.call('ZCARD', H.status_prefix .. status)
-  end
+  for i, status in ipairs(H.statuses) do parts[i] = '"' .. status .. '":' .. (by[status] or '0') end
   return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- Wake one idle worker, unless one is woken already.
+local function arm()
+  if redis.call('LLEN', H.wake_key) == 0 then redis.call('RPUSH', H.wake_key, '1') end
 end
 
 -- Put `id` back in its priority's queue (a job waiting for a limit or a time) and wake an idle worker.
@@ -35,8 +45,7 @@ local function requeue(id)
   local priority = unquote(redis.call('HGET', job_key(id), 'priority'))
   redis.call('RPUSH', H.queue_keys[priority] or H.queue_keys.normal, id)
   redis.call('HSET', H.rq_job_prefix .. id, 'status', H.rq_queued)
-  redis.call('RPUSH', H.wake_key, '1')
-  redis.call('LTRIM', H.wake_key, -1, -1)
+  arm()
 end
 
 -- Hand the oldest job held back by `jtype`'s concurrency limit to the workers again.
@@ -45,13 +54,17 @@ local function release(jtype)
   if held[1] then requeue(held[1]) end
 end
 
--- Every index that follows a job's status: by status, ended-at (retention), running (limits), waiting.
-local function moved(id, jtype, old, new)
-  if old ~= '' then redis.call('ZREM', H.status_prefix .. old, id) end
+-- Every index that follows a job's status: by status, the counters, ended-at (retention), running (limits),
+-- waiting. `popped`: a pending job taken off its queue, which is in neither the scheduled nor the held set.
+local function moved(id, jtype, old, new, popped)
+  if old ~= '' then
+    redis.call('ZREM', H.status_prefix .. old, id)
+    redis.call('HINCRBY', H.counts_key, old, -1)
+  end
   redis.call('ZADD', H.status_prefix .. new, 0, id)
+  redis.call('HINCRBY', H.counts_key, new, 1)
   if member(new, H.ended) then
-    redis.call('INCR', H.ended_keys[new])
-    redis.call('EXPIRE', H.ended_keys[new], H.ended_ttl)
+    if redis.call('INCR', H.ended_keys[new]) == 1 then redis.call('EXPIRE', H.ended_keys[new], H.ended_ttl) end
     redis.call('ZADD', H.ended_at_prefix .. new, H.now_ms, id)
   end
   if member(old, H.ended) then redis.call('ZREM', H.ended_at_prefix .. old, id) end
@@ -59,41 +72,59 @@ local function moved(id, jtype, old, new)
   if old == H.active then
     redis.call('SREM', H.running_prefix .. jtype, id)
     redis.call('DEL', H.alive_prefix .. id)  -- its worker's sign that it runs
-    release(jtype)
+    local limit = H.limits[jtype]
+    if limit and limit.concurrency then release(jtype) end
   end
-  if old == H.pending then
+  if old == H.pending and not popped then
     redis.call('ZREM', H.scheduled_key, id)
     redis.call('ZREM', H.held_prefix .. jtype, id)
   end
 end
 
--- Set H.fields and H.logs on the job, keep the indexes, publish the job-update with the full snapshot.
-local function change(old_status)
+-- Set J.fields and J.logs on the job, keep the indexes, publish the job-update with the full snapshot.
+-- `old_status` and `jtype` are what the caller read of the job; returns {'ok', event id, snapshot}.
+local function change(J, old_status, jtype, popped)
+  local key = job_key(J.id)
   local args = {}
-  for name, value in pairs(H.fields) do args[#args + 1] = name; args[#args + 1] = value end
-  if #args > 0 then redis.call('HSET', KEYS[1], unpack(args)) end
-  local new_status = unquote(redis.call('HGET', KEYS[1], 'status'))
-  if H.mode == 'create' then redis.call('ZADD', KEYS[3], 0, H.id) end
-  if new_status ~= old_status then
-    moved(H.id, unquote(redis.call('HGET', KEYS[1], 'type')), old_status, new_status)
-  end
-  if H.schedule_at then redis.call('ZADD', H.scheduled_key, H.schedule_at, H.id) end
+  for name, value in pairs(J.fields) do args[#args + 1] = name; args[#args + 1] = value end
+  if #args > 0 then redis.call('HSET', key, unpack(args)) end
+  local new_status = J.fields.status and unquote(J.fields.status) or old_status
+  if J.mode == 'create' then redis.call('ZADD', H.index_key, 0, J.id) end
+  if new_status ~= old_status then moved(J.id, jtype, old_status, new_status, popped) end
+  if J.schedule_at then redis.call('ZADD', H.scheduled_key, J.schedule_at, J.id) end
 
   local log_text = nil
-  if #H.logs > 0 then
-    redis.call('RPUSH', KEYS[2], unpack(H.logs))
-    redis.call('LTRIM', KEYS[2], -H.max_logs, -1)
-    log_text = table.concat(H.logs, '\n')
+  if #J.logs > 0 then
+    if redis.call('RPUSH', logs_key(J.id), unpack(J.logs)) > H.max_logs then
+      redis.call('LTRIM', logs_key(J.id), -H.max_logs, -1)
+    end
+    log_text = table.concat(J.logs, '\n')
   end
 
-  local values = redis.call('HMGET', KEYS[1], unpack(H.snapshot))
+  local values = redis.call('HMGET', key, unpack(H.snapshot))
   local parts = {}
   for i, name in ipairs(H.snapshot) do parts[i] = '"' .. name .. '":' .. (values[i] or 'null') end
   local snapshot = '{' .. table.concat(parts, ',') .. '}'
 
-  local data = '{"type":"' .. H.event .. '","job":' .. snapshot
+  local data = '{"type":"' .. J.event .. '","job":' .. snapshot
   if log_text then data = data .. ',"log":' .. cjson.encode(log_text) end
   if new_status ~= old_status then data = data .. ',"counts":' .. counts() end
   data = data .. ',"timestamp":"' .. H.ts .. '"}'
-  return {'ok', emit(H.event, data), snapshot}
+  return {'ok', emit(J.id, J.event, data), snapshot}
+end
+
+-- A guarded change of an existing job (J.guard: statuses allowed before, [] = any; J.worker: JSON of the worker
+-- that must hold it, absent = any), or the creation of a new one (J.mode "create").
+local function apply(J)
+  local key = job_key(J.id)
+  local current = redis.call('HMGET', key, 'status', 'type', 'worker')
+  if J.mode == 'create' then
+    if current[1] then return {'conflict', ''} end
+    return change(J, '', unquote(J.fields.type))
+  end
+  if not current[1] then return {'missing', ''} end
+  local old_status = unquote(current[1])
+  if #J.guard > 0 and not member(old_status, J.guard) then return {'conflict', old_status} end
+  if J.worker and current[3] ~= J.worker then return {'conflict', old_status} end
+  return change(J, old_status, unquote(current[2]))
 end
