@@ -26,7 +26,7 @@ INFO_REFRESH_SECONDS = 1.0
 @json_option
 @pass_session
 def info(session: Session, watch: bool) -> None:
-    """Show counts by status, queue depth by priority, workers and what they run, paused?
+    """Show counts by status, queue depth by priority, workers and what they run, paused? Which Redis?
 
     \b
     Examples:

@@ -54,20 +54,24 @@ def _checked_url(url: str, name: str) -> str:
 
 
 def _redis_url(env: Mapping[str, str], checkout: Path | None) -> tuple[str, str]:
-    """The Redis URL and where it came from: REDIS_URL; else, given a checkout, the URL that its running
-    `make run` wrote, which must answer (a stale file is an error, never a fall back to another Redis);
+    """The Redis URL and where it came from: REDIS_URL; else, given a checkout, that of its running `make run`;
     else the default."""
     url = env.get("REDIS_URL", "").strip()
     if url:
         return _checked_url(url, "REDIS_URL"), "REDIS_URL"
-    path = None if checkout is None else checkout / RUN_URL_FILE
+    if checkout is not None and (url := _run_url(checkout / RUN_URL_FILE)):
+        return url, str(checkout / RUN_URL_FILE)
+    return DEFAULT_REDIS_URL, DEFAULT_SOURCE
+
+
+def _run_url(path: Path) -> str:
+    """The URL that a running `make run` wrote to `path` ("" when none runs), once its Redis answers: a file
+    left behind is an error, never a quiet switch to another Redis."""
     try:
-        url = path.read_text().strip() if path else ""
-    except FileNotFoundError:  # no `make run` runs there
-        url = ""
-    if not path or not url:
-        return DEFAULT_REDIS_URL, DEFAULT_SOURCE
-    client = connect(_checked_url(url, str(path)))
+        url = _checked_url(path.read_text().strip(), str(path))
+    except FileNotFoundError:
+        return ""
+    client = connect(url)
     try:
         client.ping()
     except (redis.RedisError, ValueError) as exc:
@@ -77,7 +81,7 @@ def _redis_url(env: Mapping[str, str], checkout: Path | None) -> tuple[str, str]
         ) from None
     finally:
         client.connection_pool.disconnect()
-    return url, str(path)
+    return url
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

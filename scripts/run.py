@@ -51,7 +51,8 @@ class UrlFile:
             client.connection_pool.disconnect()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        partial.write_text(f"{self.url}\n")
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(f"{self.url}\n")  # for this user only: a REDIS_URL may hold a password
         partial.replace(self.path)
         self.written = True
         return True
