@@ -161,6 +161,7 @@ def stop_idle_make_runs(tmp_path: Path, tries: int, send: Callable[[Run], None])
             phase = PHASES[attempt % len(PHASES)]
             reach(phase, run.workers, run.redis_url)
             took.append((phase, seconds_to_stop(run.processes(), partial(send, run))))
+            assert not (ROOT / RUN_URL_FILE).exists(), "make run left its Redis URL behind"
         finally:
             run.stop()
     return took
