@@ -138,7 +138,7 @@ def plain_rq_throughput(redis_url: str, jobs: int, workers: int, kind: str) -> t
 
     def enqueue() -> None:
         for _ in range(jobs):
-            queue.enqueue_call("jobs.demo.sleep", kwargs={"seconds": 0}, result_ttl=0)
+            queue.enqueue_call("jobs.types.demo.sleep", kwargs={"seconds": 0}, result_ttl=0)
 
     try:
         wait_until(lambda: len(Worker.all(connection=connection, queue=queue)) == workers, 20, "plain workers")

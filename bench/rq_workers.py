@@ -1,6 +1,6 @@
 """What one RQ worker process costs per no-op job, by kind of worker (the ceiling under jobstream).
 
-Each measurement runs in a fresh process on a private redis-server: N `jobs.demo.sleep(0)` jobs are
+Each measurement runs in a fresh process on a private redis-server: N `jobs.types.demo.sleep(0)` jobs are
 enqueued, then one worker runs them in burst mode. Kinds, interleaved run by run:
 
   fork       RQ's forking `Worker`, job modules imported before the fork (jobstream's first release)
@@ -40,7 +40,7 @@ def measure(kind: str, count: int, url: str) -> float:
     connection.flushdb()
     queue = Queue("bench", connection=connection, serializer=JSONSerializer)
     for _ in range(count):
-        queue.enqueue_call("jobs.demo.sleep", kwargs={"seconds": 0}, result_ttl=0)
+        queue.enqueue_call("jobs.types.demo.sleep", kwargs={"seconds": 0}, result_ttl=0)
     worker_class = SimpleWorker if kind == "simple" else Worker
     worker = worker_class([queue], connection=connection, serializer=JSONSerializer)
     started = time.perf_counter()

@@ -6,14 +6,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 import redis
 from rich.console import Console
 
 from jobs import Jobs, JobsError
-from jobs.config import ConfigError, Settings
+from jobs.config import DEFAULT_REDIS_URL, ConfigError
+from jobs.connection import masked
 
 OK = 0
 JOB_FAILED = 1  # the job failed, was canceled, or had not ended by --timeout
@@ -34,8 +34,14 @@ class Session:
     @property
     def jobs(self) -> Jobs:
         if self._jobs is None:
-            self._jobs = Jobs.from_env()  # REDIS_URL (set from --url) and the JOBSTREAM_* variables
+            # REDIS_URL (set from --url), else the checkout's running `make run`; the JOBSTREAM_* variables
+            self._jobs = Jobs.from_env()
         return self._jobs
+
+    def redis_url(self) -> str:
+        """The Redis this run talks to, with any password masked, for messages."""
+        url = self._jobs.settings.redis_url if self._jobs else os.environ.get("REDIS_URL", "").strip()
+        return masked(url or DEFAULT_REDIS_URL)
 
 
 pass_session = click.make_pass_decorator(Session)
@@ -51,16 +57,6 @@ def json_option(command: F) -> F:
     return click.option(
         "--json", is_flag=True, expose_value=False, callback=_set_json, help="Print machine-readable JSON."
     )(command)
-
-
-def redis_url() -> str:
-    """The Redis this run talks to, with any password masked, for messages."""
-    url = os.environ.get("REDIS_URL", "").strip() or Settings.redis_url
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def describe(error: JobsError) -> str:
@@ -90,7 +86,8 @@ class JobstreamGroup(click.Group):
             click.echo(f"jobstream: {exc}", err=True)
             ctx.exit(USAGE)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            click.echo(f"jobstream: Redis at {redis_url()} does not answer ({exc}).", err=True)
+            url = ctx.ensure_object(Session).redis_url()
+            click.echo(f"jobstream: Redis at {url} does not answer ({exc}).", err=True)
             click.echo("Start that Redis, or point --url / REDIS_URL at one that runs.", err=True)
             ctx.exit(REDIS_DOWN)
 
@@ -100,7 +97,8 @@ class JobstreamGroup(click.Group):
     "--url",
     envvar="REDIS_URL",
     metavar="URL",
-    help=f"The Redis to use (redis://host:port/db). Default: $REDIS_URL, else {Settings.redis_url}.",
+    help="The Redis to use (redis://host:port/db). Default: $REDIS_URL, else the Redis of this checkout's "
+    f"running `make run` (var/redis.url), else {DEFAULT_REDIS_URL}.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON: the job(s) as JSON objects.")
 @click.pass_context

@@ -15,6 +15,7 @@ from rich.text import Text
 from cli.app import JOB_FAILED, USAGE, Session, json_option, pass_session
 from cli.render import counts_line, job_detail, job_line, jobs_table, stats_view, to_json, to_json_line
 from jobs import Job, JobNotFound
+from jobs.connection import masked
 from jobs.model import COMPLETED, ENDED, PRIORITIES, STATUSES
 
 INFO_REFRESH_SECONDS = 1.0
@@ -25,7 +26,7 @@ INFO_REFRESH_SECONDS = 1.0
 @json_option
 @pass_session
 def info(session: Session, watch: bool) -> None:
-    """Show counts by status, queue depth by priority, workers and what they run, paused?
+    """Show counts by status, queue depth by priority, workers and what they run, paused? Which Redis?
 
     \b
     Examples:
@@ -53,14 +54,20 @@ def info(session: Session, watch: bool) -> None:
 
 def _print_info(session: Session, dump: Callable[[Any], str]) -> None:
     if session.json:
-        click.echo(dump(session.jobs.stats()))
+        click.echo(dump(_stats(session)))
     else:
         session.console.print(_info_view(session))
 
 
+def _stats(session: Session) -> dict[str, Any]:
+    """The stats, and which Redis they come from: the URL (password masked) and where the command found it."""
+    settings = session.jobs.settings
+    return {**session.jobs.stats(), "redis": {"url": masked(settings.redis_url), "source": settings.redis_url_source}}
+
+
 def _info_view(session: Session) -> RenderableType:
     """The stats, with the name of each job a worker runs."""
-    stats = session.jobs.stats()
+    stats = _stats(session)
     running = {}
     for worker in stats["workers"]:
         if worker.get("current_job"):

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import click
 
+from jobs.config import CHECKOUT, Settings
+
 ROOT = Path(__file__).resolve().parent.parent  # gunicorn.conf.py, app.py and worker.py live here
+
+
+def find_redis() -> None:
+    """REDIS_URL for the process, as every command finds it: a web or a pool started beside `make run`
+    joins its Redis (the process itself reads REDIS_URL alone)."""
+    os.environ["REDIS_URL"] = Settings.from_env(checkout=CHECKOUT).redis_url
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -17,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent  # gunicorn.conf.py, app.py and wo
 def web(bind: str | None, gunicorn_args: tuple[str, ...]) -> None:
     """Serve the REST API, the page and the stream: gunicorn with gevent workers and gunicorn.conf.py.
 
-    Other arguments go to gunicorn. It needs a Redis that runs (--url / REDIS_URL): unlike `make run`, it
-    starts none.
+    Other arguments go to gunicorn. It needs a Redis that runs (--url / REDIS_URL, else that of a running
+    `make run`): unlike `make run`, it starts none.
 
     \b
     Examples:
@@ -27,6 +35,7 @@ def web(bind: str | None, gunicorn_args: tuple[str, ...]) -> None:
     """
     if bind:
         os.environ["JOBSTREAM_BIND"] = bind
+    find_redis()
     os.chdir(ROOT)
     args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *gunicorn_args]
     os.execv(sys.executable, args)  # gunicorn is the process: signals and exit status are its own
@@ -49,6 +58,7 @@ def worker(concurrency: int | None) -> None:
     """
     if concurrency is not None:
         os.environ["JOBSTREAM_CONCURRENCY"] = str(concurrency)
+    find_redis()
     sys.path.insert(0, str(ROOT))
     import worker as pool  # the worker skin; imported here only, it is no part of the other subcommands
 

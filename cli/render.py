@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from jobs import Job
+from jobs.config import DEFAULT_SOURCE
 from jobs.model import PRIORITIES, STATUSES
 
 STATUS_STYLES = {
@@ -149,7 +150,13 @@ def stats_view(stats: dict[str, Any], running: dict[str, str]) -> RenderableType
     summary.add_row("paused", Text("yes", style="yellow") if stats.get("paused") else Text("no"))
     summary.add_row("ended", Text(f"{stats.get('jobs_per_minute', 0)} jobs/min over the last hour"))
     summary.add_row("workers", Text(str(len(stats.get("workers", [])))))
+    summary.add_row("redis", Text(f"{stats['redis']['url']} ({_origin(stats['redis']['source'])})"))
     return Group(summary, Text(""), workers)
+
+
+def _origin(source: str) -> str:
+    """Where the command found its Redis URL, as a phrase."""
+    return "the default" if source == DEFAULT_SOURCE else f"from {source}"
 
 
 def _state(value: str) -> str:

@@ -16,7 +16,7 @@ import redis
 from marshmallow import Schema, ValidationError
 
 from jobs import schemas
-from jobs.config import Settings
+from jobs.config import CHECKOUT, Settings
 from jobs.connection import connect
 from jobs.errors import InvalidRequest, JobConflict, JobNotFound
 from jobs.model import ENDED, Job, isoformat
@@ -88,12 +88,14 @@ class Jobs:
     @classmethod
     def from_url(cls, url: str, **settings: Any) -> Jobs:
         """Jobs on the Redis at `url` (redis://host:port/db); other Settings fields by keyword."""
-        return cls(connect(url), Settings(redis_url=url, **settings))
+        return cls(connect(url), Settings(redis_url=url, redis_url_source="Jobs.from_url", **settings))
 
     @classmethod
     def from_env(cls) -> Jobs:
-        """Jobs configured as the web and the workers are, from REDIS_URL and the JOBSTREAM_* variables."""
-        settings = Settings.from_env()
+        """Jobs configured as the web and the workers are, from REDIS_URL and the JOBSTREAM_* variables.
+        Without REDIS_URL, the Redis of a running `make run` of this checkout (the URL it keeps in
+        var/redis.url; ConfigError if that Redis does not answer), else redis://127.0.0.1:6379/0."""
+        settings = Settings.from_env(checkout=CHECKOUT)
         return cls(connect(settings.redis_url), settings)
 
     @classmethod

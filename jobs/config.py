@@ -6,8 +6,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from jobs.connection import SENTINEL_SCHEME, URL_SCHEMES, SentinelURL
+import redis
+
+from jobs.connection import SENTINEL_SCHEME, URL_SCHEMES, SentinelURL, connect, masked
 
 FANOUT_MODES = ("request", "process")
 BUILTIN_JOB_MODULES = ("jobs.types.demo",)
@@ -16,6 +19,10 @@ MAX_KEEP = 3650 * DAY
 MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 LOG_FORMATS = ("text", "json")
+CHECKOUT = Path(__file__).resolve().parent.parent  # the checkout that this `jobs` package is imported from
+RUN_URL_FILE = Path("var", "redis.url")  # in a checkout: the Redis URL of its running `make run`
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_SOURCE = "default"
 
 
 class ConfigError(ValueError):
@@ -32,6 +39,49 @@ def _credentials(env: Mapping[str, str], name: str) -> str | None:
         if not (user and colon and password):
             raise ConfigError(f"{name} must look like user:password[,user:password...]")
     return value
+
+
+def _checked_url(url: str, name: str) -> str:
+    """A Redis URL that `connect` takes; ConfigError names where it came from otherwise."""
+    if not url.startswith(URL_SCHEMES):
+        raise ConfigError(f"{name} must start with one of {', '.join(URL_SCHEMES)}, got {url!r}")
+    if url.startswith(SENTINEL_SCHEME):
+        try:
+            SentinelURL.parse(url)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+    return url
+
+
+def _redis_url(env: Mapping[str, str], checkout: Path | None) -> tuple[str, str]:
+    """The Redis URL and where it came from: REDIS_URL; else, given a checkout, that of its running `make run`;
+    else the default."""
+    url = env.get("REDIS_URL", "").strip()
+    if url:
+        return _checked_url(url, "REDIS_URL"), "REDIS_URL"
+    if checkout is not None and (url := _run_url(checkout / RUN_URL_FILE)):
+        return url, str(checkout / RUN_URL_FILE)
+    return DEFAULT_REDIS_URL, DEFAULT_SOURCE
+
+
+def _run_url(path: Path) -> str:
+    """The URL that a running `make run` wrote to `path` ("" when none runs), once its Redis answers: a file
+    left behind is an error, never a quiet switch to another Redis."""
+    try:
+        url = _checked_url(path.read_text().strip(), str(path))
+    except FileNotFoundError:
+        return ""
+    client = connect(url)
+    try:
+        client.ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise ConfigError(
+            f"{path} names {masked(url)}, which does not answer ({exc}). Is `make run` still running there? "
+            "Start it, or remove the file, or set REDIS_URL."
+        ) from None
+    finally:
+        client.connection_pool.disconnect()
+    return url
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -51,7 +101,8 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 class Settings:
     """Every knob of jobstream; see the README's configuration table."""
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = DEFAULT_REDIS_URL
+    redis_url_source: str = DEFAULT_SOURCE  # REDIS_URL, the path of a `make run`'s var/redis.url, or default
     queue: str = "jobstream"
     concurrency: int = 5
     heartbeat_seconds: int = 15
@@ -97,8 +148,10 @@ class Settings:
         return (*BUILTIN_JOB_MODULES, *self.job_modules)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from `env` (default: the process environment), rejecting bad values."""
+    def from_env(cls, env: Mapping[str, str] | None = None, checkout: Path | None = None) -> Settings:
+        """Build settings from `env` (default: the process environment), rejecting bad values. With a
+        `checkout` and no REDIS_URL, the Redis is that of the checkout's running `make run` (a terminal's
+        client); the web and the workers get REDIS_URL, and never look for a file or wait on a PING."""
         env = os.environ if env is None else env
         fanout = env.get("JOBSTREAM_FANOUT", "request").strip() or "request"
         if fanout not in FANOUT_MODES:
@@ -118,16 +171,10 @@ class Settings:
         for name in job_modules:
             if not MODULE_NAME.fullmatch(name):
                 raise ConfigError(f"JOBSTREAM_JOB_MODULES must list dotted module names, got {name!r}")
-        redis_url = env.get("REDIS_URL", "").strip() or cls.redis_url
-        if not redis_url.startswith(URL_SCHEMES):
-            raise ConfigError(f"REDIS_URL must start with one of {', '.join(URL_SCHEMES)}, got {redis_url!r}")
-        if redis_url.startswith(SENTINEL_SCHEME):
-            try:
-                SentinelURL.parse(redis_url)
-            except ValueError as exc:
-                raise ConfigError(f"REDIS_URL: {exc}") from None
+        redis_url, redis_url_source = _redis_url(env, checkout)
         return cls(
             redis_url=redis_url,
+            redis_url_source=redis_url_source,
             queue=env.get("JOBSTREAM_QUEUE", "").strip() or cls.queue,
             concurrency=_int(env, "JOBSTREAM_CONCURRENCY", cls.concurrency, 1, 256),
             heartbeat_seconds=_int(env, "JOBSTREAM_HEARTBEAT_SECONDS", cls.heartbeat_seconds, 1, 3600),

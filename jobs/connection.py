@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import redis
 from redis.sentinel import Sentinel
@@ -51,6 +51,15 @@ def connect_streams(url: str, max_connections: int) -> redis.Redis:
         return _primary(url, max_connections=max_connections, socket_keepalive=True)
     pool = redis.ConnectionPool.from_url(url, max_connections=max_connections, socket_keepalive=True, **TIMEOUTS)
     return redis.Redis(connection_pool=pool)
+
+
+def masked(url: str) -> str:
+    """A Redis URL with its password masked, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,48 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jobs.config import Settings  # noqa: E402
+from jobs.config import RUN_URL_FILE, Settings  # noqa: E402
 from jobs.connection import connect  # noqa: E402
 from runner.lifetime import STOP_SIGNALS  # noqa: E402
 from scripts.harness import free_port  # noqa: E402
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 KILL_AFTER = 10  # seconds beyond the workers' grace before what still runs is killed (a stuck job takes 3 s more)
+
+
+class UrlFile:
+    """<checkout>/var/redis.url: the URL of the Redis this run uses, where the terminal's `jobstream` and
+    `Jobs.from_env()` find it. Written (whole, by a rename) once that Redis answers; removed at the end
+    unless another run has written its own since."""
+
+    def __init__(self, path: Path, url: str) -> None:
+        self.path = path
+        self.url = url
+        self.written = False
+
+    def write_when_answering(self) -> bool:
+        """Write the file if Redis answers now and it is not written yet; whether it was written now."""
+        if self.written:
+            return False
+        client = connect(self.url)
+        try:
+            client.ping()
+        except redis.RedisError:  # not up yet (or still loading its AOF)
+            return False
+        finally:
+            client.connection_pool.disconnect()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(f"{self.url}\n")  # for this user only: a REDIS_URL may hold a password
+        partial.replace(self.path)
+        self.written = True
+        return True
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if self.written and self.path.read_text().strip() == self.url:
+                self.path.unlink()
 
 
 class Manager(honcho.manager.Manager):
@@ -37,10 +72,14 @@ class Manager(honcho.manager.Manager):
     names another) to its process group once per round, a process that starts late as soon as it has a
     pid, and the processes named in `last` only once all the others have ended. The first round lets
     running jobs finish; a second one ends them at once (the workers take a second stop as a forced one).
-    When a process ends by itself, the others get the first round. `kill_wait` seconds after it, SIGKILL."""
+    When a process ends by itself, the others get the first round. `kill_wait` seconds after it, SIGKILL.
+    Until the first round, each turn of the loop writes `url_file` if it is not written and Redis answers."""
 
-    def __init__(self, kill_wait: float, stop_with: dict[str, signal.Signals], last: frozenset[str]) -> None:
+    def __init__(
+        self, kill_wait: float, stop_with: dict[str, signal.Signals], last: frozenset[str], url_file: UrlFile
+    ) -> None:
         super().__init__(honcho.printer.Printer(sys.stdout))
+        self.url_file = url_file
         self.kill_wait = kill_wait
         self.stop_with = stop_with
         self.last = last
@@ -68,6 +107,8 @@ class Manager(honcho.manager.Manager):
                 self._rounds = 1
             if self._rounds and first_round is None:
                 first_round = time.monotonic()
+            if self._rounds == 0 and self.url_file.write_when_answering():
+                self._system_print(f"Redis answers: {self.url_file.path} names it for jobstream and Jobs.from_env()\n")
             self._send_rounds()
             if first_round is not None and time.monotonic() - first_round > self.kill_wait:
                 self._kill_all()
@@ -154,12 +195,16 @@ def main() -> None:
         # are short while streams end at once anyway.
         stop_with={"web": signal.SIGINT},
         last=frozenset({"redis"}),  # so every job's end is written, and the AOF flushed, before Redis goes
+        url_file=UrlFile(ROOT / RUN_URL_FILE, env["REDIS_URL"].strip()),
     )
     procfile = honcho.environ.parse_procfile((ROOT / "Procfile").read_text())
     os.chdir(ROOT)
     for process in honcho.environ.expand_processes({name: procfile.processes[name] for name in processes}):
         manager.add_process(process.name, process.cmd, quiet=process.quiet, env={**env, **process.env})
-    manager.loop()
+    try:
+        manager.loop()
+    finally:  # whatever ended the run: a stop signal, a process that ended, an error of this script
+        manager.url_file.remove()
     # Everything it ran has ended: leave without tearing down the interpreter (the whole core is imported
     # for Settings), which is the last thing a Ctrl-C waits for; 0.5 s on a loaded 2-core machine.
     sys.stdout.flush()

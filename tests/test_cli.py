@@ -212,12 +212,14 @@ def test_info_shows_counts_queues_workers_and_what_they_run(jobstream: Jobstream
         assert label in text.out
     runs = next(line for line in text.out.splitlines() if job["id"] in line)
     assert "busy" in runs and name in runs  # the worker, and the name of the job it runs
+    assert ["redis", jobstream.url, "(from", "REDIS_URL)"] in [line.split() for line in text.out.splitlines()]
 
     stats = jobstream("--json", "info").json()
     assert set(stats["queues"]) == {"high", "normal", "low"}
     assert stats["paused"] is False and stats["counts"]["active"] >= 1
     assert stats["workers"] and all(set(worker) >= {"name", "state", "current_job"} for worker in stats["workers"])
     assert job["id"] in {worker["current_job"] for worker in stats["workers"]}
+    assert stats["redis"] == {"url": jobstream.url, "source": "REDIS_URL"}  # which Redis, and why that one
 
 
 def test_info_watch_refreshes_until_interrupted(jobstream: Jobstream) -> None:

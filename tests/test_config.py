@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import ConfigError, Settings
+import jobs
+from jobs.config import CHECKOUT, DEFAULT_REDIS_URL, RUN_URL_FILE, ConfigError, Settings
 from jobs.types.registry import load
+from scripts.harness import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,6 +45,7 @@ def test_every_variable_is_read() -> None:
     }
     assert Settings.from_env(env) == Settings(
         redis_url="redis://example:6380/2",
+        redis_url_source="REDIS_URL",
         queue="q",
         concurrency=3,
         heartbeat_seconds=7,
@@ -95,6 +98,58 @@ def test_unusable_values_are_refused_by_name(name: str, value: str, message: str
     with pytest.raises(ConfigError, match=name) as refused:
         Settings.from_env({name: value})
     assert message in str(refused.value)
+
+
+# -- which Redis a terminal's client finds (Jobs.from_env, the jobstream command) --------------------------
+
+
+def run_url(checkout: Path, url: str) -> Path:
+    """A checkout whose `make run` wrote `url`, as scripts/run.py writes it."""
+    path = checkout / RUN_URL_FILE
+    path.parent.mkdir(parents=True)
+    path.write_text(f"{url}\n")
+    return path
+
+
+def test_redis_url_wins_over_a_make_runs_file(tmp_path: Path) -> None:
+    run_url(tmp_path, f"redis://127.0.0.1:{free_port()}/0")  # nobody answers there, and nobody asks
+    settings = Settings.from_env({"REDIS_URL": "redis://example:6380/2"}, checkout=tmp_path)
+
+    assert (settings.redis_url, settings.redis_url_source) == ("redis://example:6380/2", "REDIS_URL")
+
+
+def test_without_redis_url_the_make_runs_redis_is_used(tmp_path: Path, private_redis: RedisServer) -> None:
+    path = run_url(tmp_path, private_redis.url)
+    settings = Settings.from_env({}, checkout=tmp_path)
+
+    assert (settings.redis_url, settings.redis_url_source) == (private_redis.url, str(path))
+
+
+def test_a_file_whose_redis_does_not_answer_is_an_error_naming_it(tmp_path: Path) -> None:
+    url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
+    path = run_url(tmp_path, url)
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({}, checkout=tmp_path)
+
+    message = str(refused.value)
+    assert message.startswith(f"{path} names redis://:***@127.0.0.1:") and "does not answer" in message
+    assert "s3cret" not in message and "REDIS_URL" in message  # and what to do
+
+
+def test_a_file_with_no_redis_url_in_it_is_an_error_naming_it(tmp_path: Path) -> None:
+    path = run_url(tmp_path, "http://127.0.0.1:8000")
+    with pytest.raises(ConfigError, match=f"{path} must start with one of redis://"):
+        Settings.from_env({}, checkout=tmp_path)
+
+
+def test_without_redis_url_or_file_the_default(tmp_path: Path) -> None:
+    settings = Settings.from_env({}, checkout=tmp_path)
+
+    assert (settings.redis_url, settings.redis_url_source) == (DEFAULT_REDIS_URL, "default")
+
+
+def test_the_checkout_is_the_one_of_the_imported_package() -> None:
+    assert Path(jobs.__file__).resolve().parent.parent == CHECKOUT == ROOT
 
 
 def test_credentials_give_each_user_a_role() -> None:

@@ -3,7 +3,9 @@ in order, leaving nothing; when no job runs, within seconds, every time, whateve
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from jobs import Jobs
+from jobs.config import RUN_URL_FILE
 from runner.stopping import INTERRUPTED
 from runner.worker import DUPLICATE_SECONDS
 from scripts.harness import ROOT, RedisServer, Service, free_port, request, wait_until
@@ -27,22 +30,26 @@ WORKERS = 5
 
 
 class Run:
-    """scripts/run.py as `make run` starts it, with the embedded Redis, on ports and a data dir of the test's own."""
+    """scripts/run.py as `make run` starts it, with the embedded Redis, on ports and a data dir of the test's own;
+    in this checkout, or in another `root` (a fresh clone)."""
 
-    def __init__(self, tmp_path: Path, redis_port: int, web_port: int, grace: int = 10) -> None:
+    def __init__(
+        self, tmp_path: Path, redis_port: int, web_port: int, grace: int = 10, root: Path = ROOT, **extra: str
+    ) -> None:
         env = {
             **os.environ,
             "JOBSTREAM_BIND": f"127.0.0.1:{web_port}",
             "JOBSTREAM_REDIS_PORT": str(redis_port),
             "JOBSTREAM_REDIS_DIR": str(tmp_path / "redis"),
             "JOBSTREAM_SHUTDOWN_GRACE_SECONDS": str(grace),
+            **extra,
         }
         env.pop("REDIS_URL", None)
         self.redis_url = f"redis://127.0.0.1:{redis_port}/0"
         self.log = (tmp_path / "run.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "scripts/run.py"],
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -155,6 +162,7 @@ def stop_idle_make_runs(tmp_path: Path, tries: int, send: Callable[[Run], None])
             phase = PHASES[attempt % len(PHASES)]
             reach(phase, run.workers, run.redis_url)
             took.append((phase, seconds_to_stop(run.processes(), partial(send, run))))
+            assert not (ROOT / RUN_URL_FILE).exists(), "make run left its Redis URL behind"
         finally:
             run.stop()
     return took
@@ -220,3 +228,73 @@ def test_make_run_comes_up_ctrl_c_lets_a_running_job_finish_and_a_second_ends_th
         assert (again.job(endless["id"])["status"], again.job(endless["id"])["error"]) == ("failed", INTERRUPTED)
     finally:
         again.stop()
+
+
+# -- the terminal finds the Redis of `make run` -----------------------------------------------------------
+
+
+def fresh_clone(tmp_path: Path) -> Path:
+    """What a fresh clone of this checkout holds (its tracked files, as they are now: no var/, no venv), with
+    the `jobstream` command that `make run` installs, made by the Makefile's own rule for this Python."""
+    clone = tmp_path.resolve() / "clone"
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        if (ROOT / name).is_file():  # not a file deleted since the last commit
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, clone / name)
+    (clone / ".venv" / "bin").mkdir(parents=True)
+    subprocess.run(["make", "-s", f"PY={sys.executable}", ".venv/bin/jobstream"], cwd=clone, check=True)
+    return clone
+
+
+def test_a_fresh_clones_make_run_is_found_by_jobstream_and_jobs_from_env_from_anywhere(tmp_path: Path) -> None:
+    """Without REDIS_URL, from another directory, the terminal reads the clone's `make run`'s Redis: not the
+    default, and not a decoy Redis on another port. On exit, make run takes its URL away again; a URL
+    left behind (a killed make run) is an error naming the file, never another Redis."""
+    clone = fresh_clone(tmp_path)
+    url_file = clone / RUN_URL_FILE
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith(("JOBSTREAM_", "PYTHON"))}
+    env["COLUMNS"] = "500"  # the whole path on one line
+
+    def jobstream(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(clone / ".venv" / "bin" / "jobstream"), *args]
+        return subprocess.run(command, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60)
+
+    decoy = RedisServer(tmp_path / "decoy").start()
+    try:
+        decoy.client().set("decoy", "a Redis that nobody points at")
+        run = Run(tmp_path, free_port(), free_port(), root=clone, JOBSTREAM_CONCURRENCY="1")
+        try:
+            url = wait_until(lambda: url_file.exists() and url_file.read_text().strip(), START_SECONDS, "the URL file")
+            assert url == run.redis_url != decoy.url
+
+            info = jobstream("--json", "info")
+            assert info.returncode == 0, info.stderr
+            assert json.loads(info.stdout)["redis"] == {"url": url, "source": str(url_file)}
+            text = jobstream("info")
+            assert ["redis", url, "(from", f"{url_file})"] in [line.split() for line in text.stdout.splitlines()]
+            enqueued = jobstream("--json", "enqueue", "demo.sleep", "--name", "from the terminal", "--wait")
+            assert enqueued.returncode == 0, enqueued.stderr
+            assert run.job(json.loads(enqueued.stdout)["id"])["status"] == "completed"  # the page's Redis
+            python = "from jobs import Jobs; print(Jobs.from_env().settings.redis_url)"
+            found = subprocess.run(
+                [sys.executable, "-c", python],
+                cwd=elsewhere,
+                env={**env, "PYTHONPATH": str(clone)},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert found.stdout.strip() == url, found.stderr
+        finally:
+            run.stop()
+        assert run.process.returncode == 130 and not url_file.exists()
+        assert decoy.client().keys() == [b"decoy"]
+
+        url_file.write_text(f"{url}\n")  # as a killed make run leaves it
+        stale = jobstream("info")
+        assert stale.returncode == 2 and stale.stderr.startswith(f"jobstream: {url_file} names {url}"), stale
+    finally:
+        decoy.stop()

@@ -141,7 +141,7 @@ def test_worker_never_runs_a_job_jobstream_does_not_know(
     settings: Settings, redis_client: redis.Redis, run_worker: Callable[[], str]
 ) -> None:
     queue = Queue(settings.queue, connection=redis_client, serializer=JSONSerializer)
-    queue.enqueue_call(func="jobs.demo.sleep", kwargs={"seconds": 0}, job_id=UNKNOWN_ID)  # not through the API
+    queue.enqueue_call(func="jobs.types.demo.sleep", kwargs={"seconds": 0}, job_id=UNKNOWN_ID)  # not through the API
 
     run_worker()
 
