@@ -14,7 +14,7 @@ from rich.text import Text
 
 from cli.app import JOB_FAILED, USAGE, Session, json_option, pass_session
 from cli.render import counts_line, job_detail, job_line, jobs_table, stats_view, to_json, to_json_line
-from jobs import Job, JobNotFound
+from jobs import CreateOptions, Job, JobNotFound
 from jobs.connection import masked
 from jobs.model import COMPLETED, ENDED, PRIORITIES, STATUSES
 
@@ -104,6 +104,43 @@ def parse_object(_ctx: click.Context, _param: click.Parameter, raw: str | None) 
     return value
 
 
+# A flag for each of the create options (jobs.options.CreateOptions), named for its field; a test holds them to it.
+CREATE_OPTIONS = (
+    click.option("--priority", type=click.Choice(PRIORITIES), help="Default: the type's, else normal."),
+    click.option(
+        "--timeout-seconds",
+        type=click.IntRange(min=1),
+        metavar="SECONDS",
+        help="The longest one attempt may run. Default: the type's.",
+    ),
+    click.option(
+        "--delay",
+        "delay_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="Start no sooner than this many seconds from now.",
+    ),
+    click.option(
+        "--run-at", metavar="TIME", help="Start no sooner than this ISO 8601 time, e.g. 2026-12-24T18:00:00Z."
+    ),
+    click.option("--max-attempts", type=int, metavar="N", help="Attempts in all, automatic retries included."),
+    click.option(
+        "--backoff",
+        metavar="JSON",
+        callback=parse_object,
+        help='The wait before each retry, e.g. \'{"type": "fixed", "delay_seconds": 5}\'.',
+    ),
+    click.option("--idempotency-key", metavar="KEY", help="The same key within 24 h returns the first job."),
+)
+
+
+def create_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`command` with a flag for each create option, in CreateOptions' order."""
+    for option in reversed(CREATE_OPTIONS):
+        command = option(command)
+    return command
+
+
 @click.command()
 @click.argument("job_type", metavar="TYPE")
 @click.option("--name", required=True, help="What the job is called (1..200 characters, shown as text).")
@@ -116,11 +153,7 @@ def parse_object(_ctx: click.Context, _param: click.Parameter, raw: str | None) 
     help='A param; the value as JSON when it parses (3, true, "3"), else as a string. Repeatable.',
 )
 @click.option("--params-json", metavar="JSON", callback=parse_object, help="All params as one JSON object.")
-@click.option("--priority", type=click.Choice(PRIORITIES), help="Default: the type's, else normal.")
-@click.option("--delay", type=float, metavar="SECONDS", help="Start no sooner than this many seconds from now.")
-@click.option("--run-at", metavar="TIME", help="Start no sooner than this ISO 8601 time, e.g. 2026-12-24T18:00:00Z.")
-@click.option("--max-attempts", type=int, metavar="N", help="Attempts in all, automatic retries included.")
-@click.option("--idempotency-key", metavar="KEY", help="The same key within 24 h returns the first job.")
+@create_options
 @click.option("--wait", is_flag=True, help="Wait until the job ends; exit 1 unless it completed.")
 @click.option(
     "--timeout",
@@ -136,13 +169,9 @@ def enqueue(
     name: str,
     pairs: dict[str, Any],
     params_json: dict[str, Any] | None,
-    priority: str | None,
-    delay: float | None,
-    run_at: str | None,
-    max_attempts: int | None,
-    idempotency_key: str | None,
     wait: bool,
     timeout: float | None,
+    **options: Any,
 ) -> None:
     """Create a job of a registered TYPE and print it (its id first).
 
@@ -156,16 +185,7 @@ def enqueue(
     if timeout is not None and not wait:
         raise click.UsageError("--timeout needs --wait")
     params = {**(params_json or {}), **pairs} if params_json is not None or pairs else None
-    job = session.jobs.enqueue(
-        job_type,
-        name=name,
-        params=params,
-        priority=priority,
-        delay_seconds=delay,
-        run_at=run_at,
-        max_attempts=max_attempts,
-        idempotency_key=idempotency_key,
-    )
+    job = session.jobs.submit(job_type, name, params, CreateOptions(**options))
     if not wait:
         _print_job(session, job)
         return

@@ -20,6 +20,7 @@ from jobs.config import CHECKOUT, Settings
 from jobs.connection import connect
 from jobs.errors import InvalidRequest, JobConflict, JobNotFound
 from jobs.model import ENDED, Job, isoformat
+from jobs.options import CreateOptions
 from jobs.store import control
 from jobs.store.lifecycle import JobStore, NewJob, Outcome
 from jobs.stream.events import JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
@@ -124,8 +125,27 @@ class Jobs:
     ) -> Job:
         """Create a job and enqueue it (after `delay_seconds`, or at `run_at`); with `max_attempts` > 1, a
         failed attempt is retried after `backoff`. InvalidRequest names each bad field, as the REST 422 does."""
-        body = _body(type, name, params, priority, timeout_seconds, delay_seconds, run_at, max_attempts, backoff)
-        return self.create(body, idempotency_key)[0]
+        options = CreateOptions(
+            priority=priority,
+            timeout_seconds=timeout_seconds,
+            delay_seconds=delay_seconds,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            idempotency_key=idempotency_key,
+        )
+        return self.submit(type, name, params, options)
+
+    def submit(
+        self,
+        type: str | JobFunction[Any, Any],
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        options: CreateOptions | None = None,
+    ) -> Job:
+        """enqueue() with its options in one CreateOptions: what a job function's `.using()` calls."""
+        options = options or CreateOptions()
+        return self.create(_body(type, name, params, options), options.idempotency_key)[0]
 
     def enqueue_many(self, items: Iterable[Mapping[str, Any]]) -> builtins.list[Job]:
         """Create many jobs in one transaction, all or none; each item takes enqueue()'s keyword arguments
@@ -133,9 +153,11 @@ class Jobs:
         batch, errors = [], {}
         for index, item in enumerate(items):
             try:
-                options = dict(item)
-                key = options.pop("idempotency_key", None)
-                batch.append(self._new(_load(schemas.job_create, _body(**options)), key))
+                given = dict(item)
+                type, name, params = given.pop("type", None), given.pop("name", None), given.pop("params", None)
+                options = CreateOptions(**given)
+                body = _body(type, name, params, options)
+                batch.append(self._new(_load(schemas.job_create, body), options.idempotency_key))
             except (InvalidRequest, TypeError) as exc:
                 errors[str(index)] = exc.details if isinstance(exc, InvalidRequest) else {"_schema": [str(exc)]}
         if errors:
@@ -306,29 +328,15 @@ provide_default(Jobs.default)
 
 
 def _body(
-    type: str | JobFunction[Any, Any] = "demo.web_agent",
-    name: Any = None,
-    params: Mapping[str, Any] | None = None,
-    priority: str | None = None,
-    timeout_seconds: int | None = None,
-    delay_seconds: float | None = None,
-    run_at: datetime | str | None = None,
-    max_attempts: int | None = None,
-    backoff: Backoff | Mapping[str, Any] | None = None,
+    type: str | JobFunction[Any, Any] | None, name: Any, params: Mapping[str, Any] | None, options: CreateOptions
 ) -> dict[str, Any]:
     """A create request as the REST API receives it (absent fields left out, so defaults apply)."""
     given = {
         "type": type.job_type if isinstance(type, JobFunction) else type,
         "name": name,
         "params": params,  # as given: the schema refuses what is not a mapping, as the REST API does
-        "priority": priority,
-        "timeout_seconds": timeout_seconds,
-        "delay_seconds": delay_seconds,
-        "run_at": run_at.isoformat() if isinstance(run_at, datetime) else run_at,
-        "max_attempts": max_attempts,
-        "backoff": backoff.as_dict() if isinstance(backoff, Backoff) else backoff,
     }
-    return {field: value for field, value in given.items() if value is not None}
+    return {**{field: value for field, value in given.items() if value is not None}, **options.body()}
 
 
 def _load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:

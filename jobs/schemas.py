@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from jobs.model import ENDED, PRIORITIES, STATUSES
 from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, RESET
 from jobs.types.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, Backoff
+from jobs.types.hints import JsonBoolean, JsonNumber
 from jobs.types.registry import MAX_TIMEOUT_SECONDS
 
 MAX_DELAY_AHEAD = 365 * 24 * 3600  # how far ahead a job may be scheduled: a year
@@ -17,24 +18,6 @@ JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"
 JOB_ID = validate.Regexp(JOB_ID_PATTERN, error="not a job id")
 # One character that str.strip() keeps (re's \s is str.isspace); in the OpenAPI document, a pattern too.
 NOT_BLANK = validate.Regexp(r"[\s\S]*\S", error="must not be blank")
-
-
-class JsonNumber(fields.Float):
-    """A JSON number: "1.5", a string, is refused, as the document's `type: number` says (Float would parse it)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
-        if isinstance(value, str):
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-class JsonBoolean(fields.Boolean):
-    """true or false, as the document's `type: boolean` says (Boolean would take "yes", "on", 1)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid")
-        return value
 
 
 class BackoffSchema(Schema):

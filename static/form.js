@@ -45,7 +45,7 @@ function chooseType() {
   const type = selectedType();
   clearFormErrors();
   typeDescription.textContent = type?.description || "";
-  drawParams(type?.params_schema?.properties || {});
+  drawParams(type?.params_schema?.properties || {}, type?.params_schema?.required || []);
   prioritySelect.value = type?.priority || "normal";
   attemptsInput.value = type?.max_attempts ?? 1;
   const defaults = type?.backoff || {};
@@ -62,14 +62,15 @@ function summarizeRetries() {
     n > 1 ? `(${n}, ${backoff.type.value} from ${backoff.delay_seconds.value} s)` : "(1: no retries)";
 }
 
-function drawParams(properties) {
-  const fields = Object.entries(properties).map(([name, spec]) => paramField(name, spec));
+function drawParams(properties, required) {
+  const fields = Object.entries(properties).map(([name, spec]) => paramField(name, spec, required.includes(name)));
   paramsBox.replaceChildren(paramsBox.querySelector("legend"), ...fields);
   paramsBox.hidden = fields.length === 0;
 }
 
-/** One param's label, input (number with limits and step, checkbox, select for an enum, text) and hint. */
-function paramField(name, spec) {
+/** One param's label, input (number with limits and step, checkbox, select for an enum, JSON for a list or an
+ * object, text) and hint; a param without a default is required. */
+function paramField(name, spec, required) {
   const wrap = document.createElement("div");
   wrap.className = spec.type === "boolean" ? "field check" : "field";
   const id = `param-${name}`;
@@ -78,6 +79,7 @@ function paramField(name, spec) {
   label.textContent = spec.title || name;
   const input = paramInput(name, spec);
   input.id = id;
+  if (required && spec.type !== "boolean") input.required = true;
   const hint = document.createElement("small");
   hint.className = "hint";
   hint.id = `${id}-hint`;
@@ -98,6 +100,7 @@ function paramInput(name, spec) {
     if (spec.default !== undefined) select.value = JSON.stringify(spec.default);
     return select;
   }
+  if (spec.type === "array" || spec.type === "object" || spec.type === undefined) return jsonInput(name, spec);
   const input = document.createElement("input");
   input.name = name;
   input.dataset.kind = spec.type;
@@ -122,6 +125,28 @@ function paramInput(name, spec) {
   return input;
 }
 
+/** A list, an object or any JSON value, typed as JSON; the browser's check refuses what does not parse. */
+function jsonInput(name, spec) {
+  const input = document.createElement("textarea");
+  input.name = name;
+  input.rows = 2;
+  input.dataset.kind = "json";
+  input.placeholder = spec.type === "array" ? '["a", "b"]' : spec.type === "object" ? '{"key": "value"}' : "JSON";
+  if (spec.default !== undefined && spec.default !== null) input.value = JSON.stringify(spec.default);
+  input.addEventListener("input", () => input.setCustomValidity(parsesAsJson(input.value) ? "" : "Enter JSON."));
+  return input;
+}
+
+function parsesAsJson(text) {
+  if (text.trim() === "") return true;
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** "1–1000 · default 10" */
 function limits(spec) {
   const parts = [];
@@ -137,11 +162,12 @@ function limits(spec) {
 
 function readParams() {
   const params = {};
-  for (const input of paramsBox.querySelectorAll("input, select")) {
+  for (const input of paramsBox.querySelectorAll("input, select, textarea")) {
     const kind = input.dataset.kind;
     if (kind === "boolean") params[input.name] = input.checked;
     else if (kind === "enum") params[input.name] = JSON.parse(input.value);
-    else if (input.value === "") continue; // left empty: the schema's default applies
+    else if (input.value.trim() === "") continue; // left empty: the schema's default applies
+    else if (kind === "json") params[input.name] = JSON.parse(input.value);
     else if (kind === "integer") params[input.name] = Number(input.value);
     else if (kind === "number") params[input.name] = Number(input.value);
     else params[input.name] = input.value;
@@ -182,7 +208,7 @@ async function submitForm(event) {
 
 /** The browser's own checks (required, min, max, step), shown our way; false when one fails. */
 function checkFields() {
-  const invalid = [...form.querySelectorAll("input, select")].filter((field) => !field.checkValidity());
+  const invalid = [...form.querySelectorAll("input, select, textarea")].filter((field) => !field.checkValidity());
   for (const field of invalid) markField(field, field.validationMessage);
   if (invalid.length) {
     invalid[0].closest("details")?.setAttribute("open", "");
@@ -218,7 +244,7 @@ function fieldMessages(details, path = []) {
 }
 
 function fieldFor(path) {
-  const [top, name, ...rest] = path;
+  const [top, name] = path;
   const single = {
     name: nameInput,
     type: typeSelect,
@@ -229,8 +255,8 @@ function fieldFor(path) {
   };
   if (path.length === 1) return single[top] || null;
   if (top === "backoff" && path.length === 2) return backoff[name] || null;
-  if (top !== "params" || !name || rest.length) return null;
-  return [...paramsBox.querySelectorAll("input, select")].find((input) => input.name === name) || null;
+  if (top !== "params" || !name) return null; // an item of a list param is that param's too
+  return [...paramsBox.querySelectorAll("input, select, textarea")].find((input) => input.name === name) || null;
 }
 
 function markField(field, message) {

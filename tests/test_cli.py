@@ -10,15 +10,16 @@ import signal
 import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import click
 import pytest
 
+from cli import commands
 from cli.commands import parse_params
-from jobs import Jobs
+from jobs import CreateOptions, Jobs
 from scripts.harness import ROOT, RedisServer, Service, free_port, request, wait_until
 from tests.bounds import EVENT_SECONDS, JOB_SECONDS, START_SECONDS, STOP_SECONDS
 from tests.conftest import Stack
@@ -253,6 +254,23 @@ def test_enqueue_wait_exits_1_when_the_job_fails(jobstream: Jobstream, name: str
 
     job = jobstream("--json", "enqueue", "demo.web_agent", "--name", name, *params, "--wait").json()
     assert job["status"] == "failed" and job["error"]
+
+
+def test_enqueue_has_a_flag_for_each_create_option() -> None:
+    flags = {param.name for param in commands.enqueue.params}
+
+    assert {option.name for option in fields(CreateOptions)} <= flags
+
+
+def test_enqueue_passes_every_create_option(jobstream: Jobstream, name: str) -> None:
+    retries = ["--max-attempts", "2", "--backoff", '{"type": "fixed", "delay_seconds": 0}', "--timeout-seconds", "30"]
+    args = ["--json", "enqueue", "demo.flaky", "--name", name, "--param", "fail_times=1", *retries, "--priority", "low"]
+
+    result = jobstream(*args, "--wait", timeout=JOB_SECONDS)
+
+    assert result.code == 0, result.err
+    job = result.json()
+    assert (job["status"], job["attempts"], job["max_attempts"], job["priority"]) == ("completed", 2, 2, "low")
 
 
 def test_enqueue_wait_gives_up_at_its_timeout_with_1(jobstream: Jobstream, jobs: Jobs, name: str) -> None:

@@ -4,11 +4,13 @@ attempts, errors next to their fields, and creating then canceling a job with th
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, Route, expect
 
+from scripts.harness import start_web
 from tests.conftest import Stack
 from tests.dashboard_helpers import (
     JOB_TIMEOUT_MS,
@@ -213,3 +215,49 @@ def test_priority_from_the_form_shows_in_the_row_and_the_detail(page: Page, base
     expect(page.locator("#detail-name")).to_have_text(name)
     expect(page.locator("#detail-fields .priority")).to_have_text("high")
     expect(page.locator("#detail-fields .priority")).to_have_attribute("data-priority", "high")
+
+
+@pytest.fixture(scope="module")
+def hinted_base(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A web server that knows the types registered from hints alone (tests.hinted_jobs), on the stack's Redis."""
+    logs = tmp_path_factory.mktemp("hinted-web")
+    web, base = start_web(stack.redis_server.url, logs, name="web-hinted", JOBSTREAM_JOB_MODULES="tests.hinted_jobs")
+    yield base
+    web.stop()
+
+
+def test_a_type_from_hints_draws_its_form_from_them(page: Page, hinted_base: str) -> None:
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    open_dashboard(page, hinted_base)
+    page.locator("#job-type").select_option("test.hinted")
+
+    fmt = page.locator("#param-fmt")  # Literal["csv", "xlsx"] = "csv"
+    expect(fmt).to_have_js_property("tagName", "SELECT")
+    assert fmt.locator("option").all_text_contents() == ["csv", "xlsx"]
+    expect(fmt.locator("option:checked")).to_have_text("csv")
+    count = page.locator("#param-count")  # Annotated[int, Range(min=1, max=100)] = 10
+    expect(count).to_have_attribute("type", "number")
+    expect(count).to_have_attribute("min", "1")
+    expect(count).to_have_attribute("max", "100")
+    expect(count).to_have_value("10")
+    expect(page.locator("#param-loud")).to_have_attribute("type", "checkbox")  # bool
+    expect(page.locator("#param-ratio")).to_have_attribute("step", "any")  # float
+    expect(page.locator("#param-label")).to_have_js_property("required", True)  # no default
+    expect(page.locator("#param-note-hint")).to_contain_text("A short note")  # Annotated's description
+    tags = page.locator("#param-tags")  # list[str] | None: JSON
+    expect(tags).to_have_js_property("tagName", "TEXTAREA")
+
+    page.locator("#job-name").fill(unique("never created"))
+    page.get_by_role("button", name="Create job").click()  # label is required: the browser says so
+    expect(page.locator("#param-label-error")).to_be_visible()
+    page.locator("#param-label").fill("x")
+    tags.fill("[1, ")  # not JSON: the browser's check
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator("#param-tags-error")).to_contain_text("JSON")
+    assert posts == []
+
+    tags.fill("[1]")  # JSON, but a number where a string goes: the server's message beside the list
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator("#param-tags-error")).to_contain_text("Not a valid string")
+    assert len(posts) == 1

@@ -3,9 +3,12 @@ enqueue_many all or none, and the README's Flask example run against the stack's
 
 from __future__ import annotations
 
+import inspect
 import re
 import threading
 import uuid
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ from flask.testing import FlaskClient
 
 from jobs import (
     CancelResult,
+    CreateOptions,
     InvalidRequest,
     Job,
     JobConflict,
@@ -22,9 +26,16 @@ from jobs import (
     Jobs,
     JobsError,
     Page,
+    attempt,
+    progress,
+    register,
+    schemas,
 )
 from jobs.config import ConfigError, Settings
 from jobs.store.keys import EVENTS_KEY, INDEX_KEY
+from jobs.types import running
+from jobs.types.attempts import Backoff
+from jobs.types.registry import JobFunction
 from tests.api_helpers import UNKNOWN_ID
 from tests.bounds import JOB_SECONDS
 from tests.conftest import Stack
@@ -181,6 +192,50 @@ def test_enqueue_refuses_what_post_refuses_with_the_same_code_and_details(
 
     assert (refused.value.code, refused.value.details) == (rest["code"], rest["details"])
     assert redis_state(redis_client) == before
+
+
+# -- the create options, declared once --------------------------------------------------------------------
+
+BODY_OPTIONS = {option.name for option in fields(CreateOptions) if "header" not in option.metadata}
+
+
+def keywords(func: Any, *leave_out: str) -> set[str]:
+    """The names `func` takes by keyword only, but those left out."""
+    parameters = inspect.signature(func).parameters.values()
+    return {p.name for p in parameters if p.kind is p.KEYWORD_ONLY} - set(leave_out)
+
+
+def test_the_rest_body_has_the_create_options_and_the_job_itself() -> None:
+    assert set(schemas.JobCreateSchema().fields) == BODY_OPTIONS | {"type", "name", "params"}
+
+
+def test_enqueue_and_using_take_the_create_options_by_name() -> None:
+    options = {option.name for option in fields(CreateOptions)}
+
+    assert keywords(Jobs.enqueue, "name", "params") == options
+    assert keywords(JobFunction.using) == options
+
+
+def test_a_bound_job_function_enqueues_with_every_option(jobs: Jobs) -> None:
+    @register("test.bound_options")
+    def bound(count: int = 1) -> int:
+        """Count."""
+        return count
+
+    run_at = datetime.now(UTC) + timedelta(hours=1)
+    backoff = Backoff("fixed", 2.0, 2.0)
+    using = bound.using(jobs, priority="low", timeout_seconds=5, run_at=run_at, max_attempts=2, backoff=backoff)
+
+    job = using.enqueue("Bound", count=3)
+
+    assert (job.params, job.priority, job.max_attempts, job.status) == ({"count": 3}, "low", 2, "pending")
+    assert job.scheduled_for is not None
+    assert abs(datetime.fromisoformat(job.scheduled_for) - run_at) < timedelta(seconds=1)
+
+
+def test_from_jobs_import_progress_gives_the_function() -> None:
+    assert progress is running.progress
+    assert attempt is running.attempt
 
 
 # -- enqueue_many ------------------------------------------------------------------------------------------

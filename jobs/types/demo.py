@@ -1,12 +1,13 @@
-"""The built-in job types: the reference web-agent demo and two small real jobs."""
+"""The built-in job types: the reference web-agent demo and small real jobs to sleep, count, fail and retry."""
 
 from __future__ import annotations
 
 import math
 import random
 import time
+from typing import Annotated
 
-from marshmallow import Schema, fields, validate
+from marshmallow.validate import Length, Range
 
 from jobs.types.attempts import Backoff
 from jobs.types.registry import register
@@ -24,27 +25,12 @@ ACTIONS = (
 )
 
 
-class WebAgentParams(Schema):
-    steps = fields.Integer(strict=True, load_default=10, validate=validate.Range(1, 1000))
-    step_seconds = fields.Float(load_default=1.0, validate=validate.Range(0, 60), allow_nan=False)
-    fail_rate = fields.Float(load_default=0.0, validate=validate.Range(0, 1), allow_nan=False)
-
-
-class SleepParams(Schema):
-    seconds = fields.Float(load_default=1.0, validate=validate.Range(0, 3600), allow_nan=False)
-
-
-class FlakyParams(Schema):
-    fail_times = fields.Integer(strict=True, load_default=2, validate=validate.Range(0, 100))
-    seconds = fields.Float(load_default=0.0, validate=validate.Range(0, 60), allow_nan=False)
-
-
-class PrimesParams(Schema):
-    limit = fields.Integer(strict=True, load_default=2_000_000, validate=validate.Range(2, 200_000_000))
-
-
-@register("demo.web_agent", WebAgentParams(), timeout=3600)
-def web_agent(steps: int = 10, step_seconds: float = 1.0, fail_rate: float = 0.0) -> dict:
+@register("demo.web_agent", timeout=3600)
+def web_agent(
+    steps: Annotated[int, Range(1, 1000)] = 10,
+    step_seconds: Annotated[float, Range(0, 60)] = 1.0,
+    fail_rate: Annotated[float, Range(0, 1)] = 0.0,
+) -> dict:
     """Pretend to be a browser agent: one random action per step, failing at `fail_rate` per step."""
     rng = random.Random()
     for step in range(1, steps + 1):
@@ -57,15 +43,26 @@ def web_agent(steps: int = 10, step_seconds: float = 1.0, fail_rate: float = 0.0
     return {"steps": steps, "status": "done"}
 
 
-@register("demo.sleep", SleepParams(), timeout=3700)
-def sleep(seconds: float = 1.0) -> dict:
-    """Sleep for `seconds`, then return; with 0 it is a no-op job."""
+@register("demo.sleep", timeout=3700)
+def sleep(seconds: Annotated[float, Range(0, 3600)] = 1.0) -> dict:
+    """Sleep for `seconds`, then return."""
     time.sleep(seconds)
     return {"slept": seconds}
 
 
-@register("demo.primes", PrimesParams(), timeout=600)
-def primes(limit: int = 2_000_000) -> dict:
+@register("demo.noop")
+def noop() -> None:
+    """Return at once: a job that costs only jobstream's own work, for throughput."""
+
+
+@register("demo.fail")
+def fail(message: Annotated[str, Length(1, 1000)] = "failed on purpose") -> None:
+    """Raise RuntimeError(message): a failure to see, retry and group by its error."""
+    raise RuntimeError(message)
+
+
+@register("demo.primes", timeout=600)
+def primes(limit: Annotated[int, Range(2, 200_000_000)] = 2_000_000) -> dict:
     """Count the primes below `limit` with a sieve, reporting progress per block (CPU-bound)."""
     sieve = bytearray([1]) * limit
     sieve[0:2] = b"\x00\x00"
@@ -83,8 +80,8 @@ def primes(limit: int = 2_000_000) -> dict:
     return {"limit": limit, "primes": count}
 
 
-@register("demo.flaky", FlakyParams(), timeout=120, max_attempts=3, backoff=Backoff("fixed", 1.0, 1.0))
-def flaky(fail_times: int = 2, seconds: float = 0.0) -> dict:
+@register("demo.flaky", timeout=120, max_attempts=3, backoff=Backoff("fixed", 1.0, 1.0))
+def flaky(fail_times: Annotated[int, Range(0, 100)] = 2, seconds: Annotated[float, Range(0, 60)] = 0.0) -> dict:
     """Fail the first `fail_times` attempts, then succeed: automatic retries at work."""
     time.sleep(seconds)
     number = attempt()

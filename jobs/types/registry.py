@@ -7,6 +7,7 @@ import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
@@ -16,9 +17,12 @@ from marshmallow import Schema
 
 from jobs.config import ConfigError
 from jobs.model import NORMAL, PRIORITIES, Job
+from jobs.options import CreateOptions
 from jobs.types.attempts import MAX_ATTEMPTS, Backoff
+from jobs.types.hints import schema_from_hints
 
 MAX_TIMEOUT_SECONDS = 24 * 3600
+DEFAULT_TIMEOUT_SECONDS = 180  # as RQ's
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -47,18 +51,7 @@ class JobType:
 class Enqueuer(Protocol):
     """What a registered function enqueues itself through: a `Jobs`."""
 
-    def enqueue(
-        self,
-        type: str,
-        *,
-        name: str,
-        params: Mapping[str, Any] | None = None,
-        priority: str | None = None,
-        timeout_seconds: int | None = None,
-        delay_seconds: float | None = None,
-        max_attempts: int | None = None,
-        idempotency_key: str | None = None,
-    ) -> Job: ...
+    def submit(self, type: str, name: str, params: Mapping[str, Any] | None, options: CreateOptions) -> Job: ...
 
 
 class JobFunction(Generic[P, R]):
@@ -84,21 +77,25 @@ class JobFunction(Generic[P, R]):
         priority: str | None = None,
         timeout_seconds: int | None = None,
         delay_seconds: float | None = None,
+        run_at: datetime | str | None = None,
         max_attempts: int | None = None,
+        backoff: Backoff | Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> BoundJobFunction[P]:
-        """This function enqueued through `jobs` (default: the process's), with these options."""
+        """This function enqueued through `jobs` (default: the process's) with these CreateOptions."""
         if jobs is None:
             if _default_jobs is None:
                 raise RuntimeError("import jobs (the package) before enqueueing: it provides the default Jobs")
             jobs = _default_jobs()
-        options = {
-            "priority": priority,
-            "timeout_seconds": timeout_seconds,
-            "delay_seconds": delay_seconds,
-            "max_attempts": max_attempts,
-            "idempotency_key": idempotency_key,
-        }
+        options = CreateOptions(
+            priority=priority,
+            timeout_seconds=timeout_seconds,
+            delay_seconds=delay_seconds,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            idempotency_key=idempotency_key,
+        )
         return BoundJobFunction(self, jobs, options)
 
 
@@ -108,12 +105,12 @@ class BoundJobFunction(Generic[P]):
 
     function: JobFunction[P, Any]
     jobs: Enqueuer
-    options: dict[str, Any]  # priority, timeout_seconds, delay_seconds, max_attempts, idempotency_key
+    options: CreateOptions
 
     def enqueue(self, name: str, /, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Enqueue a job named `name` with these params (positional ones bound to their names)."""
         params = inspect.signature(self.function.func).bind_partial(*args, **kwargs).arguments
-        return self.jobs.enqueue(self.function.job_type, name=name, params=dict(params), **self.options)
+        return self.jobs.submit(self.function.job_type, name, dict(params), self.options)
 
 
 _TYPES: dict[str, JobType] = {}
@@ -129,15 +126,18 @@ def provide_default(factory: Callable[[], Enqueuer]) -> None:
 
 def register(
     name: str,
-    schema: Schema,
-    timeout: int,
+    schema: Schema | type[Schema] | None = None,
+    timeout: int = DEFAULT_TIMEOUT_SECONDS,
     priority: str = NORMAL,
     max_attempts: int = 1,
     backoff: Backoff | None = None,
     concurrency: int | None = None,
     rate: tuple[int, float] | None = None,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]:
-    """Register the decorated function as job type `name` with its defaults; its docstring describes it."""
+    """Register the decorated function (`def` or `async def`) as job type `name`: its params' schema from its
+    type hints (or `schema` for what hints cannot say), its docstring's first line describing it."""
+    if not 1 <= timeout <= MAX_TIMEOUT_SECONDS:
+        raise ValueError(f"timeout must be between 1 and {MAX_TIMEOUT_SECONDS} seconds, got {timeout}")
     if priority not in PRIORITIES:
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {priority!r}")
     if not 1 <= max_attempts <= MAX_ATTEMPTS:
@@ -150,9 +150,10 @@ def register(
     def decorate(func: Callable[P, R]) -> JobFunction[P, R]:
         if name in _TYPES:
             raise ValueError(f"job type {name!r} is already registered")
-        description = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
+        params = schema_from_hints(func) if schema is None else schema() if isinstance(schema, type) else schema
+        description = (inspect.getdoc(func) or "").partition("\n")[0]
         _TYPES[name] = JobType(
-            name, func, schema, timeout, description, priority, max_attempts, backoff or Backoff(), concurrency, rate
+            name, func, params, timeout, description, priority, max_attempts, backoff or Backoff(), concurrency, rate
         )
         return JobFunction(func, name)
 
@@ -180,8 +181,6 @@ def load(modules: tuple[str, ...]) -> None:
 
 def describe_types() -> list[dict[str, Any]]:
     """Every registered type with its params' JSON schema, for the API and the page's form."""
-    converter = _json_schema_plugin().converter
-    assert converter is not None
     return [
         {
             "name": t.name,
@@ -192,10 +191,17 @@ def describe_types() -> list[dict[str, Any]]:
             "backoff": t.backoff.as_dict(),
             "concurrency": t.concurrency,
             "rate": {"limit": t.rate[0], "per_seconds": t.rate[1]} if t.rate else None,
-            "params_schema": converter.schema2jsonschema(t.schema),
+            "params_schema": params_json_schema(t.schema),
         }
         for t in job_types()
     ]
+
+
+def params_json_schema(schema: Schema) -> dict[str, Any]:
+    """A params schema as JSON Schema, by apispec's converter: what the API shows and the page's form draws."""
+    converter = _json_schema_plugin().converter
+    assert converter is not None
+    return converter.schema2jsonschema(schema)
 
 
 @cache
