@@ -184,6 +184,7 @@ class JobstreamWorker(SimpleWorker):
     def _restore(self, taken: Taken) -> tuple[Job, Queue]:
         """RQ's job of a job taken, from the hash that next.lua returned (no fetch), and the queue it came from."""
         self._next, self._taken = None, taken
+        self._state = WorkerStatus.BUSY  # next.lua marked it so in Redis; a stop now waits for the job
         job = self.job_class(taken.job["id"], connection=self.connection, serializer=self.serializer)
         job.restore(taken.rq_hash)
         return job, self.store.queues[taken.job["priority"]]

@@ -79,7 +79,6 @@ class JobStore:
         self.queue = self.queues[NORMAL]  # the one RQ's worker listing and registries are read through
         self.scripts = Scripts(connection, settings, self.queues)
         self.read = Reader(connection)
-        self.scripts.ensure_counts()
 
     def create(self, new: NewJob) -> dict[str, Any]:
         """Store a pending job and enqueue it for RQ in one transaction."""

@@ -99,9 +99,15 @@ class Reader:
         return self.redis.hget(job_key(job_id), "cancel_requested") == b"true"
 
     def counts(self) -> dict[str, int]:
-        """How many jobs have each status (the counters every script keeps beside the status sets)."""
+        """How many jobs have each status: the counters every script keeps beside the status sets, or the sets'
+        sizes before the first change made them (a new store, or one from before the counters)."""
         stored = {text(status): int(count) for status, count in self.redis.hgetall(COUNTS_KEY).items()}
-        return {status: stored.get(status, 0) for status in STATUSES}
+        if stored:
+            return {status: stored.get(status, 0) for status in STATUSES}
+        with self.redis.pipeline(transaction=False) as pipe:
+            for status in STATUSES:
+                pipe.zcard(STATUS_PREFIX + status)
+            return dict(zip(STATUSES, pipe.execute(), strict=True))
 
     def ids_with_status(self, status: str) -> list[str]:
         """Every id with `status` (the active set is small: at most the pool's size)."""

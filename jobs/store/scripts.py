@@ -136,6 +136,8 @@ class Scripts:
         types = job_types()
         if len(types) != self._known_types:  # types are only ever added
             self._common = dumps({**self._fixed, "limits": limits(types)})[1:-1]
+            if self._known_types < 0:  # this store's first change: the counters must be there before it
+                self._counts(self._common, {})
             self._known_types = len(types)
         return self._common
 
@@ -180,10 +182,6 @@ class Scripts:
         if take is not None:
             header["take"] = take
         return list(self._next(self.common(), header))
-
-    def ensure_counts(self) -> None:
-        """Build the counters by status from the status sets if they are missing (a new or upgraded store)."""
-        self._counts(self.common(), {})
 
 
 def change(
