@@ -159,11 +159,12 @@ class Jobs:
         except ValidationError as exc:
             raise InvalidRequest("the request is not valid", {"params": exc.messages}) from None
         timeout = data["timeout_seconds"] or job_type.timeout
+        now = datetime.now(UTC)
         run_at, start = data["run_at"], None
         if run_at is not None:
             start = f"run_at={isoformat(run_at)}"
         if data["delay_seconds"] is not None:
-            run_at = datetime.now(UTC) + timedelta(seconds=data["delay_seconds"])
+            run_at = now + timedelta(seconds=data["delay_seconds"])
             start = f"delay_seconds={data['delay_seconds']:g}"
         return NewJob(
             job_type,
@@ -173,7 +174,7 @@ class Jobs:
             data["priority"] or job_type.priority,
             data["max_attempts"] or job_type.max_attempts,
             data["backoff"] or job_type.backoff,
-            run_at if run_at is not None and data["delay_seconds"] != 0 else None,
+            run_at if run_at is not None and run_at > now else None,  # no delay, or a past run_at: queued now
             key,
             start,
         )
