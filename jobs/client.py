@@ -22,7 +22,7 @@ from jobs.errors import InvalidRequest, JobConflict, JobNotFound
 from jobs.model import ENDED, Job, isoformat
 from jobs.store import control
 from jobs.store.lifecycle import JobStore, NewJob, Outcome
-from jobs.stream.events import JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
+from jobs.stream.events import BEGINNING, JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
 from jobs.stream.fanout import RedisSubscription
 from jobs.types.attempts import Backoff
 from jobs.types.registry import JobFunction, describe_types, get_type, load, provide_default
@@ -279,10 +279,10 @@ class Jobs:
                 continue
             try:
                 if last is None:
-                    last = newest_id(self.redis) or "0-0"  # now: the live feed starts here
+                    last = newest_id(self.redis) or BEGINNING  # now: the live feed starts here
                 backlog = missed(self.redis, last)
                 if backlog is None:
-                    last = newest_id(self.redis) or "0-0"
+                    last = newest_id(self.redis) or BEGINNING
                     yield JobEvent(last, RESET, None)
                     backlog = []
                 failures = 0

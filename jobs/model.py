@@ -92,7 +92,8 @@ def parse_time(value: str | None) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A job as the API shows it (ApiJob); `logs` and `last_event_id` only in a detail view."""
+    """A job as the API shows it (ApiJob): the one declaration of its fields, in wire order, from which the
+    events' snapshot (jobs.stream.events) and the API's schema (jobs.schemas) are derived."""
 
     id: str
     name: str
@@ -130,4 +131,5 @@ class Job:
         return cls(**values)
 
 
+DETAIL_ONLY = ("logs", "last_event_id")  # in a job's own view only: events and lists carry the rest
 _FIELD_NAMES = frozenset(f.name for f in fields(Job))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, get_args, get_origin, get_type_hints
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
-from jobs.model import ENDED, PRIORITIES, STATUSES
-from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, RESET
+from jobs.model import DETAIL_ONLY, ENDED, PRIORITIES, STATUSES, Job
+from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, RESET, SNAPSHOT_FIELDS
 from jobs.types.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, Backoff
 from jobs.types.registry import MAX_TIMEOUT_SECONDS
 
@@ -115,30 +116,32 @@ class CleanSchema(Schema):
     older_than_seconds = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 10 * 365 * 24 * 3600))
 
 
-class JobSchema(Schema):
-    id = fields.String()
-    name = fields.String()
-    type = fields.String()
-    params = fields.Dict()
-    status = fields.String()
-    priority = fields.String()
-    progress = fields.Integer()
-    action = fields.String(allow_none=True)
-    cancel_requested = fields.Boolean()
-    created_at = fields.String()
-    started_at = fields.String(allow_none=True)
-    ended_at = fields.String(allow_none=True)
-    scheduled_for = fields.String(allow_none=True)
-    error = fields.String(allow_none=True)
-    result = fields.Raw(allow_none=True)
-    attempts = fields.Integer()
-    max_attempts = fields.Integer()
-    worker = fields.String(allow_none=True)
+def _dumped(hint: Any) -> fields.Field:
+    """The field that dumps a Job attribute of type `hint`: `X | None` may be null, `Any` is any JSON."""
+    if hint is Any:
+        return fields.Raw(allow_none=True)
+    kinds = [kind for kind in get_args(hint) if kind is not NoneType] if isinstance(hint, UnionType) else [hint]
+    (kind,) = kinds
+    nullable = kind is not hint
+    if get_origin(kind) is list:
+        return fields.List(_dumped(get_args(kind)[0]), allow_none=nullable)
+    return _DUMPED[get_origin(kind) or kind](allow_none=nullable)
 
 
-class JobDetailSchema(JobSchema):
-    logs = fields.List(fields.String())
-    last_event_id = fields.String(allow_none=True)  # events after it carry log lines not in `logs`
+_DUMPED: dict[Any, type[fields.Field]] = {
+    str: fields.String,
+    int: fields.Integer,
+    bool: fields.Boolean,
+    dict: fields.Dict,
+}
+_JOB_HINTS = get_type_hints(Job)
+
+# ApiJob as jobs.model.Job declares it (a new attribute there is a new field here, typed from its hint); the
+# detail view adds `logs` (a list there: None only outside it) and `last_event_id`, whose events after it carry
+# log lines not in `logs`.
+JobSchema = Schema.from_dict({name: _dumped(_JOB_HINTS[name]) for name in SNAPSHOT_FIELDS}, name="JobSchema")
+_DETAIL = {name: _dumped(_JOB_HINTS[name]) for name in DETAIL_ONLY} | {"logs": fields.List(fields.String())}
+JobDetailSchema = JobSchema.from_dict(_DETAIL, name="JobDetailSchema")
 
 
 class JobPageSchema(Schema):
