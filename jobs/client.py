@@ -21,7 +21,8 @@ from jobs.connection import connect
 from jobs.errors import InvalidRequest, JobConflict, JobNotFound
 from jobs.model import ENDED, Job, isoformat
 from jobs.store import control
-from jobs.store.lifecycle import JobStore, NewJob, Outcome
+from jobs.store.lifecycle import JobStore, NewJob
+from jobs.store.scripts import Outcome
 from jobs.stream.events import BEGINNING, JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
 from jobs.stream.fanout import RedisSubscription
 from jobs.types.attempts import Backoff

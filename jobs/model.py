@@ -21,6 +21,8 @@ CANCELED = "canceled"
 STATUSES = (PENDING, ACTIVE, COMPLETED, FAILED, CANCELED)
 ENDED = (COMPLETED, FAILED, CANCELED)
 
+DAY = 24 * 3600  # seconds: the unit of every long limit (retention, delays, backoffs, idempotency)
+
 HIGH = "high"
 NORMAL = "normal"
 LOW = "low"

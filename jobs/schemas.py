@@ -8,12 +8,12 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
-from jobs.model import DETAIL_ONLY, ENDED, PRIORITIES, STATUSES, Job
+from jobs.model import DAY, DETAIL_ONLY, ENDED, PRIORITIES, STATUSES, Job
 from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, RESET, SNAPSHOT_FIELDS
 from jobs.types.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, Backoff
 from jobs.types.registry import MAX_TIMEOUT_SECONDS
 
-MAX_DELAY_AHEAD = 365 * 24 * 3600  # how far ahead a job may be scheduled: a year
+MAX_DELAY_AHEAD = 365 * DAY  # how far ahead a job may be scheduled: a year
 JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"
 JOB_ID = validate.Regexp(JOB_ID_PATTERN, error="not a job id")
 # One character that str.strip() keeps (re's \s is str.isspace); in the OpenAPI document, a pattern too.
@@ -113,7 +113,7 @@ class CancelManySchema(Schema):
 
 class CleanSchema(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf(ENDED))
-    older_than_seconds = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 10 * 365 * 24 * 3600))
+    older_than_seconds = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 3650 * DAY))
 
 
 def _dumped(hint: Any) -> fields.Field:

@@ -19,7 +19,7 @@ from rq.job import Job
 from jobs.config import Settings
 from jobs.connection import replicated
 from jobs.errors import IdempotencyConflict
-from jobs.model import ACTIVE, CANCELED, COMPLETED, FAILED, NORMAL, PENDING, isoformat, new_job_id, utcnow
+from jobs.model import ACTIVE, CANCELED, COMPLETED, DAY, FAILED, NORMAL, PENDING, isoformat, new_job_id, utcnow
 from jobs.store.keys import SLOT_PREFIX, STARTS_PREFIX, idempotency_key, job_key
 from jobs.store.queues import arm, queues, save_rq_job
 from jobs.store.reads import Reader
@@ -30,7 +30,7 @@ from jobs.types.registry import JobType, get_type
 
 logger = logging.getLogger(__name__)
 
-IDEMPOTENCY_SECONDS = 24 * 3600
+IDEMPOTENCY_SECONDS = DAY
 PROMOTE_BATCH = 500  # due jobs handed to the workers per promote.lua call
 
 

@@ -19,7 +19,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from jobs.connection import text
-from jobs.model import HIGH, LOW, NORMAL, PRIORITIES
+from jobs.model import DAY, HIGH, LOW, NORMAL, PRIORITIES
 from jobs.store.lua import source
 from jobs.types.registry import JobType
 
@@ -129,7 +129,7 @@ class Stranded:
         return given
 
 
-FAILURE_TTL = 7 * 24 * 3600  # RQ's copy of a failed job (jobstream deletes it with the job)
+FAILURE_TTL = 7 * DAY  # RQ's copy of a failed job (jobstream deletes it with the job)
 
 
 def save_rq_job(

@@ -37,7 +37,6 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # every name here is a classic one: the
 # Jobs run from well under a second (demo.sleep) to many minutes; waits from milliseconds to hours.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-WORKER_STATES = ("busy", "idle")
 
 disable_created_metrics()  # no `_created` series beside every counter: nothing here reads them
 
