@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import Jobs
 from runner.stopping import INTERRUPTED
@@ -29,9 +31,10 @@ WORKERS = 5
 class Run:
     """scripts/run.py as `make run` starts it, with the embedded Redis, on ports and a data dir of the test's own."""
 
-    def __init__(self, tmp_path: Path, redis_port: int, web_port: int, grace: int = 10) -> None:
+    def __init__(self, tmp_path: Path, redis_port: int, web_port: int, grace: int = 10, **extra_env: str) -> None:
         env = {
             **os.environ,
+            **extra_env,
             "JOBSTREAM_BIND": f"127.0.0.1:{web_port}",
             "JOBSTREAM_REDIS_PORT": str(redis_port),
             "JOBSTREAM_REDIS_DIR": str(tmp_path / "redis"),
@@ -220,3 +223,26 @@ def test_make_run_comes_up_ctrl_c_lets_a_running_job_finish_and_a_second_ends_th
         assert (again.job(endless["id"])["status"], again.job(endless["id"])["error"]) == ("failed", INTERRUPTED)
     finally:
         again.stop()
+
+
+def test_make_run_makes_a_metrics_folder_that_does_not_exist_yet_and_serves_metrics(tmp_path: Path) -> None:
+    """PROMETHEUS_MULTIPROC_DIR naming a folder not made yet: every process comes up, and /metrics adds them up."""
+    folder = tmp_path / "not" / "yet" / "metrics"
+    run = Run(tmp_path, free_port(), free_port(), PROMETHEUS_MULTIPROC_DIR=str(folder))
+    try:
+        job = create(run.base, "metered", "demo.sleep", seconds=0)
+        wait_until(lambda: run.job(job["id"])["status"] == "completed", JOB_SECONDS, "the job to complete")
+        with urllib.request.urlopen(run.base + "/metrics", timeout=10) as response:
+            assert response.status == 200
+            text = response.read().decode()
+        samples = {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        created = ("jobstream_jobs_created_total", frozenset({("type", "demo.sleep")}))
+        ended = ("jobstream_jobs_ended_total", frozenset({("type", "demo.sleep"), ("status", "completed")}))
+        assert (samples[created], samples[ended]) == (1, 1)  # the web process's count and a worker's, from their files
+        assert list(folder.glob("counter_*.db"))
+    finally:
+        run.stop()
