@@ -20,6 +20,8 @@ CANCELED = "canceled"
 
 STATUSES = (PENDING, ACTIVE, COMPLETED, FAILED, CANCELED)
 ENDED = (COMPLETED, FAILED, CANCELED)
+# The statuses each action on a job accepts: the store's guards and the page's buttons read this one table.
+ACTIONS = {"cancel": (PENDING, ACTIVE), "retry": (FAILED, CANCELED), "delete": (PENDING, *ENDED)}
 
 DAY = 24 * 3600  # seconds: the unit of every long limit (retention, delays, backoffs, idempotency)
 

@@ -13,6 +13,9 @@ from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, RESET, SNAPSHOT_FIELDS
 from jobs.types.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, Backoff
 from jobs.types.registry import MAX_TIMEOUT_SECONDS
 
+NAME_MAX = 200  # characters of a job's name, and so of a search for one
+PAGE_MAX = 200  # jobs per page of the list
+CANCEL_MAX = 1000  # ids per cancel of several
 MAX_DELAY_AHEAD = 365 * DAY  # how far ahead a job may be scheduled: a year
 JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"
 JOB_ID = validate.Regexp(JOB_ID_PATTERN, error="not a job id")
@@ -55,7 +58,7 @@ class BackoffSchema(Schema):
 
 
 class JobCreateSchema(Schema):
-    name = fields.String(required=True, validate=[validate.Length(1, 200), NOT_BLANK])
+    name = fields.String(required=True, validate=[validate.Length(1, NAME_MAX), NOT_BLANK])
     type = fields.String(load_default="demo.web_agent", validate=validate.Length(1, 100))
     params = fields.Dict(keys=fields.String(), load_default=dict)
     timeout_seconds = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_TIMEOUT_SECONDS))
@@ -89,8 +92,8 @@ class IdempotencyKeySchema(Schema):
 
 class JobQuerySchema(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
-    q = fields.String(load_default=None, validate=validate.Length(0, 200))
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    q = fields.String(load_default=None, validate=validate.Length(0, NAME_MAX))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, PAGE_MAX))
     cursor = fields.String(load_default=None, validate=JOB_ID)
 
 
@@ -108,7 +111,9 @@ class StreamEventSchema(Schema):
 
 
 class CancelManySchema(Schema):
-    ids = fields.List(fields.String(validate=validate.Length(1, 64)), required=True, validate=validate.Length(1, 1000))
+    ids = fields.List(
+        fields.String(validate=validate.Length(1, 64)), required=True, validate=validate.Length(1, CANCEL_MAX)
+    )
 
 
 class CleanSchema(Schema):

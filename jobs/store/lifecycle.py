@@ -15,7 +15,7 @@ from rq.command import send_command
 from rq.job import Job
 
 from jobs.config import Settings
-from jobs.model import ACTIVE, CANCELED, COMPLETED, FAILED, NORMAL, PENDING, isoformat, utcnow
+from jobs.model import ACTIONS, ACTIVE, CANCELED, COMPLETED, FAILED, NORMAL, PENDING, STATUSES, isoformat, utcnow
 from jobs.store.creates import Creator, NewJob, waiting
 from jobs.store.keys import SLOT_PREFIX, STARTS_PREFIX, job_key
 from jobs.store.queues import arm, queues, save_rq_job
@@ -28,6 +28,7 @@ from jobs.types.registry import get_type
 logger = logging.getLogger(__name__)
 
 PROMOTE_BATCH = 500  # due jobs handed to the workers per promote.lua call
+UNDELETABLE = tuple(status for status in STATUSES if status not in ACTIONS["delete"])  # a worker holds an active job
 
 
 class JobStore:
@@ -179,13 +180,13 @@ class JobStore:
                         json.loads(v or "null") for v in raw
                     )
                     job_type = get_type(type_name)
-                    if status not in (FAILED, CANCELED) or job_type is None:
+                    if status not in ACTIONS["retry"] or job_type is None:
                         return Outcome("conflict", status)
                     budget = budget or most or 1
                     pipe.multi()
                     fields = {**waiting(attempts + 1), "max_attempts": attempts + budget, "scheduled_for": None}
                     log = f"retry{_by(by)}: attempt {attempts + 1}"
-                    self.scripts.change(job_id, guard=(FAILED, CANCELED), fields=fields, logs=[log], client=pipe)
+                    self.scripts.change(job_id, guard=ACTIONS["retry"], fields=fields, logs=[log], client=pipe)
                     pipe.delete(Job.key_for(job_id))
                     queue = self.queues[priority or NORMAL]
                     for registry in (queue.failed_job_registry, queue.canceled_job_registry):
@@ -196,7 +197,7 @@ class JobStore:
                 except redis.WatchError:
                     continue
 
-    def delete(self, job_id: str, keep: tuple[str, ...] = (ACTIVE,)) -> Outcome:
+    def delete(self, job_id: str, keep: tuple[str, ...] = UNDELETABLE) -> Outcome:
         """Delete a job unless its status is in `keep` (a conflict), with its logs and RQ's copy."""
         return self.scripts.remove(job_id, keep)
 
