@@ -1,4 +1,7 @@
-"""The read and write subcommands: each is a call or two of the Python API, printed as a table, a line or JSON."""
+"""The read and write subcommands: each is a call or two of the Python API, printed as a table, a line or JSON.
+
+Over 300 lines because every subcommand is its options and a few lines, side by side as `jobstream --help` lists them.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The Python API: `Jobs`, one per process like rq.Queue. The REST API's views call the same methods."""
+"""The Python API: `Jobs`, one per process like rq.Queue. The REST API's views call the same methods.
+
+Over 300 lines because it is the whole public surface, each method a few lines over the store, in one class.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +25,10 @@ from jobs.errors import InvalidRequest, JobConflict, JobNotFound
 from jobs.model import ENDED, Job, isoformat
 from jobs.options import CreateOptions
 from jobs.store import control
-from jobs.store.lifecycle import JobStore, NewJob, Outcome
-from jobs.stream.events import JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
+from jobs.store.creates import NewJob
+from jobs.store.lifecycle import JobStore
+from jobs.store.scripts import Outcome
+from jobs.stream.events import BEGINNING, JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
 from jobs.stream.fanout import RedisSubscription
 from jobs.types.attempts import Backoff
 from jobs.types.registry import JobFunction, describe_types, get_type, load, provide_default
@@ -183,11 +188,12 @@ class Jobs:
         except ValidationError as exc:
             raise InvalidRequest("the request is not valid", {"params": exc.messages}) from None
         timeout = data["timeout_seconds"] or job_type.timeout
+        now = datetime.now(UTC)
         run_at, start = data["run_at"], None
         if run_at is not None:
             start = f"run_at={isoformat(run_at)}"
         if data["delay_seconds"] is not None:
-            run_at = datetime.now(UTC) + timedelta(seconds=data["delay_seconds"])
+            run_at = now + timedelta(seconds=data["delay_seconds"])
             start = f"delay_seconds={data['delay_seconds']:g}"
         return NewJob(
             job_type,
@@ -197,7 +203,7 @@ class Jobs:
             data["priority"] or job_type.priority,
             data["max_attempts"] or job_type.max_attempts,
             data["backoff"] or job_type.backoff,
-            run_at if run_at is not None and data["delay_seconds"] != 0 else None,
+            run_at if run_at is not None and run_at > now else None,  # no delay, or a past run_at: queued now
             key,
             start,
         )
@@ -295,7 +301,7 @@ class Jobs:
         while True:
             try:
                 if last is None:  # now, read before subscribing: what comes between is replayed, not lost
-                    last = newest_id(self.redis) or "0-0"
+                    last = newest_id(self.redis) or BEGINNING
                 subscription = RedisSubscription(self.redis)
             except UNAVAILABLE as exc:
                 time.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
@@ -305,7 +311,7 @@ class Jobs:
             try:
                 backlog = missed(self.redis, last)
                 if backlog is None:
-                    last = newest_id(self.redis) or "0-0"
+                    last = newest_id(self.redis) or BEGINNING
                     yield JobEvent(last, RESET, None)
                     backlog = []
                 failures = 0

@@ -11,11 +11,11 @@ from pathlib import Path
 import redis
 
 from jobs.connection import SENTINEL_SCHEME, URL_SCHEMES, SentinelURL, connect, masked
+from jobs.model import DAY
 
 FANOUT_MODES = ("request", "process")
 BUILTIN_JOB_MODULES = ("jobs.types.demo",)
-DAY = 24 * 3600
-MAX_KEEP = 3650 * DAY
+MAX_KEEP = 3650 * DAY  # the longest that ended jobs may be kept
 MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 LOG_FORMATS = ("text", "json")
@@ -192,11 +192,9 @@ class Settings:
             max_jobs_per_worker=_int(env, "JOBSTREAM_MAX_JOBS_PER_WORKER", cls.max_jobs_per_worker, 0, 10_000_000),
             job_modules=job_modules,
             keep_completed_seconds=_int(
-                env, "JOBSTREAM_KEEP_COMPLETED_SECONDS", cls.keep_completed_seconds, 0, 3650 * DAY
+                env, "JOBSTREAM_KEEP_COMPLETED_SECONDS", cls.keep_completed_seconds, 0, MAX_KEEP
             ),
-            keep_failed_seconds=_int(env, "JOBSTREAM_KEEP_FAILED_SECONDS", cls.keep_failed_seconds, 0, 3650 * DAY),
-            keep_canceled_seconds=_int(
-                env, "JOBSTREAM_KEEP_CANCELED_SECONDS", cls.keep_canceled_seconds, 0, 3650 * DAY
-            ),
+            keep_failed_seconds=_int(env, "JOBSTREAM_KEEP_FAILED_SECONDS", cls.keep_failed_seconds, 0, MAX_KEEP),
+            keep_canceled_seconds=_int(env, "JOBSTREAM_KEEP_CANCELED_SECONDS", cls.keep_canceled_seconds, 0, MAX_KEEP),
             keep_ended_max=_int(env, "JOBSTREAM_KEEP_ENDED_MAX", cls.keep_ended_max, 0, 100_000_000),
         )

@@ -20,6 +20,10 @@ CANCELED = "canceled"
 
 STATUSES = (PENDING, ACTIVE, COMPLETED, FAILED, CANCELED)
 ENDED = (COMPLETED, FAILED, CANCELED)
+# The statuses each action on a job accepts: the store's guards and the page's buttons read this one table.
+ACTIONS = {"cancel": (PENDING, ACTIVE), "retry": (FAILED, CANCELED), "delete": (PENDING, *ENDED)}
+
+DAY = 24 * 3600  # seconds: the unit of every long limit (retention, delays, backoffs, idempotency)
 
 HIGH = "high"
 NORMAL = "normal"
@@ -92,7 +96,8 @@ def parse_time(value: str | None) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A job as the API shows it (ApiJob); `logs` and `last_event_id` only in a detail view."""
+    """A job as the API shows it (ApiJob): the one declaration of its fields, in wire order, from which the
+    events' snapshot (jobs.stream.events) and the API's schema (jobs.schemas) are derived."""
 
     id: str
     name: str
@@ -130,4 +135,5 @@ class Job:
         return cls(**values)
 
 
+DETAIL_ONLY = ("logs", "last_event_id")  # in a job's own view only: events and lists carry the rest
 _FIELD_NAMES = frozenset(f.name for f in fields(Job))

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, get_args, get_origin, get_type_hints
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
-from jobs.model import ENDED, PRIORITIES, STATUSES
-from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, RESET
+from jobs.model import DAY, DETAIL_ONLY, ENDED, PRIORITIES, STATUSES, Job
+from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, RESET, SNAPSHOT_FIELDS
 from jobs.types.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, Backoff
 from jobs.types.hints import JsonBoolean, JsonNumber
 from jobs.types.registry import MAX_TIMEOUT_SECONDS
 
-MAX_DELAY_AHEAD = 365 * 24 * 3600  # how far ahead a job may be scheduled: a year
+NAME_MAX = 200  # characters of a job's name, and so of a search for one
+PAGE_MAX = 200  # jobs per page of the list
+CANCEL_MAX = 1000  # ids per cancel of several
+MAX_DELAY_AHEAD = 365 * DAY  # how far ahead a job may be scheduled: a year
 JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"
 JOB_ID = validate.Regexp(JOB_ID_PATTERN, error="not a job id")
 # One character that str.strip() keeps (re's \s is str.isspace); in the OpenAPI document, a pattern too.
@@ -37,7 +41,7 @@ class BackoffSchema(Schema):
 
 
 class JobCreateSchema(Schema):
-    name = fields.String(required=True, validate=[validate.Length(1, 200), NOT_BLANK])
+    name = fields.String(required=True, validate=[validate.Length(1, NAME_MAX), NOT_BLANK])
     type = fields.String(load_default="demo.web_agent", validate=validate.Length(1, 100))
     params = fields.Dict(keys=fields.String(), load_default=dict)
     timeout_seconds = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_TIMEOUT_SECONDS))
@@ -49,12 +53,8 @@ class JobCreateSchema(Schema):
 
     @validates("run_at")
     def validate_run_at(self, value: datetime | None, **_: Any) -> None:
-        now = datetime.now(UTC)
-        if value is None:
-            return
-        if value <= now:
-            raise ValidationError("must be in the future")
-        if value > now + timedelta(seconds=MAX_DELAY_AHEAD):
+        """At most a year ahead; a moment already past runs now (as RQ's enqueue_at and Sidekiq's perform_at)."""
+        if value is not None and value > datetime.now(UTC) + timedelta(seconds=MAX_DELAY_AHEAD):
             raise ValidationError("must be at most a year ahead")
 
     @validates_schema
@@ -75,8 +75,8 @@ class IdempotencyKeySchema(Schema):
 
 class JobQuerySchema(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf(STATUSES))
-    q = fields.String(load_default=None, validate=validate.Length(0, 200))
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    q = fields.String(load_default=None, validate=validate.Length(0, NAME_MAX))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, PAGE_MAX))
     cursor = fields.String(load_default=None, validate=JOB_ID)
 
 
@@ -94,38 +94,42 @@ class StreamEventSchema(Schema):
 
 
 class CancelManySchema(Schema):
-    ids = fields.List(fields.String(validate=validate.Length(1, 64)), required=True, validate=validate.Length(1, 1000))
+    ids = fields.List(
+        fields.String(validate=validate.Length(1, 64)), required=True, validate=validate.Length(1, CANCEL_MAX)
+    )
 
 
 class CleanSchema(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf(ENDED))
-    older_than_seconds = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 10 * 365 * 24 * 3600))
+    older_than_seconds = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 3650 * DAY))
 
 
-class JobSchema(Schema):
-    id = fields.String()
-    name = fields.String()
-    type = fields.String()
-    params = fields.Dict()
-    status = fields.String()
-    priority = fields.String()
-    progress = fields.Integer()
-    action = fields.String(allow_none=True)
-    cancel_requested = fields.Boolean()
-    created_at = fields.String()
-    started_at = fields.String(allow_none=True)
-    ended_at = fields.String(allow_none=True)
-    scheduled_for = fields.String(allow_none=True)
-    error = fields.String(allow_none=True)
-    result = fields.Raw(allow_none=True)
-    attempts = fields.Integer()
-    max_attempts = fields.Integer()
-    worker = fields.String(allow_none=True)
+def _dumped(hint: Any) -> fields.Field:
+    """The field that dumps a Job attribute of type `hint`: `X | None` may be null, `Any` is any JSON."""
+    if hint is Any:
+        return fields.Raw(allow_none=True)
+    kinds = [kind for kind in get_args(hint) if kind is not NoneType] if isinstance(hint, UnionType) else [hint]
+    (kind,) = kinds
+    nullable = kind is not hint
+    if get_origin(kind) is list:
+        return fields.List(_dumped(get_args(kind)[0]), allow_none=nullable)
+    return _DUMPED[get_origin(kind) or kind](allow_none=nullable)
 
 
-class JobDetailSchema(JobSchema):
-    logs = fields.List(fields.String())
-    last_event_id = fields.String(allow_none=True)  # events after it carry log lines not in `logs`
+_DUMPED: dict[Any, type[fields.Field]] = {
+    str: fields.String,
+    int: fields.Integer,
+    bool: fields.Boolean,
+    dict: fields.Dict,
+}
+_JOB_HINTS = get_type_hints(Job)
+
+# ApiJob as jobs.model.Job declares it (a new attribute there is a new field here, typed from its hint); the
+# detail view adds `logs` (a list there: None only outside it) and `last_event_id`, whose events after it carry
+# log lines not in `logs`.
+JobSchema = Schema.from_dict({name: _dumped(_JOB_HINTS[name]) for name in SNAPSHOT_FIELDS}, name="JobSchema")
+_DETAIL = {name: _dumped(_JOB_HINTS[name]) for name in DETAIL_ONLY} | {"logs": fields.List(fields.String())}
+JobDetailSchema = JobSchema.from_dict(_DETAIL, name="JobDetailSchema")
 
 
 class JobPageSchema(Schema):

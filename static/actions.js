@@ -1,9 +1,9 @@
 // What a user does to jobs: cancel, retry, delete one; cancel or delete several, each id's outcome said.
 // The rows change when the stream says so, never from these answers (the stream is the one source).
-import { ApiError, announce, api, clearNotice, jobUrl, post, showProblem, urls } from "./api.js";
+import { ApiError, announce, api, clearNotice, jobUrl, limits, post, showProblem, urls } from "./api.js";
 import { state } from "./state.js";
 
-const CANCEL_CHUNK = 1000; // ids per POST /api/jobs/cancel (the server's limit)
+const ALLOWED = JSON.parse(document.body.dataset.actions); // action -> the statuses it accepts (jobs/model.py)
 const DELETES_AT_ONCE = 6; // parallel DELETEs of a bulk delete: a browser's connections per host
 const OUTCOME_WORDS = {
   canceled: "canceled",
@@ -14,6 +14,11 @@ const OUTCOME_WORDS = {
   active: "still active: cancel it first",
   failed: "failed",
 };
+
+/** Whether `job` offers `what` (cancel, retry, delete): its status allows it, and a cancel is not asked already. */
+export function allowed(job, what) {
+  return ALLOWED[what].includes(job.status) && !(what === "cancel" && job.cancel_requested);
+}
 
 /** Cancel, retry or delete job `id`; a failure is shown above the list. */
 export async function act(id, what, button = null) {
@@ -34,8 +39,8 @@ export async function cancelMany(ids) {
   clearNotice();
   const results = [];
   try {
-    for (let i = 0; i < ids.length; i += CANCEL_CHUNK) {
-      results.push(...(await post(urls.cancelMany, { ids: ids.slice(i, i + CANCEL_CHUNK) })).results);
+    for (let i = 0; i < ids.length; i += limits.cancel_ids) {
+      results.push(...(await post(urls.cancelMany, { ids: ids.slice(i, i + limits.cancel_ids) })).results);
     }
   } catch (err) {
     showProblem(err);

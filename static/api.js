@@ -1,4 +1,4 @@
-// Talking to the server: its URLs from <body data-*>, one fetch helper, one place that shows a failure.
+// Talking to the server: its URLs and limits from <body data-*>, one fetch helper, one place that shows a failure.
 
 const settings = document.body.dataset;
 export const urls = {
@@ -12,7 +12,8 @@ export const urls = {
   cancelMany: settings.cancelUrl,
   clean: settings.cleanUrl,
 };
-const pageSize = Number(settings.pageSize);
+/** The server's bounds (web/page.py): name, page, cancel_ids, max_attempts, backoff_seconds, log_lines. */
+export const limits = JSON.parse(settings.limits);
 
 const notice = document.getElementById("notice");
 const report = document.getElementById("report");
@@ -55,7 +56,7 @@ export function jobUrl(id, action = "") {
 
 /** The page of the list that `view` ({status, q}) shows, from `cursor` on. */
 export function listUrl(view, cursor) {
-  const params = new URLSearchParams({ limit: String(pageSize) });
+  const params = new URLSearchParams({ limit: String(limits.page) });
   if (view.status) params.set("status", view.status);
   if (view.q) params.set("q", view.q);
   if (cursor) params.set("cursor", cursor);

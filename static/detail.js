@@ -1,14 +1,12 @@
 // A job's detail (at /jobs/<id>): its fields, params, result, error with its traceback, and its log, loaded
 // once then followed live from the stream, scrolled to the newest line unless the reader scrolled up.
-import { act } from "./actions.js";
-import { api, isAbort, jobUrl } from "./api.js";
+import { act, allowed } from "./actions.js";
+import { api, isAbort, jobUrl, limits } from "./api.js";
 import { everySecond } from "./clock.js";
 import { between, duration, localTime, until } from "./format.js";
 import { priorityBadge } from "./priority.js";
-import { ENDED } from "./row.js";
 import { beginDetail, endDetail, newerId, settleDetail, state, takeLiveLine } from "./state.js";
 
-const MAX_LOG_LINES = 1000; // as many as the server keeps
 const STICK_PX = 24; // this close to the bottom, the log follows new lines
 const COPIED_MS = 2000;
 const TRACEBACK = "Traceback (most recent call last):";
@@ -113,7 +111,7 @@ function appendLines(more) {
   const nodes = more.map((line, i) => document.createTextNode((lines.length + i ? "\n" : "") + line));
   lines.push(...more);
   logs.append(...nodes);
-  while (lines.length > MAX_LOG_LINES) {
+  while (lines.length > limits.log_lines) {
     lines.shift();
     logs.firstChild.remove();
     logs.firstChild.data = logs.firstChild.data.slice(1); // the new first line has no newline before it
@@ -159,9 +157,7 @@ function drawDetail(job, now = Date.now()) {
   drawParams(job.params || {});
   resultBox.hidden = job.result === null || job.result === undefined;
   if (!resultBox.hidden) result.textContent = JSON.stringify(job.result, null, 2);
-  buttons.cancel.hidden = !(job.status === "pending" || job.status === "active") || job.cancel_requested;
-  buttons.retry.hidden = !(job.status === "failed" || job.status === "canceled");
-  buttons.delete.hidden = !ENDED.has(job.status);
+  for (const [what, button] of Object.entries(buttons)) button.hidden = !allowed(job, what);
 }
 
 function drawError(job) {

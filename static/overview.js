@@ -46,7 +46,9 @@ async function refresh() {
 function drawStats(stats) {
   showPaused(stats.paused, true);
   const q = stats.queues || {};
-  const waiting = ["high", "normal", "low"].map((p) => `${q[p] ?? 0} ${p}`).join(" · ");
+  const waiting = Object.entries(q) // by priority, highest first, as the server sends them
+    .map(([priority, n]) => `${n} ${priority}`)
+    .join(" · ");
   depth.textContent = `Waiting: ${waiting}${stats.paused ? " (queue paused)" : ""}`;
   drawWorkers(stats.workers || []);
   drawSparkline(stats.ended_per_minute || [], stats.jobs_per_minute);

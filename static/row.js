@@ -1,11 +1,11 @@
 // One row of the job list: made once from the template, then redrawn field by field, touching only the
 // nodes whose value changed. Every string from a job goes in through textContent or an attribute.
+import { allowed } from "./actions.js";
 import { between, duration, until } from "./format.js";
 import { drawPriority } from "./priority.js";
 import { jobHref } from "./router.js";
 
 const template = document.getElementById("row-template");
-export const ENDED = new Set(["completed", "failed", "canceled"]);
 const CLOCK_FORMAT = { hour: "2-digit", minute: "2-digit", second: "2-digit" };
 
 /** A new row for `job` (not drawn yet: drawRow does that): {job, tr, cells, texts}. */
@@ -49,9 +49,7 @@ export function drawRow(entry, job, now = Date.now()) {
     entry.tr.dataset.status = job.status;
     c.badge.textContent = canceling ? "canceling…" : job.status;
     c.badge.className = `badge status-${job.status}${canceling ? " canceling" : ""}`;
-    hideButton(entry, c.cancel, !(job.status === "pending" || job.status === "active") || job.cancel_requested);
-    hideButton(entry, c.retry, !(job.status === "failed" || job.status === "canceled"));
-    hideButton(entry, c.delete, !ENDED.has(job.status));
+    for (const what of ["cancel", "retry", "delete"]) hideButton(entry, c[what], !allowed(job, what));
   }
   if (old.type !== job.type) c.type.textContent = job.type;
   if (old.priority !== job.priority) drawPriority(c.priority, job.priority);

@@ -1,6 +1,6 @@
 """What the create body's schema cannot say, taught to schemathesis (SCHEMATHESIS_HOOKS=tests.schemathesis_hooks).
 
-JSON Schema has no "now": `run_at` must lie between now and a year ahead. Nor can it compare two fields: a
+JSON Schema has no "now": `run_at` must lie at most a year ahead. Nor can it compare two fields: a
 backoff's `max_delay_seconds` (default 3600) must not be less than its `delay_seconds` (default 1). The server
 refuses both with a 422 (tests/test_bad_input.py). So each generated create is moved into those bounds, in a
 way that keeps a negative case negative: only a well-formed date is moved, and the two delays are swapped or

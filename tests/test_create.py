@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import redis
 from flask.testing import FlaskClient
 
+from jobs.store.keys import SCHEDULED_KEY
 from tests.api_helpers import (
     API_JOB_FIELDS,
     HOSTILE_NAME,
@@ -56,6 +58,16 @@ def test_create_enqueues_the_job_for_rq(client: FlaskClient, redis_client: redis
 
     assert queued_ids(redis_client) == [job["id"]]
     assert job["params"] == {"seconds": 0.0}
+
+
+def test_create_with_a_past_run_at_queues_the_job_at_once(client: FlaskClient, redis_client: redis.Redis) -> None:
+    """A run_at a second ago runs now: straight into RQ's queue, not the scheduled set the upkeep promotes."""
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    job = create(client, type="demo.sleep", params={"seconds": 0}, run_at=past)
+
+    assert (job["status"], job["scheduled_for"]) == ("pending", None)
+    assert queued_ids(redis_client) == [job["id"]]
+    assert redis_client.zscore(SCHEDULED_KEY, job["id"]) is None
 
 
 def test_create_publishes_job_update_to_replay_stream_and_pubsub(

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 from playwright.sync_api import Request as PwRequest
 
 from jobs import Jobs
+from jobs.schemas import PAGE_MAX
 from scripts.harness import request, wait_until
 from tests.conftest import Stack
 from tests.dashboard_helpers import (
@@ -37,7 +38,7 @@ pytest_plugins = ["tests.dashboard_fixtures"]  # the browser, page and new_page 
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = Path("/tmp/dashboard.png")
-PAGE_SIZE = 200  # the page's data-page-size
+PAGE_SIZE = PAGE_MAX  # the page asks for pages as long as the server allows
 MEASURE_MS = 3_000  # how long the no-polling test watches the page's requests while events flow
 STATS_EVERY_S = 5  # the page reads /api/stats at most this often
 PHONE = {"width": 390, "height": 844}
@@ -209,6 +210,22 @@ def test_retry_and_delete_buttons(page: Page, base: str) -> None:
     done_row.locator('[data-do="delete"]').click()
     expect(done_row).to_have_count(0)
     assert request(base, "GET", f"/api/jobs/{done['id']}")[0] == 404
+
+
+def test_a_waiting_job_offers_cancel_and_delete_as_the_server_allows(page: Page, base: str) -> None:
+    """The buttons follow the server's table of allowed actions (data-actions): a pending job may be deleted too."""
+    open_dashboard(page, base)
+    job = create_job(base, unique("waiting"), "demo.sleep", params={"seconds": 0}, delay_seconds=600)
+    row = row_by_id(page, job["id"])
+    expect(row.locator(".badge")).to_have_text("pending")
+    expect(row.locator('[data-do="cancel"]')).to_be_visible()
+    expect(row.locator('[data-do="retry"]')).to_be_hidden()
+    row.locator(".name").click()
+    expect(page.locator('#detail [data-do="delete"]')).to_be_visible()
+    expect(page.locator('#detail [data-do="retry"]')).to_be_hidden()
+    row.locator('[data-do="delete"]').click()
+    expect(row).to_have_count(0)
+    assert request(base, "GET", f"/api/jobs/{job['id']}")[0] == 404
 
 
 def test_count_buttons_filter_and_match_the_api(page: Page, base: str) -> None:

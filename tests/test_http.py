@@ -1,9 +1,12 @@
-"""HTTP around the API: 405 with Allow, JSON 404s, /healthz, basic auth, and a Redis that is down."""
+"""HTTP around the API: 405 with Allow, JSON 404s, /healthz, basic auth, a Redis that is down, and what the page is
+told of the server's rules."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -12,13 +15,18 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from jobs import schemas
 from jobs.config import Settings
+from jobs.model import PRIORITIES, STATUSES
+from jobs.store.scripts import MAX_LOGS
+from jobs.types.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS
 from scripts.harness import free_port
 from tests.api_helpers import (
     UNKNOWN_ID,
     basic_auth,
     error_details,
 )
+from web import page as page_facts
 
 # -- errors and health ---------------------------------------------------------------------------
 
@@ -114,3 +122,43 @@ def test_redis_down_is_503_promptly(dead_redis_app: Flask, method: str, path: st
 
 def test_healthz_is_503_when_redis_is_down(dead_redis_app: Flask) -> None:
     error_details(dead_redis_app.test_client().get("/healthz"), 503, "redis_unavailable")
+
+
+# -- the page -------------------------------------------------------------------------------------
+
+
+class Elements(HTMLParser):
+    """Every start tag of a page, with its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def find(self, **wanted: str) -> dict[str, str | None]:
+        (found,) = [attrs for _, attrs in self.tags if all(attrs.get(k) == v for k, v in wanted.items())]
+        return found
+
+
+def test_the_page_is_told_the_servers_limits_choices_and_allowed_actions(client: FlaskClient) -> None:
+    """Rendered from the Python constants, so the form and the scripts cannot drift from the schemas."""
+    page = Elements()
+    page.feed(client.get("/").get_data(as_text=True))
+    (body,) = [attrs for tag, attrs in page.tags if tag == "body"]
+    limits = json.loads(body["data-limits"] or "")
+    assert limits == page_facts.LIMITS and limits["page"] == schemas.PAGE_MAX and limits["log_lines"] == MAX_LOGS
+    assert limits["cancel_ids"] == schemas.CANCEL_MAX
+    assert json.loads(body["data-actions"] or "") == {
+        "cancel": ["pending", "active"],
+        "retry": ["failed", "canceled"],
+        "delete": ["pending", "completed", "failed", "canceled"],
+    }
+    assert page.find(id="job-name")["maxlength"] == page.find(id="search")["maxlength"] == str(schemas.NAME_MAX)
+    assert page.find(id="job-max-attempts")["max"] == str(MAX_ATTEMPTS)
+    assert page.find(id="job-backoff-max")["max"] == str(MAX_DELAY_SECONDS)
+    options = [attrs["value"] for tag, attrs in page.tags if tag == "option"]
+    assert [o for o in options if o in PRIORITIES] == list(PRIORITIES)
+    assert [o for o in options if o in BACKOFF_TYPES] == list(BACKOFF_TYPES)
+    assert [attrs["data-status"] for _, attrs in page.tags if attrs.get("data-status")] == list(STATUSES)

@@ -8,22 +8,24 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from app import create_app
 from jobs.config import Settings
 from jobs.telemetry.health import risks
 from jobs.telemetry.logs import JsonFormatter
-from scripts.harness import RedisServer, Service, request, start_pool, start_web, wait_until
-from tests.api_helpers import basic_auth
+from scripts.harness import RedisServer, Service, free_port, request, start_pool, start_web, wait_until
+from tests.api_helpers import basic_auth, error_details
 from tests.bounds import EVENT_SECONDS, JOB_SECONDS, START_SECONDS
 
+JSON = "application/json"
 RISKY = ("--maxmemory", "10mb", "--maxmemory-policy", "allkeys-lru", "--appendonly", "no", "--save", "")
 
 
@@ -66,6 +68,73 @@ def test_a_request_refused_before_its_view_has_an_id_too(settings: Settings, red
     response = client.post("/api/queue/pause", headers=origin)
     assert response.status_code == 403
     assert response.get_json()["error"]["request_id"] == "csrf-1"
+
+
+def guarded_client(settings: Settings) -> FlaskClient:
+    """A client of an app with an admin (a:b) and a viewer (v:w)."""
+    guarded = Settings(redis_url=settings.redis_url, auth="a:b", viewer_auth="v:w")
+    return create_app({"TESTING": True, "SETTINGS": guarded}).test_client()
+
+
+def failing_client(settings: Settings) -> FlaskClient:
+    """A client of an app not in TESTING (so an exception is not re-raised) with a view that raises."""
+    app = create_app({"SETTINGS": settings})
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    app.add_url_rule("/api/boom", "boom", boom)
+    return app.test_client()
+
+
+def dead_redis_client() -> FlaskClient:
+    """A client of an app whose Redis is a free port with nothing listening."""
+    dead = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    return create_app({"TESTING": True, "SETTINGS": dead}).test_client()
+
+
+def retry_pending(client: FlaskClient, headers: dict[str, str]) -> TestResponse:
+    """A 409: a pending job cannot be retried."""
+    job_id = client.post("/api/jobs", json={"name": "x"}).get_json()["job"]["id"]
+    return client.post(f"/api/jobs/{job_id}/retry", headers=headers)
+
+
+REFUSALS: dict[str, tuple[int, str, Callable[[FlaskClient, Settings, dict[str, str]], TestResponse]]] = {
+    "400": (400, "bad_request", lambda c, s, h: c.post("/api/jobs", data="{", content_type=JSON, headers=h)),
+    "401": (401, "unauthorized", lambda c, s, h: guarded_client(s).get("/api/jobs", headers=h)),
+    "403-viewer": (
+        403,
+        "forbidden",
+        lambda c, s, h: guarded_client(s).post("/api/queue/pause", headers={**h, **basic_auth("v:w")}),
+    ),
+    "403-origin": (
+        403,
+        "forbidden_origin",
+        lambda c, s, h: c.post("/api/queue/pause", headers={**h, "Origin": "http://evil.example"}),
+    ),
+    "404-path": (404, "not_found", lambda c, s, h: c.get("/api/nope", headers=h)),
+    "404-job": (404, "not_found", lambda c, s, h: c.get("/api/jobs/" + "0" * 21, headers=h)),
+    "405": (405, "method_not_allowed", lambda c, s, h: c.put("/api/jobs", headers=h)),
+    "409": (409, "conflict", lambda c, s, h: retry_pending(c, h)),
+    "413": (
+        413,
+        "payload_too_large",
+        lambda c, s, h: c.post("/api/jobs", data="x" * (2 << 20), content_type=JSON, headers=h),
+    ),
+    "415": (415, "unsupported_media_type", lambda c, s, h: c.post("/api/jobs", data="{}", headers=h)),
+    "422": (422, "validation_error", lambda c, s, h: c.post("/api/jobs", json={"name": ""}, headers=h)),
+    "500": (500, "internal_error", lambda c, s, h: failing_client(s).get("/api/boom", headers=h)),
+    "503": (503, "redis_unavailable", lambda c, s, h: dead_redis_client().get("/api/jobs", headers=h)),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_every_error_body_carries_the_request_id(client: FlaskClient, settings: Settings, case: str) -> None:
+    """SPEC's one error shape, with the id the request's log line names, for every way a request fails."""
+    status, code, send = REFUSALS[case]
+    response = send(client, settings, {"X-Request-ID": f"trace-{case}"})
+    error_details(response, status, code)
+    assert response.get_json()["error"]["request_id"] == f"trace-{case}" == response.headers["X-Request-ID"]
 
 
 def test_the_json_formatter_keeps_the_extra_fields_and_the_traceback() -> None:

@@ -32,7 +32,7 @@ from jobs import (
     schemas,
 )
 from jobs.config import ConfigError, Settings
-from jobs.store.keys import EVENTS_KEY, INDEX_KEY
+from jobs.store.keys import EVENTS_KEY, INDEX_KEY, SCHEDULED_KEY
 from jobs.types import running
 from jobs.types.attempts import Backoff
 from jobs.types.registry import JobFunction
@@ -130,6 +130,14 @@ def test_enqueue_returns_a_typed_pending_job(jobs: Jobs, client: FlaskClient) ->
     assert Job.from_snapshot(client.get("/api/jobs").get_json()["jobs"][0]) == job  # what REST lists
 
 
+def test_enqueue_with_a_past_run_at_queues_the_job_at_once(jobs: Jobs, redis_client: redis.Redis) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    job = jobs.enqueue("demo.sleep", name=unique("past"), params=SLEEP, run_at=past)
+    assert (job.status, job.scheduled_for) == ("pending", None)
+    assert redis_client.lrange(jobs.store.queues[job.priority].key, 0, -1) == [job.id.encode()]
+    assert redis_client.zscore(SCHEDULED_KEY, job.id) is None
+
+
 def test_enqueue_is_thread_safe(jobs: Jobs, redis_client: redis.Redis) -> None:
     created: list[Job] = []
     lock = threading.Lock()
@@ -171,7 +179,7 @@ def test_enqueue_is_thread_safe(jobs: Jobs, redis_client: redis.Redis) -> None:
         pytest.param({"name": "x", "timeout_seconds": 24 * 3600 + 1}, {}, id="timeout-over-a-day"),
         pytest.param({"name": "x", "timeout_seconds": "soon"}, {}, id="timeout-not-a-number"),
         pytest.param({"name": "x", "delay_seconds": -1}, {}, id="delay-negative"),
-        pytest.param({"name": "x", "run_at": "2001-01-01T00:00:00Z"}, {}, id="run-at-past"),
+        pytest.param({"name": "x", "run_at": "2999-01-01T00:00:00Z"}, {}, id="run-at-over-a-year"),
         pytest.param({"name": "x", "max_attempts": 0}, {}, id="max-attempts-0"),
         pytest.param({"name": "x", "backoff": {"type": "random"}}, {}, id="backoff-unknown-type"),
         pytest.param({"name": "x", "backoff": "fast"}, {}, id="backoff-not-an-object"),

@@ -10,11 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import Jobs
 from jobs.config import RUN_URL_FILE
@@ -298,3 +300,26 @@ def test_a_fresh_clones_make_run_is_found_by_jobstream_and_jobs_from_env_from_an
         assert stale.returncode == 2 and stale.stderr.startswith(f"jobstream: {url_file} names {url}"), stale
     finally:
         decoy.stop()
+
+
+def test_make_run_makes_a_metrics_folder_that_does_not_exist_yet_and_serves_metrics(tmp_path: Path) -> None:
+    """PROMETHEUS_MULTIPROC_DIR naming a folder not made yet: every process comes up, and /metrics adds them up."""
+    folder = tmp_path / "not" / "yet" / "metrics"
+    run = Run(tmp_path, free_port(), free_port(), PROMETHEUS_MULTIPROC_DIR=str(folder))
+    try:
+        job = create(run.base, "metered", "demo.sleep", seconds=0)
+        wait_until(lambda: run.job(job["id"])["status"] == "completed", JOB_SECONDS, "the job to complete")
+        with urllib.request.urlopen(run.base + "/metrics", timeout=10) as response:
+            assert response.status == 200
+            text = response.read().decode()
+        samples = {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        created = ("jobstream_jobs_created_total", frozenset({("type", "demo.sleep")}))
+        ended = ("jobstream_jobs_ended_total", frozenset({("type", "demo.sleep"), ("status", "completed")}))
+        assert (samples[created], samples[ended]) == (1, 1)  # the web process's count and a worker's, from their files
+        assert list(folder.glob("counter_*.db"))
+    finally:
+        run.stop()

@@ -1,4 +1,7 @@
-"""The routes: each view turns one HTTP request into a call on jobs/; the route table also describes them."""
+"""The routes: each view turns one HTTP request into a call on jobs/; the route table also describes them.
+
+Over 300 lines because the route table holds each route's OpenAPI description beside its view, one place to read.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from jobs.store.lifecycle import JobStore
 from jobs.stream.fanout import ProcessFanout, RequestFanout, StreamHandle, StreamRegistry, stream
 from jobs.telemetry.metrics import CONTENT_TYPE, exposition
 from jobs.types.registry import describe_types
+from web import page
 from web.errors import error
 from web.openapi import Route, document
 from web.security import acting_user, can_change
@@ -77,7 +81,7 @@ def json_body(schema: Schema) -> dict[str, Any]:
 
 def index(job_id: str | None = None) -> str:
     """The dashboard page; at /jobs/<id> it opens on that job's detail (the page's router reads the URL)."""
-    return render_template("index.html", heartbeat=services().settings.heartbeat_seconds, can_change=can_change())
+    return render_template("index.html", can_change=can_change(), **page.context())
 
 
 def healthz() -> Response:

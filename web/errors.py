@@ -26,6 +26,7 @@ ERROR_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    500: "internal_error",
     503: "unavailable",
 }
 STATUS_OF = {"validation_error": 422, "not_found": 404, "conflict": 409, "idempotency_conflict": 409}

@@ -14,7 +14,7 @@ from rq import Queue
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
-from jobs.model import HIGH, LOW, NORMAL, PRIORITIES
+from jobs.model import DAY, HIGH, LOW, NORMAL, PRIORITIES
 from jobs.types.registry import JobType
 
 SUFFIXES = {HIGH: ":high", NORMAL: "", LOW: ":low"}  # the normal queue keeps the plain JOBSTREAM_QUEUE name
@@ -49,7 +49,7 @@ def depths(base: str, connection: redis.Redis) -> dict[str, int]:
         return dict(zip(PRIORITIES, pipe.execute(), strict=True))
 
 
-FAILURE_TTL = 7 * 24 * 3600  # RQ's copy of a failed job (jobstream deletes it with the job)
+FAILURE_TTL = 7 * DAY  # RQ's copy of a failed job (jobstream deletes it with the job)
 
 
 def save_rq_job(

@@ -8,12 +8,14 @@ atomically; the stream entry id is the event id. A published message is
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from jobs.connection import text
+from jobs.model import DETAIL_ONLY, Job
 from jobs.store.keys import EVENTS_KEY
 
 CHANNEL_PREFIX, CHANNEL_SUFFIX = "job:", ":progress"
@@ -27,27 +29,9 @@ REPLAY_CHUNK = 500  # events read from the replay stream per XRANGE
 RETRY_FRAME = b"retry: 3000\n\n"
 PING_FRAME = b": ping\n\n"
 
-# The ApiJob fields every event carries, in wire order; each is stored JSON-encoded in the job hash.
-SNAPSHOT_FIELDS = (
-    "id",
-    "name",
-    "type",
-    "params",
-    "status",
-    "priority",
-    "progress",
-    "action",
-    "cancel_requested",
-    "created_at",
-    "started_at",
-    "ended_at",
-    "scheduled_for",
-    "error",
-    "result",
-    "attempts",
-    "max_attempts",
-    "worker",
-)
+# The ApiJob fields every event carries, in wire order: Job's but the detail view's; each is stored JSON-encoded in
+# the job hash.
+SNAPSHOT_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name not in DETAIL_ONLY)
 
 
 def channel(job_id: str) -> str:

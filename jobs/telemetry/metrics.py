@@ -7,7 +7,7 @@ machine. What describes the whole system (jobs by status, queue depth, workers) 
 at scrape time instead, so it is right however many machines share that Redis.
 
 prometheus-client reads PROMETHEUS_MULTIPROC_DIR when it is first imported: set it before the
-process starts, never at run time.
+process starts, never at run time. A folder that does not exist yet is made here, before that import.
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import redis
-from prometheus_client import (
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus-client opens this process's files in the folder as it is imported (a series without labels gets its
+# own at once): whichever process imports the core first (`make run`, gunicorn's workers, the pool) makes it.
+if os.environ.get(MULTIPROC_DIR):
+    os.makedirs(os.environ[MULTIPROC_DIR], exist_ok=True)
+
+from prometheus_client import (  # noqa: E402
     CONTENT_TYPE_PLAIN_0_0_4,
     REGISTRY,
     CollectorRegistry,
@@ -27,17 +34,15 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client import multiprocess as _multiprocess
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import multiprocess as _multiprocess  # noqa: E402
+from prometheus_client.core import GaugeMetricFamily, Metric  # noqa: E402
 
-from jobs.model import PRIORITIES, STATUSES
+from jobs.model import PRIORITIES, STATUSES  # noqa: E402
 
-MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # every name here is a classic one: the format every Prometheus reads
 # Jobs run from well under a second (demo.sleep) to many minutes; waits from milliseconds to hours.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
-WORKER_STATES = ("busy", "idle")
 
 disable_created_metrics()  # no `_created` series beside every counter: nothing here reads them
 

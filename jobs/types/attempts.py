@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-DAY = 24 * 3600
+from jobs.model import DAY
+
 MAX_ATTEMPTS = 100
 MAX_DELAY_SECONDS = 7 * DAY
 BACKOFF_TYPES = ("fixed", "exponential")

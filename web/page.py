@@ -1,0 +1,33 @@
+"""What the dashboard page is told of the server's rules, rendered into it once: limits, choices, allowed actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobs import schemas
+from jobs.model import ACTIONS, NORMAL, PRIORITIES, STATUSES
+from jobs.store.scripts import MAX_LOGS
+from jobs.types.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS
+
+# The form's and the list's bounds, each the schema's own (static/api.js reads them as `limits`).
+LIMITS = {
+    "name": schemas.NAME_MAX,
+    "page": schemas.PAGE_MAX,
+    "cancel_ids": schemas.CANCEL_MAX,
+    "max_attempts": MAX_ATTEMPTS,
+    "backoff_seconds": MAX_DELAY_SECONDS,
+    "log_lines": MAX_LOGS,
+}
+
+
+def context() -> dict[str, Any]:
+    """The template's values: the limits (as attributes and as JSON), the choices the form offers, and which
+    statuses allow each action (static/actions.js's `allowed`)."""
+    return {
+        "limits": LIMITS,
+        "actions": {action: list(statuses) for action, statuses in ACTIONS.items()},
+        "statuses": STATUSES,
+        "priorities": PRIORITIES,
+        "default_priority": NORMAL,
+        "backoff_types": BACKOFF_TYPES,
+    }
