@@ -151,6 +151,8 @@ class JobstreamWorker(SimpleWorker):
         if self._next is not None:
             return self._restore(self._next)
         self.set_state(WorkerStatus.IDLE)
+        if self._stop_requested:  # asked while it was still busy with its last job's end
+            return None
         self.procline("Listening on " + ",".join(self.queue_names()))
         idle_since = time.monotonic()
         backoff = 1.0
@@ -208,6 +210,8 @@ class JobstreamWorker(SimpleWorker):
         _, following = self.store.next(self.name, ending, take=not leaving, alive=alive)
         self._taken = None
         self._next = following if isinstance(following, Taken) else None
+        if self._next is None:
+            self._state = WorkerStatus.IDLE  # between jobs: a stop signal now leaves at once, as RQ's
 
     def _perform(self, job: Job, queue: Queue, taken: Taken) -> Ending:
         """Run the job's function under its timeout; how it ended (RQ's perform_job without RQ's bookkeeping,

@@ -131,7 +131,7 @@ def test_without_the_replicas_asked_for_a_create_is_a_503_and_nothing_is_promise
         replicated(client, 1, timeout_ms=50)
     replicated(client, 0)  # none asked for: not even the mark is written
     assert client.get(REPLICATION_MARK) == b"1"
-    monkeypatch.setattr("jobs.store.lifecycle.replicated", partial(replicated, timeout_ms=50))
+    monkeypatch.setattr("jobs.store.creates.replicated", partial(replicated, timeout_ms=50))
     settings = Settings(redis_url=redis_server.url, redis_min_replicas=1)
     http = create_app({"TESTING": True, "SETTINGS": settings}).test_client()
     answer = http.post("/api/jobs", json={"name": "unacknowledged"}, headers={"Idempotency-Key": "k-1"})
