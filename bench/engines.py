@@ -24,7 +24,9 @@ here, and runs the same steps:
             several writes is one round trip, and a blocking pop that waits is one. Per job ended, from the
             1 % mark as above; idle workers' polling counts. The proxy adds latency, so that drain's rate
             is not reported; neither commandstats (which count pipelines' commands one by one) nor
-            total_reads_processed (which counts a pipeline split over two reads twice) can tell this.
+            total_reads_processed (which counts a pipeline split over two reads twice) can tell this. A
+            pipeline of hundreds of kilobytes can count more than once (Redis answers its first part while
+            the rest is still on its way); a worker's are far smaller.
   bytes     per stored job: jobstream's jobstream:job:<id> hash plus its rq:job:<id> hash, RQ's rq:job:<id>
             hash, by MEMORY USAGE (SAMPLES 0) on a sample of --sample jobs, once queued and once ended (a
             jobstream job's rq:job hash is gone then: result_ttl 0), with OBJECT ENCODING of the jobstream
@@ -34,7 +36,7 @@ Rounds are interleaved (round 1: every system in --systems order, round 2: ...),
 median over the rounds, with its ratio to plain RQ's. The load average is printed before and after.
 
     python -m bench.engines --jobs 5000 --rounds 3 --json bench/results/engines.json
-    python -m bench.engines --systems jobstream --rounds 1 --profile bench/results/engines-pyspy
+    python -m bench.engines --systems jobstream --rounds 1 --profile bench/results/engines-pyspy.txt
 """
 
 from __future__ import annotations
@@ -46,11 +48,14 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -240,19 +245,23 @@ class CountingProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._connection, "127.0.0.1", self.port))
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._connection, "127.0.0.1", self.port))
         self._ready.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            server.close()
-            for task in asyncio.all_tasks(self._loop):
-                task.cancel()
+        self._loop.run_forever()
+        self._loop.close()
+
+    async def _close(self) -> None:
+        self._server.close()
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _connection(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:
@@ -263,24 +272,26 @@ class CountingProxy:
         replied = [True]  # a reply went back since the client last sent: its next bytes open a round trip
 
         async def requests() -> None:
-            while data := await client_reader.read(65536):
-                if replied[0]:
-                    replied[0] = False
-                    self.round_trips += 1
-                server_writer.write(data)
-                await server_writer.drain()
+            with contextlib.suppress(OSError):
+                while data := await client_reader.read(65536):
+                    if replied[0]:
+                        replied[0] = False
+                        self.round_trips += 1
+                    server_writer.write(data)
+                    await server_writer.drain()
 
         async def replies() -> None:
-            while data := await server_reader.read(65536):
-                replied[0] = True  # before the client can see the reply, so before its next request
-                client_writer.write(data)
-                await client_writer.drain()
+            with contextlib.suppress(OSError):
+                while data := await server_reader.read(65536):
+                    replied[0] = True  # before the client can see the reply, so before its next request
+                    client_writer.write(data)
+                    await client_writer.drain()
 
-        with contextlib.suppress(OSError):
-            await asyncio.wait(
-                [asyncio.ensure_future(requests()), asyncio.ensure_future(replies())],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+        pumps = [asyncio.ensure_future(requests()), asyncio.ensure_future(replies())]
+        with contextlib.suppress(asyncio.CancelledError):  # the proxy stops
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for pump in pumps:  # one side closed: close both
+            pump.cancel()
         for writer in (client_writer, server_writer):
             writer.close()
 
@@ -398,12 +409,12 @@ def timed(system: str, options: argparse.Namespace, workdir: Path, profile: Path
             }
 
         drain = Drain(engine, client, count, probes)
-        profiler = None
-        if profile is not None:
-            profiler = start_profile(workers.pid, count / options.profile_rate, profile)
+        profiler = None if profile is None else start_profile(workers.pid, profile, options.profile_gil)
         first, last = drain.run()
-        if profiler is not None:
+        if profiler is not None and profile is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes what it has and ends
             print(pyspy.format_profile(pyspy.finish_profiler(profiler, profile)), file=sys.stderr)
+            print(format_callers(profile), file=sys.stderr)
         failure = engine.check(client, count)
         if failure:
             raise RuntimeError(f"{system}: {failure}; see {workdir / 'logs'}")
@@ -449,14 +460,30 @@ def counted(system: str, options: argparse.Namespace, workdir: Path) -> float:
         return (last["round_trips"] - first["round_trips"]) / (last["done"] - first["done"])
 
 
-def start_profile(pid: int, seconds: float, path: Path) -> Any:
-    """py-spy record on the worker tree (--subprocesses) for `seconds`: bench.pyspy's, on every worker."""
-    import subprocess
-
+def start_profile(pid: int, path: Path, gil: bool) -> subprocess.Popen[bytes]:
+    """py-spy record on the worker tree (--subprocesses) until interrupted: bench.pyspy's, on every worker;
+    with `gil`, only the samples of a thread holding the GIL (where the CPU goes, not the waits)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    args = [pyspy.binary(), "record", "-p", str(pid), "--subprocesses", "-d", str(max(1, round(seconds))), "-r", "100"]
-    args += ["--nonblocking", "--function", "-f", "raw", "-o", str(path)]
+    args = [pyspy.binary(), "record", "-p", str(pid), "--subprocesses", "-d", str(int(DRAIN_TIMEOUT)), "-r", "100"]
+    args += ["--nonblocking", "--function", "-f", "raw", "-o", str(path), *(["--gil"] if gil else [])]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def format_callers(path: Path, limit: int = 40) -> str:
+    """Inclusive sample shares of the frames in jobstream's and RQ's code: which of their steps the time is in."""
+    shares: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        for frame in set(stack.split(";")):
+            if any(mark in frame for mark in ("(jobs/", "(worker.py", "(rq/")):
+                shares[frame] += int(count)
+    lines = ["incl %   jobstream and RQ frames"]
+    lines += [f"{100 * n / total:6.1f}   {frame}" for frame, n in shares.most_common(limit)] if total else []
+    return "\n".join(lines)
 
 
 COLUMNS = (  # key, heading, format
@@ -526,7 +553,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=50, help="jobs whose keys MEMORY USAGE measures")
     parser.add_argument("--json", type=Path, help="write every run and the medians here")
     parser.add_argument("--profile", type=Path, help="py-spy the first round's jobstream drain into this file")
-    parser.add_argument("--profile-rate", type=float, default=700, help="drain jobs/s expected (sets its length)")
+    parser.add_argument("--profile-gil", action="store_true", help="only samples holding the GIL (py-spy --gil)")
     options = parser.parse_args()
 
     systems = [s.strip() for s in options.systems.split(",") if s.strip()]
