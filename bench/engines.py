@@ -4,8 +4,8 @@ Each system, in each round, gets its own private redis-server (free port, no per
 here, and runs the same steps:
 
   enqueue   N jobs with no worker running (jobstream: Jobs.enqueue_many, RQ: Queue.enqueue_many, both in
-            batches of --batch; dramatiq: actor.send in a loop, it has no bulk enqueue for Redis; huey: a task
-            call in a loop, neither has huey): jobs/s.
+            batches of --batch; dramatiq: actor.send in a loop, it has no bulk enqueue for Redis; huey: the
+            task called in a loop, nor has huey): jobs/s.
   drain     5 workers started after the enqueue (jobstream: worker.py with JOBSTREAM_CONCURRENCY=5; RQ:
             `rq worker-pool -n 5 -w SimpleWorker`; dramatiq: its CLI, 2 processes x 4 threads as in the issue's
             table; huey: huey_consumer, 5 processes). Redis is polled at 20 Hz (one pipelined round trip of
@@ -17,7 +17,8 @@ here, and runs the same steps:
   commands  the sum of `calls` over INFO commandstats, over the same interval, per job: Redis 7 counts a
             command a script runs under its own name as well as the EVALSHA (checked at start-up and
             printed), so this is every command Redis executed; the poller's own commands and INFO are taken
-            out. `reads/job` in the JSON is INFO stats total_reads_processed over it, for comparison.
+            out. The JSON has them by name, and INFO stats total_reads_processed over it (`reads_per_job`),
+            which agrees with the round trips below while every pipeline arrives in one read.
   round trips  a second drain of --count-jobs jobs on a fresh redis-server, the workers connected to it
             through a counting TCP proxy in this process: a round trip is a burst of client bytes that
             follows a reply (or opens the connection), so a pipeline or MULTI/EXEC block sent in one or in
@@ -33,10 +34,15 @@ here, and runs the same steps:
             (or rq) hash; and for every system INFO used_memory's growth over the enqueue, per job.
 
 Rounds are interleaved (round 1: every system in --systems order, round 2: ...), and each figure printed is the
-median over the rounds, with its ratio to plain RQ's. The load average is printed before and after.
+median over the rounds, with ratios to plain RQ's (of the rates, and of worker + redis CPU). The load average
+is printed at the start and after every run.
 
     python -m bench.engines --jobs 5000 --rounds 3 --json bench/results/engines.json
-    python -m bench.engines --systems jobstream --rounds 1 --profile bench/results/engines-pyspy.txt
+    python -m bench.engines --systems jobstream --rounds 1 --profile bench/results/engines-pyspy.txt [--profile-gil]
+
+--profile runs py-spy (bench/pyspy.py's binary and summary) on the whole worker tree during the first round's
+jobstream drain (which it slows: not a run to take figures from) and prints the top functions and the shares of
+jobstream's and RQ's frames; --profile-gil keeps only the samples of threads holding the GIL, i.e. the CPU.
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from bench import pyspy
-from bench.noop_tasks import QUEUE, noop
+from bench.noop_tasks import QUEUE, dramatiq_actor, huey_task, noop
 from jobs import Jobs
 from jobs.model import ACTIVE, COMPLETED, PENDING
 from jobs.store.keys import STATUS_PREFIX, job_key
@@ -85,14 +91,16 @@ class Engine:
     """How the benchmark enqueues, runs and watches one system's jobs on one redis-server."""
 
     name = ""
-    poll_commands = 0  # commands in one `ended` poll
+    poll: tuple[str, ...] = ()  # the commands of one `ended` poll, taken out of the counts
 
     def __init__(self, url: str, options: argparse.Namespace) -> None:
         self.url = url
         self.options = options
-        self.ids: list[str] = []
+        self.count = 0
+        self.ids: list[str] = []  # of the jobs, where the system has one per job
 
     def enqueue(self, count: int) -> None:
+        """Create `count` no-op jobs."""
         raise NotImplementedError
 
     def workers(self, url: str, logdir: Path) -> Service:
@@ -113,9 +121,10 @@ class Engine:
 
 class Jobstream(Engine):
     name = "jobstream"
-    poll_commands = 2
+    poll = ("zcard", "zcard")
 
     def enqueue(self, count: int) -> None:
+        self.count = count
         jobs = Jobs(redis.Redis.from_url(self.url))
         params = json.loads(self.options.params)
         batch = self.options.batch
@@ -133,7 +142,7 @@ class Jobstream(Engine):
     def ended(self, pipe: Any) -> Callable[[list[Any]], int]:
         pipe.zcard(STATUS_PREFIX + PENDING)
         pipe.zcard(STATUS_PREFIX + ACTIVE)
-        return lambda replies: len(self.ids) - sum(replies)
+        return lambda replies: self.count - sum(replies)
 
     def job_keys(self, job_id: str) -> list[str]:
         return [job_key(job_id), f"rq:job:{job_id}"]
@@ -145,9 +154,10 @@ class Jobstream(Engine):
 
 class PlainRQ(Engine):
     name = "rq"
-    poll_commands = 2
+    poll = ("zcard", "zcard")
 
     def enqueue(self, count: int) -> None:
+        self.count = count
         queue = Queue(QUEUE, connection=redis.Redis.from_url(self.url), serializer=JSONSerializer)
         batch = self.options.batch
         for start in range(0, count, batch):
@@ -179,15 +189,13 @@ class Dramatiq(Engine):
     """Ended = no longer in the queue's message hash (a message leaves it when acknowledged)."""
 
     name = "dramatiq"
-    poll_commands = 1
+    poll = ("hlen",)
 
     def enqueue(self, count: int) -> None:
-        from bench.noop_tasks import dramatiq_actor
-
+        self.count = count
         actor = dramatiq_actor(self.url)
         for _ in range(count):
             actor.send(seconds=0)
-        self._count = count
 
     def workers(self, url: str, logdir: Path) -> Service:
         args = [sys.executable, "-m", "dramatiq", "bench.noop_tasks", "--processes", "2", "--threads", "4"]
@@ -195,7 +203,7 @@ class Dramatiq(Engine):
 
     def ended(self, pipe: Any) -> Callable[[list[Any]], int]:
         pipe.hlen(f"dramatiq:{QUEUE}.msgs")
-        return lambda replies: self._count - replies[0]
+        return lambda replies: self.count - replies[0]
 
 
 class Huey(Engine):
@@ -203,15 +211,13 @@ class Huey(Engine):
     worker, microseconds each) may still run at the end."""
 
     name = "huey"
-    poll_commands = 1
+    poll = ("llen",)
 
     def enqueue(self, count: int) -> None:
-        from bench.noop_tasks import huey_task
-
-        self._huey, task = huey_task(self.url)
+        self.count = count
+        _, task = huey_task(self.url)
         for _ in range(count):
             task(0)
-        self._count = count
 
     def workers(self, url: str, logdir: Path) -> Service:
         args = [sys.executable, "-m", "huey.bin.huey_consumer", "bench.noop_tasks.huey", "-w", str(WORKERS)]
@@ -220,7 +226,7 @@ class Huey(Engine):
 
     def ended(self, pipe: Any) -> Callable[[list[Any]], int]:
         pipe.llen(f"huey.redis.{QUEUE}")
-        return lambda replies: self._count - replies[0]
+        return lambda replies: self.count - replies[0]
 
 
 ENGINES: dict[str, type[Engine]] = {"jobstream": Jobstream, "rq": PlainRQ, "dramatiq": Dramatiq, "huey": Huey}
@@ -421,10 +427,11 @@ def timed(system: str, options: argparse.Namespace, workdir: Path, profile: Path
         ended = stored_bytes(client, engine, options.sample)
         jobs = last["done"] - first["done"]
         polls = last["polls"] - first["polls"]
-        calls = {
-            name: n - first["calls"].get(name, 0) for name, n in last["calls"].items() if name != "info"
-        }  # INFO is the probe's
-        commands = sum(calls.values()) - polls * engine.poll_commands
+        calls = Counter(last["calls"])
+        calls.subtract(first["calls"])
+        calls.subtract({name: polls * engine.poll.count(name) for name in engine.poll})  # the poller's
+        del calls["info"]  # the probe's
+        commands = sum(calls.values())
         return {
             "system": system,
             "enqueue_per_s": enqueue_rate,
@@ -438,9 +445,7 @@ def timed(system: str, options: argparse.Namespace, workdir: Path, profile: Path
             "queued_encoding": queued.get("encoding"),
             "ended_bytes": ended.get("bytes"),
             "ended_encoding": ended.get("encoding"),
-            "top_commands_per_job": {
-                name: round(n / jobs, 2) for name, n in sorted(calls.items(), key=lambda kv: -kv[1])[:12] if n
-            },
+            "commands_by_name_per_job": {name: round(n / jobs, 2) for name, n in calls.most_common() if n},
             "measured_jobs": jobs,
         }
 
@@ -479,7 +484,7 @@ def format_callers(path: Path, limit: int = 40) -> str:
             continue
         total += int(count)
         for frame in set(stack.split(";")):
-            if any(mark in frame for mark in ("(jobs/", "(worker.py", "(rq/")):
+            if any(mark in frame for mark in ("(jobs/", "(runner/", "(worker.py", "(rq/")):
                 shares[frame] += int(count)
     lines = ["incl %   jobstream and RQ frames"]
     lines += [f"{100 * n / total:6.1f}   {frame}" for frame, n in shares.most_common(limit)] if total else []
