@@ -53,6 +53,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -474,20 +475,45 @@ def start_profile(pid: int, path: Path, gil: bool) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+FRAME_FILE = re.compile(r"\(([^()]+?):\d+\)$")  # py-spy's "function (file:line)"
+
+
+def owner(frame: str, own: set[str]) -> str:
+    """Whose code a py-spy frame is in. py-spy shortens some of the checkout's paths to the file name."""
+    match = FRAME_FILE.search(frame)
+    file = match[1] if match else ""
+    if file.startswith("redis/"):
+        return "redis-py"
+    if file.startswith("rq/"):
+        return "RQ"
+    if file.startswith(("jobs/", "runner/")) or file in own:
+        return "jobstream"
+    return "the rest (stdlib: json, logging, datetime...)"
+
+
 def format_callers(path: Path, limit: int = 40) -> str:
-    """Inclusive sample shares of the frames in jobstream's and RQ's code: which of their steps the time is in."""
+    """Whose code the samples end in, and the inclusive shares of jobstream's and RQ's frames: which of their
+    steps the time is in."""
+    own = {p.name for part in ("jobs", "runner") for p in (ROOT / part).rglob("*.py")} - {"__init__.py"}
+    own.add("worker.py")
+    leaves: Counter[str] = Counter()
     shares: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
+        frames = stack.split(";")
         total += int(count)
-        for frame in set(stack.split(";")):
-            if any(mark in frame for mark in ("(jobs/", "(runner/", "(worker.py", "(rq/")):
+        leaves[owner(frames[-1], own)] += int(count)
+        for frame in set(frames):
+            if owner(frame, own) in ("jobstream", "RQ"):
                 shares[frame] += int(count)
-    lines = ["incl %   jobstream and RQ frames"]
-    lines += [f"{100 * n / total:6.1f}   {frame}" for frame, n in shares.most_common(limit)] if total else []
+    if not total:
+        return "no samples"
+    lines = ["leaf %   whose code"] + [f"{100 * n / total:6.1f}   {who}" for who, n in leaves.most_common()]
+    lines += ["", "incl %   jobstream's and RQ's frames"]
+    lines += [f"{100 * n / total:6.1f}   {frame}" for frame, n in shares.most_common(limit)]
     return "\n".join(lines)
 
 
