@@ -389,6 +389,7 @@ def measure(system: str, options: argparse.Namespace, workdir: Path, profile: Pa
 
 
 def timed(system: str, options: argparse.Namespace, workdir: Path, profile: Path | None) -> dict[str, Any]:
+    """The enqueue and the drain on a fresh redis-server, no proxy: rates, CPU, commands and bytes."""
     count = options.jobs
     with contextlib.ExitStack() as stack:
         server = RedisServer(workdir / "redis").start()
