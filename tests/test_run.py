@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
 import psutil
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import Jobs
@@ -249,6 +252,13 @@ def fresh_clone(tmp_path: Path) -> Path:
     return clone
 
 
+def terminal_env() -> dict[str, str]:
+    """A new user's terminal: no REDIS_URL, no JOBSTREAM_* or PYTHON* setting of the test's own."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith(("JOBSTREAM_", "PYTHON"))}
+    env["COLUMNS"] = "500"  # the whole path on one line
+    return env
+
+
 def test_a_fresh_clones_make_run_is_found_by_jobstream_and_jobs_from_env_from_anywhere(tmp_path: Path) -> None:
     """Without REDIS_URL, from another directory, the terminal reads the clone's `make run`'s Redis: not the
     default, and not a decoy Redis on another port. On exit, make run takes its URL away again; a URL
@@ -257,8 +267,7 @@ def test_a_fresh_clones_make_run_is_found_by_jobstream_and_jobs_from_env_from_an
     url_file = clone / RUN_URL_FILE
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith(("JOBSTREAM_", "PYTHON"))}
-    env["COLUMNS"] = "500"  # the whole path on one line
+    env = terminal_env()
 
     def jobstream(*args: str) -> subprocess.CompletedProcess[str]:
         command = [str(clone / ".venv" / "bin" / "jobstream"), *args]
@@ -300,6 +309,91 @@ def test_a_fresh_clones_make_run_is_found_by_jobstream_and_jobs_from_env_from_an
         assert stale.returncode == 2 and stale.stderr.startswith(f"jobstream: {url_file} names {url}"), stale
     finally:
         decoy.stop()
+
+
+# -- the README's first job type in three steps ------------------------------------------------------------
+
+FIRST_JOB = re.compile(r"<!-- first-job: (\S+) -->\n```\w+\n(.*?)```", re.DOTALL)  # a marked block of the README
+ASSIGNMENT = re.compile(r"([A-Z_][A-Z0-9_]*)=(.*)")
+
+
+def first_job_steps() -> dict[str, str]:
+    """The code blocks of the README's "Your first job type in three steps", each by the name that marks it."""
+    blocks = dict(FIRST_JOB.findall((ROOT / "README.md").read_text()))
+    assert set(blocks) == {"myjobs.py", "run", "enqueue", "enqueue.py"}, f"the README's marked blocks: {set(blocks)}"
+    return blocks
+
+
+def shell_lines(block: str) -> list[tuple[dict[str, str], list[str]]]:
+    """Each line of a sh block as (its NAME=value settings, the command's words, if any); `export` sets alone."""
+    lines = []
+    for line in block.splitlines():
+        words = shlex.split(line, comments=True)
+        words = words[1:] if words[:1] == ["export"] else words
+        settings: dict[str, str] = {}
+        while words and (found := ASSIGNMENT.fullmatch(words[0])):
+            settings[found[1]] = found[2]
+            words = words[1:]
+        lines.append((settings, words))
+    return lines
+
+
+class FirstJobRun:
+    """Steps 1 and 2 of the README in a fresh clone: its module written where it says, make run with its settings."""
+
+    def __init__(self, tmp_path: Path, steps: dict[str, str]) -> None:
+        self.clone = fresh_clone(tmp_path)
+        (self.clone / "myjobs.py").write_text(steps["myjobs.py"])
+        [(settings, command)] = shell_lines(steps["run"])
+        assert command == ["make", "run"] and set(settings) == {"JOBSTREAM_JOB_MODULES"}, steps["run"]
+        self.run = Run(
+            tmp_path,
+            free_port(),
+            free_port(),
+            root=self.clone,
+            JOBSTREAM_CONCURRENCY="1",
+            JOBSTREAM_JOB_MODULES=settings["JOBSTREAM_JOB_MODULES"],
+        )
+
+
+@pytest.fixture
+def first_job_run(tmp_path: Path) -> Iterator[FirstJobRun]:
+    """make run of a fresh clone, after the README's steps 1 and 2; stopped whatever the test does."""
+    started = FirstJobRun(tmp_path, first_job_steps())
+    try:
+        yield started
+    finally:
+        started.run.stop()
+
+
+def test_the_readmes_three_steps_give_a_typed_job_type_enqueued_from_the_terminal_and_from_python(
+    tmp_path: Path, first_job_run: FirstJobRun
+) -> None:
+    """Step 3 as the README writes it, from another directory without REDIS_URL: the command and the Python
+    snippet each enqueue the new type, wait, and see it completed with the result that the README says."""
+    steps, clone, run = first_job_steps(), first_job_run.clone, first_job_run.run
+    (clone / "enqueue.py").write_text(steps["enqueue.py"])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = terminal_env()
+    done = []
+    for settings, words in shell_lines(steps["enqueue"]):
+        env.update(settings)
+        if not words:
+            continue  # an export
+        program, *args = words
+        if program == ".venv/bin/jobstream":
+            command = [str(clone / program), *args]
+        else:
+            assert program == ".venv/bin/python", f"the test knows no {program}"
+            command = [sys.executable, *(str(clone / arg) for arg in args)]
+        done.append(subprocess.run(command, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60))
+    terminal, python = done
+    assert terminal.returncode == 0, terminal.stdout + terminal.stderr
+    job = run.job(terminal.stdout.split()[0])  # the command prints the job, its id first
+    assert (job["type"], job["status"], job["result"]) == ("reports.export", "completed", {"rows": 1000})
+    said = steps["enqueue.py"].strip().splitlines()[-1].split("# ", 1)[1]  # the README's comment on the print
+    assert (python.returncode, python.stdout.strip()) == (0, said), python.stderr
 
 
 def test_make_run_makes_a_metrics_folder_that_does_not_exist_yet_and_serves_metrics(tmp_path: Path) -> None:
