@@ -1,5 +1,6 @@
-"""The event scripts of jobs/store/lua/: every change of a job is one of them, called here with its keys and one
-JSON header of named arguments, whose constant part (key prefixes, event and status names) comes from Python."""
+"""The event scripts of jobs/store/lua/: every change of a job is one of them, called here with one JSON header of
+named arguments, whose constant part (key names and prefixes, event and status names, the types' limits) comes
+from Python."""
 
 from __future__ import annotations
 
@@ -44,7 +45,6 @@ ENDED_COUNTER_TTL = 2 * 3600  # the per-minute counters of ended jobs cover the 
 MAX_LOGS = 1000
 MAX_LOG_LINE = 4000
 TAKE_TRIES = 10  # jobs that their type's limit holds back, passed over in one take before the worker waits
-SUSPENDED_KEY = WORKERS_SUSPENDED  # RQ's pause: while it exists, no worker takes a job
 
 
 class Script:
@@ -98,7 +98,7 @@ class Scripts:
             "queue_keys": {priority: queue.key for priority, queue in queues.items()},
             "queue_order": [queue.key for queue in queues.values()],  # highest priority first
             "wake_key": wake_key(settings.queue),
-            "suspended_key": SUSPENDED_KEY,
+            "suspended_key": WORKERS_SUSPENDED,  # RQ's pause: while it exists, no worker takes a job
             "rq_job_prefix": Job.redis_job_namespace_prefix,
             "rq_results_prefix": Result.get_key(""),  # a failure's Result outlives RQ's job hash by days
             "rq_queued": JobStatus.QUEUED.value,
