@@ -24,9 +24,9 @@ from jobs.connection import connect
 from jobs.errors import InvalidRequest, JobConflict, JobNotFound
 from jobs.model import ENDED, Job, isoformat
 from jobs.options import CreateOptions
-from jobs.store import control
+from jobs.store import control, failures
 from jobs.store.creates import NewJob
-from jobs.store.lifecycle import JobStore
+from jobs.store.lifecycle import UNDELETABLE, JobStore
 from jobs.store.scripts import Outcome
 from jobs.stream.events import BEGINNING, JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
 from jobs.stream.fanout import RedisSubscription
@@ -263,6 +263,28 @@ class Jobs:
     def resume(self) -> None:
         """Hand out pending jobs again."""
         control.unpause(self.store)
+
+    # -- failures ----------------------------------------------------------------------------
+
+    def failures(self) -> builtins.list[dict[str, Any]]:
+        """The failure groups, largest first: failed jobs by type and error, numbers, ids and quoted values aside."""
+        return failures.groups(self.redis)
+
+    def retry_failures(self, key: str, by: str | None = None) -> builtins.list[str]:
+        """Retry every job of failure group `key` (JobNotFound when there is none); the ids retried."""
+        return [job_id for job_id in self._group(key) if self.store.retry(job_id, by).ok]
+
+    def delete_failures(self, key: str, by: str | None = None) -> builtins.list[str]:
+        """Delete every job of failure group `key` (JobNotFound when there is none); the ids deleted."""
+        deleted = self.store.delete_many(self._group(key), keep=UNDELETABLE)
+        logger.info("failure group %s: %d jobs deleted%s", key, len(deleted), f" by {by}" if by else "")
+        return deleted
+
+    def _group(self, key: str) -> builtins.list[str]:
+        ids = failures.members(self.redis, key)
+        if ids is None:
+            raise JobNotFound(f"no failure group {key}")
+        return ids
 
     def clean(self, status: str | None = None, older_than_seconds: int = 0) -> builtins.list[str]:
         """Delete ended jobs (of `status`, or every ended one) that ended that long ago; returns their ids."""

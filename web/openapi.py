@@ -12,6 +12,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
 from jobs import schemas
+from jobs.schemas import PATH_PATTERNS
 
 ERROR_DESCRIPTIONS = {
     400: "the body is not valid JSON, or not an object",
@@ -72,9 +73,8 @@ class Route:
         for code in sorted(errors):
             responses[str(code)] = {"description": ERROR_DESCRIPTIONS[code], **_content(schemas.ErrorSchema)}
         operation: dict[str, Any] = {"summary": self.summary, "operationId": self.view.__name__, "responses": responses}
-        id_schema = {"type": "string", "pattern": schemas.JOB_ID_PATTERN}  # every path parameter is a job id
         parameters: list[dict[str, Any]] = [
-            {"in": "path", "name": name, "required": True, "schema": id_schema}
+            {"in": "path", "name": name, "required": True, "schema": {"type": "string", "pattern": PATH_PATTERNS[name]}}
             for name in PATH_PARAMETER.findall(self.rule)
         ]
         if self.query is not None:

@@ -18,6 +18,11 @@ SLOT_PREFIX = "jobstream:slot:"  # + type: the next start time (ms) free for a j
 IDEMPOTENCY_PREFIX = "jobstream:idempotency:"  # + sha256 of a key: the job it created, for 24 h
 SWEEP_LOCK = "jobstream:sweep-lock"  # held by the one process that runs retention at a time
 COUNTS_KEY = "jobstream:counts"  # status -> how many jobs have it, kept beside the status sets by every script
+TYPE_PENDING_KEY = "jobstream:type-pending"  # type -> how many of its jobs are pending
+TYPE_STATS_PREFIX = "jobstream:type-stats:"  # + type + ":" + minute: a histogram of its ends (jobs/store/typestats.py)
+FAILURE_GROUPS_KEY = "jobstream:failure-groups"  # group key -> how many failed jobs it holds
+FAILURE_META_KEY = "jobstream:failure-meta"  # group key -> JSON {type, error, example}
+FAILURE_PREFIX = "jobstream:failure:"  # + group key: its failed jobs' ids, scored by when they failed (ms)
 LOGS_SUFFIX = ":logs"  # JOB_PREFIX + id + this: the job's log lines
 ALIVE_PREFIX = "jobstream:alive:"  # + id: set, with a TTL, by the worker running that job; gone when it leaves active
 

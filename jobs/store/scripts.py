@@ -17,12 +17,15 @@ from rq.suspension import WORKERS_SUSPENDED
 from rq.worker import WorkerStatus
 
 from jobs.config import Settings
-from jobs.model import ACTIVE, ENDED, PENDING, STATUSES, utcnow
+from jobs.model import ACTIVE, ENDED, FAILED, PENDING, STATUSES, utcnow
 from jobs.store.keys import (
     ALIVE_PREFIX,
     COUNTS_KEY,
     ENDED_AT_PREFIX,
     EVENTS_KEY,
+    FAILURE_GROUPS_KEY,
+    FAILURE_META_KEY,
+    FAILURE_PREFIX,
     HELD_PREFIX,
     INDEX_KEY,
     JOB_PREFIX,
@@ -32,6 +35,8 @@ from jobs.store.keys import (
     SLOT_PREFIX,
     STARTS_PREFIX,
     STATUS_PREFIX,
+    TYPE_PENDING_KEY,
+    TYPE_STATS_PREFIX,
     ended_key,
 )
 from jobs.store.lua import source
@@ -87,6 +92,11 @@ class Scripts:
             "index_key": INDEX_KEY,
             "events_key": EVENTS_KEY,
             "counts_key": COUNTS_KEY,
+            "type_pending_key": TYPE_PENDING_KEY,
+            "type_stats_prefix": TYPE_STATS_PREFIX,
+            "failure_groups_key": FAILURE_GROUPS_KEY,
+            "failure_meta_key": FAILURE_META_KEY,
+            "failure_prefix": FAILURE_PREFIX,
             "channel_prefix": CHANNEL_PREFIX,
             "channel_suffix": CHANNEL_SUFFIX,
             "status_prefix": STATUS_PREFIX,
@@ -109,6 +119,7 @@ class Scripts:
             "job_update": JOB_UPDATE,
             "pending": PENDING,
             "active": ACTIVE,
+            "failed": FAILED,
             "active_json": dumps(ACTIVE),
             "ended": list(ENDED),
             "statuses": list(STATUSES),
