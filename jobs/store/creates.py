@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -15,17 +15,21 @@ from rq import Queue
 from jobs.config import Settings
 from jobs.connection import replicated
 from jobs.errors import IdempotencyConflict
-from jobs.model import DAY, isoformat, new_job_id, utcnow
+from jobs.model import DAY, isoformat, new_job_id
 from jobs.store.handoff import waiting
 from jobs.store.keys import idempotency_key, job_key
-from jobs.store.queues import arm, save_rq_job
+from jobs.store.queues import rq_data, rq_fields
 from jobs.store.reads import Reader
-from jobs.store.scripts import Scripts, dumps, outcome
+from jobs.store.scripts import Scripts, dumps
+from jobs.stream.events import SNAPSHOT_FIELDS
 from jobs.telemetry import observe
+from jobs.telemetry.metrics import EVENTS_PUBLISHED
 from jobs.types.attempts import Backoff
 from jobs.types.registry import JobType
 
 IDEMPOTENCY_SECONDS = DAY
+VARYING = ("id", "name", "params", "scheduled_for")  # a new job's fields that differ within a shape, in snapshot order
+STRIDE = 8  # create.lua's ARGV entries per job
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ class Creator:
         self, pipe: Any, batch: Sequence[NewJob], claims: dict[str, tuple[str, str]]
     ) -> list[tuple[dict[str, Any], bool]]:
         ids: list[str] = []
-        replies_at: dict[str, int] = {}  # a created job's id -> where its script's reply comes in EXEC's
+        fresh: list[tuple[str, NewJob]] = []
         pipe.multi()
         for new in batch:
             key = idempotency_key(new.idempotency_key) if new.idempotency_key else None
@@ -100,26 +104,87 @@ class Creator:
             if key is not None:
                 claims[key] = (job_id, new.fingerprint)
                 pipe.set(key, dumps({"job": job_id, "fingerprint": new.fingerprint}), ex=IDEMPOTENCY_SECONDS)
-            replies_at[job_id] = len(pipe)
-            start = new.run_at.timestamp() if new.run_at else None
-            self.scripts.change(job_id, mode="create", fields=_new_fields(job_id, new), schedule_at=start, client=pipe)
-            queue = self.queues[new.priority]
-            save_rq_job(queue, new.job_type, job_id, new.params, new.timeout, pipe, queued=start is None)
+            fresh.append((job_id, new))
             ids.append(job_id)
-        if replies_at:
-            arm(pipe, self.settings.queue)
-        replies = pipe.execute()
+        jobs: dict[str, dict[str, Any]] = {}
+        if fresh:
+            shapes = Shapes(self.queues)
+            argv = [arg for job_id, new in fresh for arg in shapes.add(job_id, new, jobs)]
+            self.scripts.create(shapes.header(), argv, pipe)
+        pipe.execute()
         if ids:  # a job returned for its Idempotency-Key too: the request that created it may have got a 503
             replicated(self.redis, self.settings.redis_min_replicas)
-        jobs: dict[str, dict[str, Any]] = {}
-        for job_id, at in replies_at.items():
-            job = outcome(replies[at]).job
-            assert job is not None  # a fresh id cannot be taken
-            jobs[job_id] = job
+        EVENTS_PUBLISHED.inc(len(jobs))
         for job in jobs.values():
             observe.created(job)
-        jobs.update((job["id"], job) for job in self.read.snapshots([i for i in ids if i not in jobs]))
-        return [(jobs[job_id], job_id in replies_at) for job_id in ids]
+        created = set(jobs)
+        jobs.update((job["id"], job) for job in self.read.snapshots([i for i in ids if i not in created]))
+        return [(jobs[job_id], job_id in created) for job_id in ids]
+
+
+class Shapes:
+    """What create.lua is told of a batch: each distinct type and options of its jobs (a shape) once, with the
+    job hash's and RQ's fields that they share encoded once, and per job only what differs (VARYING)."""
+
+    def __init__(self, queues: dict[str, Queue]) -> None:
+        self.queues = queues
+        self.moment = datetime.now(UTC)
+        self.created_at = isoformat(self.moment)
+        self._index: dict[tuple[Any, ...], int] = {}
+        self._shapes: list[dict[str, Any]] = []
+        self._values: list[dict[str, Any]] = []  # each shape's snapshot values, but for VARYING
+        self._pieces: list[list[str]] = []  # each shape's snapshot JSON around the VARYING values
+
+    def add(self, job_id: str, new: NewJob, snapshots: dict[str, dict[str, Any]]) -> list[Any]:
+        """The job's entries of create.lua's ARGV (see there); its snapshot goes in `snapshots`."""
+        shape = self._shape(new)
+        scheduled_for = isoformat(new.run_at) if new.run_at else None
+        varying = {"id": job_id, "name": new.name, "params": new.params, "scheduled_for": scheduled_for}
+        encoded = [dumps(varying[name]) for name in VARYING]
+        pieces = self._pieces[shape]
+        snapshot = pieces[0] + "".join(value + piece for value, piece in zip(encoded, pieces[1:], strict=True))
+        snapshots[job_id] = {**self._values[shape], **varying}
+        start = int(new.run_at.timestamp() * 1000) if new.run_at else ""
+        return [job_id, shape + 1, *encoded[1:], start, snapshot, rq_data(new.job_type, encoded[2])]
+
+    def header(self) -> dict[str, Any]:
+        """What create.lua's jobs share."""
+        rq_time = self.moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # rq.utils.utcformat
+        return {
+            "shapes": self._shapes,
+            "rq_created_at": rq_time,
+            "rq_enqueued_at": rq_time,
+            "rq_queues_key": Queue.redis_queues_keys,
+            "stride": STRIDE,
+        }
+
+    def _shape(self, new: NewJob) -> int:
+        key = (new.job_type.name, new.priority, new.timeout, new.max_attempts, new.backoff)
+        found = self._index.get(key)
+        if found is not None:
+            return found
+        fields = _new_fields(new, self.created_at)
+        queue = self.queues[new.priority]
+        self._shapes.append(
+            {
+                "fields": [part for name, value in fields.items() for part in (name, dumps(value))],
+                "rq": rq_fields(queue, new.job_type, new.timeout),
+                "queue": queue.key,
+            }
+        )
+        values = {**fields, **dict.fromkeys(VARYING)}
+        self._values.append({name: values[name] for name in SNAPSHOT_FIELDS})
+        pieces, text = [], "{"
+        for at, name in enumerate(SNAPSHOT_FIELDS):
+            text += ("," if at else "") + f'"{name}":'
+            if name in VARYING:
+                pieces.append(text)
+                text = ""
+            else:
+                text += dumps(values[name])
+        self._pieces.append([*pieces, text + "}"])
+        self._index[key] = len(self._shapes) - 1
+        return self._index[key]
 
 
 def _claims(pipe: Any, keys: list[str]) -> dict[str, tuple[str, str]]:
@@ -134,9 +199,9 @@ def _claims(pipe: Any, keys: list[str]) -> dict[str, tuple[str, str]]:
     return claims
 
 
-def _new_fields(job_id: str, new: NewJob) -> dict[str, Any]:
-    fields: dict[str, Any] = {"id": job_id, "name": new.name, "type": new.job_type.name, "params": new.params}
-    fields.update(created_at=utcnow(), priority=new.priority, timeout=new.timeout, **waiting(attempts=1))
+def _new_fields(new: NewJob, created_at: str) -> dict[str, Any]:
+    """The fields of a new job of `new`'s shape, but for VARYING."""
+    fields: dict[str, Any] = {"type": new.job_type.name, "created_at": created_at, "priority": new.priority}
+    fields.update(timeout=new.timeout, **waiting(attempts=1))
     fields.update(max_attempts=new.max_attempts, retry_budget=new.max_attempts, backoff=new.backoff.packed())
-    fields["scheduled_for"] = isoformat(new.run_at) if new.run_at else None
     return fields

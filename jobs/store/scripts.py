@@ -54,12 +54,12 @@ class Script:
     def __init__(self, client: redis.Redis, name: str) -> None:
         self._script = client.register_script(source(PRELUDE) + "\n" + source(name))
 
-    def __call__(self, common: str, header: dict[str, Any], client: Any = None) -> Any:
-        """Run the script; inside a pipeline (`client`), queue it and return the pipeline."""
+    def __call__(self, common: str, header: dict[str, Any], client: Any = None, more: list[Any] | None = None) -> Any:
+        """Run the script (`more`: ARGV after the header); inside a pipeline (`client`), queue it and return the
+        pipeline."""
         varying = dumps(header)[1:-1]
-        return self._script(
-            keys=[], args=["{" + ",".join(part for part in (common, varying) if part) + "}"], client=client
-        )
+        whole = "{" + ",".join(part for part in (common, varying) if part) + "}"
+        return self._script(keys=[], args=[whole, *more] if more else [whole], client=client)
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,7 @@ class Scripts:
         self._known_types = -1
         self._common = ""
         self._apply = Script(connection, "apply")
+        self._create = Script(connection, "create")
         self._delete = Script(connection, "delete")
         self._promote = Script(connection, "promote")
         self._next = Script(connection, "next")
@@ -157,6 +158,10 @@ class Scripts:
         header = self.header(job_id, JOB_UPDATE) | change(mode, guard, worker, fields, logs, schedule_at)
         reply = self._apply(self.common(), header, client=client)
         return reply if client is not None else outcome(reply)
+
+    def create(self, batch: dict[str, Any], argv: list[Any], pipe: Any) -> None:
+        """Queue create.lua in `pipe`: the new jobs of one batch (see creates.Shapes), one event each."""
+        self._create(self.common(), self.header("", JOB_UPDATE) | batch, client=pipe, more=argv)
 
     def header(self, job_id: str, event: str) -> dict[str, Any]:
         """What varies per call: the job, the event and the moment."""
