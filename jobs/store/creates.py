@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import redis
@@ -28,8 +29,9 @@ from jobs.types.attempts import Backoff
 from jobs.types.registry import JobType
 
 IDEMPOTENCY_SECONDS = DAY
-VARYING = ("id", "name", "params", "scheduled_for")  # a new job's fields that differ within a shape, in snapshot order
-STRIDE = 8  # create.lua's ARGV entries per job
+# A new job's fields that its Shape leaves open, in the snapshot's order (created_at: the same in one batch).
+VARYING = ("id", "name", "params", "created_at", "scheduled_for")
+STRIDE = 9  # create.lua's ARGV entries per job
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class Creator:
                     return self._create_watched(pipe, batch, _claims(pipe, keys))
                 except redis.WatchError:
                     continue
+                except redis.exceptions.NoScriptError:  # its SETs ran: each names a job that is not, so is free
+                    self.scripts.lost()
 
     def _create_watched(
         self, pipe: Any, batch: Sequence[NewJob], claims: dict[str, tuple[str, str]]
@@ -108,9 +112,9 @@ class Creator:
             ids.append(job_id)
         jobs: dict[str, dict[str, Any]] = {}
         if fresh:
-            shapes = Shapes(self.queues)
-            argv = [arg for job_id, new in fresh for arg in shapes.add(job_id, new, jobs)]
-            self.scripts.create(shapes.header(), argv, pipe)
+            batch_of = Batch(self.queues)
+            argv = [arg for job_id, new in fresh for arg in batch_of.add(job_id, new, jobs)]
+            self.scripts.create(batch_of.header(), argv, pipe)
         pipe.execute()
         if ids:  # a job returned for its Idempotency-Key too: the request that created it may have got a 503
             replicated(self.redis, self.settings.redis_min_replicas)
@@ -122,69 +126,71 @@ class Creator:
         return [(jobs[job_id], job_id in created) for job_id in ids]
 
 
-class Shapes:
-    """What create.lua is told of a batch: each distinct type and options of its jobs (a shape) once, with the
-    job hash's and RQ's fields that they share encoded once, and per job only what differs (VARYING)."""
+@dataclass(frozen=True, eq=False)  # one per shape (see shape()): compared by identity
+class Shape:
+    """A type and options of new jobs, as create.lua takes them: what their job hashes and RQ's share, encoded."""
+
+    script: dict[str, Any]  # create.lua's shape: `fields`, `rq`, `queue`
+    values: dict[str, Any]  # the snapshot's values, but for VARYING
+    pieces: list[str]  # the snapshot's JSON around the VARYING values
+
+
+@lru_cache(maxsize=256)
+def shape(job_type: JobType, priority: str, timeout: int, max_attempts: int, backoff: Backoff, queue: Queue) -> Shape:
+    """The Shape of new jobs of these: each encoded once per process."""
+    fields: dict[str, Any] = {"type": job_type.name, "priority": priority, "timeout": timeout, **waiting(attempts=1)}
+    fields.update(max_attempts=max_attempts, retry_budget=max_attempts, backoff=backoff.packed())
+    script = {
+        "fields": [part for name, value in fields.items() for part in (name, dumps(value))],
+        "rq": rq_fields(queue, job_type, timeout),
+        "queue": queue.key,
+    }
+    values = {**fields, **dict.fromkeys(VARYING)}
+    pieces, text = [], "{"
+    for at, name in enumerate(SNAPSHOT_FIELDS):
+        text += ("," if at else "") + f'"{name}":'
+        if name in VARYING:
+            pieces.append(text)
+            text = ""
+        else:
+            text += dumps(values[name])
+    return Shape(script, {name: values[name] for name in SNAPSHOT_FIELDS}, [*pieces, text + "}"])
+
+
+class Batch:
+    """What create.lua is told of a batch: each Shape of its jobs once, and per job only what differs."""
 
     def __init__(self, queues: dict[str, Queue]) -> None:
         self.queues = queues
         self.moment = datetime.now(UTC)
         self.created_at = isoformat(self.moment)
-        self._index: dict[tuple[Any, ...], int] = {}
-        self._shapes: list[dict[str, Any]] = []
-        self._values: list[dict[str, Any]] = []  # each shape's snapshot values, but for VARYING
-        self._pieces: list[list[str]] = []  # each shape's snapshot JSON around the VARYING values
+        self._at: dict[Shape, int] = {}  # each shape's place in create.lua's `shapes`, from 1
 
     def add(self, job_id: str, new: NewJob, snapshots: dict[str, dict[str, Any]]) -> list[Any]:
         """The job's entries of create.lua's ARGV (see there); its snapshot goes in `snapshots`."""
-        shape = self._shape(new)
+        queue = self.queues[new.priority]
+        found = shape(new.job_type, new.priority, new.timeout, new.max_attempts, new.backoff, queue)
+        at = self._at.setdefault(found, len(self._at) + 1)
         scheduled_for = isoformat(new.run_at) if new.run_at else None
-        varying = {"id": job_id, "name": new.name, "params": new.params, "scheduled_for": scheduled_for}
+        varying: dict[str, Any] = {"id": job_id, "name": new.name, "params": new.params}
+        varying.update(created_at=self.created_at, scheduled_for=scheduled_for)
         encoded = [dumps(varying[name]) for name in VARYING]
-        pieces = self._pieces[shape]
+        pieces = found.pieces
         snapshot = pieces[0] + "".join(value + piece for value, piece in zip(encoded, pieces[1:], strict=True))
-        snapshots[job_id] = {**self._values[shape], **varying}
+        snapshots[job_id] = {**found.values, **varying}
         start = int(new.run_at.timestamp() * 1000) if new.run_at else ""
-        return [job_id, shape + 1, *encoded[1:], start, snapshot, rq_data(new.job_type, encoded[2])]
+        return [job_id, at, *encoded[1:], start, snapshot, rq_data(new.job_type, encoded[2])]
 
     def header(self) -> dict[str, Any]:
         """What create.lua's jobs share."""
         rq_time = self.moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # rq.utils.utcformat
         return {
-            "shapes": self._shapes,
+            "shapes": [found.script for found in self._at],
             "rq_created_at": rq_time,
             "rq_enqueued_at": rq_time,
             "rq_queues_key": Queue.redis_queues_keys,
             "stride": STRIDE,
         }
-
-    def _shape(self, new: NewJob) -> int:
-        key = (new.job_type.name, new.priority, new.timeout, new.max_attempts, new.backoff)
-        found = self._index.get(key)
-        if found is not None:
-            return found
-        fields = _new_fields(new, self.created_at)
-        queue = self.queues[new.priority]
-        self._shapes.append(
-            {
-                "fields": [part for name, value in fields.items() for part in (name, dumps(value))],
-                "rq": rq_fields(queue, new.job_type, new.timeout),
-                "queue": queue.key,
-            }
-        )
-        values = {**fields, **dict.fromkeys(VARYING)}
-        self._values.append({name: values[name] for name in SNAPSHOT_FIELDS})
-        pieces, text = [], "{"
-        for at, name in enumerate(SNAPSHOT_FIELDS):
-            text += ("," if at else "") + f'"{name}":'
-            if name in VARYING:
-                pieces.append(text)
-                text = ""
-            else:
-                text += dumps(values[name])
-        self._pieces.append([*pieces, text + "}"])
-        self._index[key] = len(self._shapes) - 1
-        return self._index[key]
 
 
 def _claims(pipe: Any, keys: list[str]) -> dict[str, tuple[str, str]]:
@@ -197,11 +203,3 @@ def _claims(pipe: Any, keys: list[str]) -> dict[str, tuple[str, str]]:
             if pipe.exists(job_key(claim["job"])):
                 claims[key] = (claim["job"], claim["fingerprint"])
     return claims
-
-
-def _new_fields(new: NewJob, created_at: str) -> dict[str, Any]:
-    """The fields of a new job of `new`'s shape, but for VARYING."""
-    fields: dict[str, Any] = {"type": new.job_type.name, "created_at": created_at, "priority": new.priority}
-    fields.update(timeout=new.timeout, **waiting(attempts=1))
-    fields.update(max_attempts=new.max_attempts, retry_budget=new.max_attempts, backoff=new.backoff.packed())
-    return fields

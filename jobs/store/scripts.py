@@ -53,13 +53,29 @@ class Script:
 
     def __init__(self, client: redis.Redis, name: str) -> None:
         self._script = client.register_script(source(PRELUDE) + "\n" + source(name))
+        self.loaded = False  # known to Redis: a transaction sends its hash alone
 
     def __call__(self, common: str, header: dict[str, Any], client: Any = None, more: list[Any] | None = None) -> Any:
         """Run the script (`more`: ARGV after the header); inside a pipeline (`client`), queue it and return the
         pipeline."""
-        varying = dumps(header)[1:-1]
-        whole = "{" + ",".join(part for part in (common, varying) if part) + "}"
+        whole = _whole(common, header)
         return self._script(keys=[], args=[whole, *more] if more else [whole], client=client)
+
+    def queue(self, pipe: Any, common: str, header: dict[str, Any], more: list[Any]) -> None:
+        """Queue the script in transaction `pipe` by its hash alone, without redis-py's SCRIPT EXISTS before every
+        transaction; the first time, redis-py's way, which loads it. Redis without it (restarted, failed over)
+        fails EXEC with NoScriptError: set `loaded` False and run the transaction again."""
+        if not self.loaded:
+            self(common, header, pipe, more)
+            self.loaded = True
+            return
+        pipe.evalsha(self._script.sha, 0, _whole(common, header), *more)
+
+
+def _whole(common: str, header: dict[str, Any]) -> str:
+    """A script's header: its constant part (encoded already) and `header`, one JSON object."""
+    varying = dumps(header)[1:-1]
+    return "{" + ",".join(part for part in (common, varying) if part) + "}"
 
 
 @dataclass(frozen=True)
@@ -160,8 +176,13 @@ class Scripts:
         return reply if client is not None else outcome(reply)
 
     def create(self, batch: dict[str, Any], argv: list[Any], pipe: Any) -> None:
-        """Queue create.lua in `pipe`: the new jobs of one batch (see creates.Shapes), one event each."""
-        self._create(self.common(), self.header("", JOB_UPDATE) | batch, client=pipe, more=argv)
+        """Queue create.lua in transaction `pipe`: the new jobs of one batch (see creates.Batch), one event each;
+        NoScriptError from its EXEC: call `lost()` and run the transaction again."""
+        self._create.queue(pipe, self.common(), self.header("", JOB_UPDATE) | batch, argv)
+
+    def lost(self) -> None:
+        """Redis lost its scripts: load create.lua again on its next use."""
+        self._create.loaded = False
 
     def header(self, job_id: str, event: str) -> dict[str, Any]:
         """What varies per call: the job, the event and the moment."""

@@ -3,8 +3,8 @@
 --   the job hash's constant fields as name, JSON value, ...; `rq`, RQ's hash's constant fields likewise; `queue`,
 --   its RQ queue's key), `rq_created_at` and `rq_enqueued_at` (RQ's format), `rq_queues_key`, `stride` (ARGV
 --   entries per job).
--- ARGV[2..] holds, per job, `stride` entries: id, shape (1-based), name, params, scheduled_for (JSON values), the
---   time it may start (ms, '' for now), its snapshot's JSON, and RQ's `data` (bytes, so not in the JSON header).
+-- ARGV[2..] holds, per job, `stride` entries: id, shape (1-based), name, params, created_at, scheduled_for (JSON
+--   values), the time it may start (ms, '' for now), its snapshot's JSON, and RQ's `data` (bytes: not in JSON).
 -- Returns how many jobs it created (each published one event).
 
 local function chunked(command, key, flat, stride)  -- Lua's unpack takes a few thousand values at a time
@@ -42,9 +42,9 @@ local pending_before = before[H.pending] or 0
 for n = 1, count do
   local at = 1 + (n - 1) * H.stride
   local id, shape = ARGV[at + 1], H.shapes[tonumber(ARGV[at + 2])]
-  local start, snapshot, data = ARGV[at + 6], ARGV[at + 7], ARGV[at + 8]
+  local start, snapshot, data = ARGV[at + 7], ARGV[at + 8], ARGV[at + 9]
   redis.call('HSET', job_key(id), 'id', '"' .. id .. '"', 'name', ARGV[at + 3], 'params', ARGV[at + 4],
-    'scheduled_for', ARGV[at + 5], unpack(shape.fields))
+    'created_at', ARGV[at + 5], 'scheduled_for', ARGV[at + 6], unpack(shape.fields))
   local rq_key = H.rq_job_prefix .. id
   if start == '' then
     redis.call('HSET', rq_key, 'data', data, 'created_at', H.rq_created_at, 'status', H.rq_queued,
