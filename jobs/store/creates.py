@@ -188,7 +188,6 @@ class Batch:
             "shapes": [found.script for found in self._at],
             "rq_created_at": rq_time,
             "rq_enqueued_at": rq_time,
-            "rq_queues_key": Queue.redis_queues_keys,
             "stride": STRIDE,
         }
 

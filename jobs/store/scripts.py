@@ -45,6 +45,13 @@ MAX_LOGS = 1000
 MAX_LOG_LINE = 4000
 TAKE_TRIES = 10  # jobs that their type's limit holds back, passed over in one take before the worker waits
 SUSPENDED_KEY = WORKERS_SUSPENDED  # RQ's pause: while it exists, no worker takes a job
+# What create.lua reads of the header's constant part: a script decodes its whole header each call, and the rest
+# would cost a single create more than its own commands.
+CREATE_NEEDS = (
+    *("job_prefix", "events_key", "replay_max", "channel_prefix", "channel_suffix", "wake_key", "counts_key"),
+    *("statuses", "pending", "index_key", "status_prefix", "scheduled_key", "rq_job_prefix", "rq_queued"),
+    *("rq_scheduled", "rq_queues_key"),
+)
 
 
 class Script:
@@ -116,6 +123,7 @@ class Scripts:
             "wake_key": wake_key(settings.queue),
             "suspended_key": SUSPENDED_KEY,
             "rq_job_prefix": Job.redis_job_namespace_prefix,
+            "rq_queues_key": Queue.redis_queues_keys,
             "rq_results_prefix": Result.get_key(""),  # a failure's Result outlives RQ's job hash by days
             "rq_queued": JobStatus.QUEUED.value,
             "rq_scheduled": JobStatus.SCHEDULED.value,
@@ -136,6 +144,7 @@ class Scripts:
         }
         self._known_types = -1
         self._common = ""
+        self._create_common = dumps({name: self._fixed[name] for name in CREATE_NEEDS})[1:-1]
         self._apply = Script(connection, "apply")
         self._create = Script(connection, "create")
         self._delete = Script(connection, "delete")
@@ -178,7 +187,8 @@ class Scripts:
     def create(self, batch: dict[str, Any], argv: list[Any], pipe: Any) -> None:
         """Queue create.lua in transaction `pipe`: the new jobs of one batch (see creates.Batch), one event each;
         NoScriptError from its EXEC: call `lost()` and run the transaction again."""
-        self._create.queue(pipe, self.common(), self.header("", JOB_UPDATE) | batch, argv)
+        self.common()  # the counters are made before this store's first change
+        self._create.queue(pipe, self._create_common, {"event": JOB_UPDATE, "ts": utcnow(), **batch}, argv)
 
     def lost(self) -> None:
         """Redis lost its scripts: load create.lua again on its next use."""

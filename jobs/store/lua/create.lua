@@ -1,8 +1,7 @@
 -- Create a batch of new jobs, each with RQ's copy, its indexes and its job-update event, atomically.
--- H (beside common.lua's) says what the batch's jobs share: `shapes` (per distinct type and options: `fields`,
---   the job hash's constant fields as name, JSON value, ...; `rq`, RQ's hash's constant fields likewise; `queue`,
---   its RQ queue's key), `rq_created_at` and `rq_enqueued_at` (RQ's format), `rq_queues_key`, `stride` (ARGV
---   entries per job).
+-- H holds only what it reads of common.lua's header (scripts.CREATE_NEEDS), `event`, `ts`, and what the batch's
+--   jobs share: `shapes` (per distinct type and options: `fields`, the job hash's constant fields as name, JSON
+--   value, ...; `rq`, RQ's hash's constant fields likewise; `queue`, its RQ queue's key), `rq_created_at` and `rq_enqueued_at` (RQ's format), `stride` (ARGV entries per job).
 -- ARGV[2..] holds, per job, `stride` entries: id, shape (1-based), name, params, created_at, scheduled_for (JSON
 --   values), the time it may start (ms, '' for now), its snapshot's JSON, and RQ's `data` (bytes: not in JSON).
 -- Returns how many jobs it created (each published one event).
