@@ -122,7 +122,9 @@ class Creator:
         for job in jobs.values():
             observe.created(job)
         created = set(jobs)
-        jobs.update((job["id"], job) for job in self.read.snapshots([i for i in ids if i not in created]))
+        claimed = [i for i in ids if i not in created]
+        if claimed:
+            jobs.update((job["id"], job) for job in self.read.snapshots(claimed))
         return [(jobs[job_id], job_id in created) for job_id in ids]
 
 
