@@ -185,13 +185,8 @@ class Batch:
 
     def header(self) -> dict[str, Any]:
         """What create.lua's jobs share."""
-        rq_time = self.moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # rq.utils.utcformat
-        return {
-            "shapes": [found.script for found in self._at],
-            "rq_created_at": rq_time,
-            "rq_enqueued_at": rq_time,
-            "stride": STRIDE,
-        }
+        rq_now = self.moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # rq.utils.utcformat
+        return {"shapes": [found.script for found in self._at], "rq_now": rq_now, "stride": STRIDE}
 
 
 def _claims(pipe: Any, keys: list[str]) -> dict[str, tuple[str, str]]:

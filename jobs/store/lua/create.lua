@@ -1,7 +1,8 @@
 -- Create a batch of new jobs, each with RQ's copy, its indexes and its job-update event, atomically.
 -- H holds only what it reads of common.lua's header (scripts.CREATE_NEEDS), `event`, `ts`, and what the batch's
 --   jobs share: `shapes` (per distinct type and options: `fields`, the job hash's constant fields as name, JSON
---   value, ...; `rq`, RQ's hash's constant fields likewise; `queue`, its RQ queue's key), `rq_created_at` and `rq_enqueued_at` (RQ's format), `stride` (ARGV entries per job).
+--   value, ...; `rq`, RQ's hash's constant fields likewise; `queue`, its RQ queue's key), `rq_now` (RQ's created_at
+--   and enqueued_at, in its format), `stride` (ARGV entries per job).
 -- ARGV[2..] holds, per job, `stride` entries: id, shape (1-based), name, params, created_at, scheduled_for (JSON
 --   values), the time it may start (ms, '' for now), its snapshot's JSON, and RQ's `data` (bytes: not in JSON).
 -- Returns how many jobs it created (each published one event).
@@ -46,13 +47,13 @@ for n = 1, count do
     'created_at', ARGV[at + 5], 'scheduled_for', ARGV[at + 6], unpack(shape.fields))
   local rq_key = H.rq_job_prefix .. id
   if start == '' then
-    redis.call('HSET', rq_key, 'data', data, 'created_at', H.rq_created_at, 'status', H.rq_queued,
-      'enqueued_at', H.rq_enqueued_at, unpack(shape.rq))
+    redis.call('HSET', rq_key, 'data', data, 'created_at', H.rq_now, 'status', H.rq_queued,
+      'enqueued_at', H.rq_now, unpack(shape.rq))
     local list = queued[shape.queue]
     if not list then list = {}; queued[shape.queue] = list end
     list[#list + 1] = id
   else
-    redis.call('HSET', rq_key, 'data', data, 'created_at', H.rq_created_at, 'status', H.rq_scheduled,
+    redis.call('HSET', rq_key, 'data', data, 'created_at', H.rq_now, 'status', H.rq_scheduled,
       unpack(shape.rq))
     scheduled[#scheduled + 1] = start; scheduled[#scheduled + 1] = id
   end
