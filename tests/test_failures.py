@@ -151,3 +151,21 @@ def test_a_missing_pending_count_by_type_is_rebuilt(
     types = control.stats(rebuilt)["types"]
     assert (types["demo.noop"]["pending"], types["demo.sleep"]["pending"]) == (2, 1)
     assert rebuilt.read.counts()["pending"] == 3
+
+
+def test_a_groups_retry_while_its_jobs_keep_failing_counts_each_job_once(
+    pool: Service, private_redis: RedisServer
+) -> None:
+    jobs = Jobs.from_url(private_redis.url)
+    first = [jobs.enqueue("demo.fail", name=f"race {i}", params={"message": "race"}) for i in range(10)]
+    for job in first:
+        assert jobs.wait(job.id, timeout=JOB_SECONDS).status == "failed"
+    key = next(g["key"] for g in jobs.failures() if g["example"] == "RuntimeError: race")
+    more = [jobs.enqueue("demo.fail", name=f"race more {i}", params={"message": "race"}) for i in range(10)]
+    retried = set(jobs.retry_failures(key))  # while the others fail: some of them may be in the group already
+    assert {job.id for job in first} <= retried <= {job.id for job in first + more}
+    for job in first + more:
+        assert jobs.wait(job.id, timeout=JOB_SECONDS).status == "failed"
+    group = next(g for g in jobs.failures() if g["key"] == key)
+    failed_now = jobs.list(status="failed", limit=200).jobs
+    assert group["count"] == 20 == sum(job.error == "RuntimeError: race" for job in failed_now)
