@@ -54,6 +54,7 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     receipts: list[Receipt] = field(default_factory=list)
     hang: bool = False
+    pause: float = 0.0  # seconds each answer takes (a slow receiver)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -68,8 +69,8 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-                if receiver.hang:
-                    receiver.release.wait(HANG_SECONDS)
+                if receiver.hang or receiver.pause:
+                    receiver.release.wait(receiver.pause or HANG_SECONDS)
                 with receiver.lock:
                     receiver.receipts.append(Receipt(dict(self.headers.items()), body))
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
@@ -299,12 +300,13 @@ def test_a_receiver_down_gets_its_events_when_it_is_up(hooked: Hooked, receivers
 def test_a_restarted_dispatcher_loses_nothing(hooked: Hooked, receivers: Callable[..., Receiver]) -> None:
     """Mid-backlog the pool stops; jobs canceled while none runs; a new pool delivers every event, duplicates
     only with the same webhook-id."""
-    receiver = receivers()
+    receiver = receivers(pause=0.05)
     hooked.put("backlog", url=receiver.url, events=["job.completed", "job.canceled"])
     pool = hooked.start_pool()
     ids = [hooked.create() for _ in range(60)]
     wait_until(lambda: len(receiver.receipts) >= 5, JOB_SECONDS, "the first deliveries")
     pool.stop(STOP_SECONDS)
+    assert len(receiver.receipts) < len(ids)  # mid-backlog
     while_down = [hooked.create() for _ in range(5)]
     for job_id in while_down:
         hooked.jobs.cancel(job_id)
