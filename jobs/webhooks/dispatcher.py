@@ -41,7 +41,7 @@ BLOCK_MS = 1000  # the longest a read waits for new entries (and so the stop, or
 CLAIM_SECONDS = 5.0  # how often entries left pending by a dead dispatcher are looked for
 STALE_MS = 15_000  # an entry pending this long belongs to a dead dispatcher (a live one acks in milliseconds)
 FORGET_MS = 3_600_000  # a consumer idle this long with nothing pending is removed from the group
-JOIN_SECONDS = 1.0  # how long a stop waits for each sender to give back what it took
+JOIN_SECONDS = 1.0  # how long a stop waits for the senders to give back what they took (a hanging one cannot)
 SCHEDULE_UPDATE = "schedule-update"  # the schedules' event, whose `skipped` says a tick was skipped
 ENDED_TYPES = {COMPLETED: JOB_COMPLETED, FAILED: JOB_FAILED, CANCELED: JOB_CANCELED}
 RETRY_LINE = "attempt "  # the first log line of a failed attempt that has another coming (store.handoff.failed)
@@ -96,9 +96,12 @@ class Dispatcher(threading.Thread):
     def stop(self) -> None:
         """Stop reading and sending; each sender gives back the deliveries it took and did not try."""
         self.stopping.set()
-        for sender in list(self.senders.values()):
+        senders = list(self.senders.values())
+        for sender in senders:
             sender.wake.set()
-            sender.join(JOIN_SECONDS)
+        deadline = time.monotonic() + JOIN_SECONDS
+        for sender in senders:
+            sender.join(max(0.0, deadline - time.monotonic()))
 
     def run(self) -> None:
         webhooks = Webhooks(self.redis)
