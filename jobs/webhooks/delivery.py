@@ -38,25 +38,50 @@ return due
 Outcome = tuple[int | None, str | None, float]  # status code, error, seconds taken
 
 
-def post(url: str, body: bytes, extra: dict[str, str]) -> Outcome:
-    """POST `body` to `url` (no redirects followed); the status or the error, and how long it took."""
-    started = time.monotonic()
-    try:
-        parts = urlsplit(url)
-        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        conn = kind(parts.hostname or "", parts.port, timeout=TIMEOUT_SECONDS)
-    except ValueError as exc:  # a port out of range, say
-        return None, str(exc), time.monotonic() - started
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        conn.request("POST", target, body, {"Content-Type": "application/json", "User-Agent": USER_AGENT, **extra})
-        response = conn.getresponse()
-        response.read(RESPONSE_BYTES)
-        return response.status, None, time.monotonic() - started
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        return None, str(exc) or type(exc).__name__, time.monotonic() - started
-    finally:
-        conn.close()
+class Client:
+    """One sender's HTTP client: a connection kept open to the webhook's origin between deliveries (keep-alive),
+    made again when the origin changes or the receiver closed it. No redirects are followed."""
+
+    def __init__(self) -> None:
+        self.origin: tuple[str, str, int | None] | None = None
+        self.conn: http.client.HTTPConnection | None = None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = self.origin = None
+
+    def post(self, url: str, body: bytes, extra: dict[str, str]) -> Outcome:
+        """POST `body` to `url`; the status or the error, and how long it took. A kept connection that the
+        receiver closed meanwhile is tried once more on a new one (a repeat, if any, has the same webhook-id)."""
+        started = time.monotonic()
+        try:
+            parts = urlsplit(url)
+            origin = (parts.scheme, parts.hostname or "", parts.port)
+        except ValueError as exc:  # a port out of range, say
+            return None, str(exc), time.monotonic() - started
+        if origin != self.origin or self.conn is None:
+            self.close()
+            kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            self.conn, self.origin = kind(origin[1], origin[2], timeout=TIMEOUT_SECONDS), origin
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **extra}
+        for fresh in (self.conn.sock is None, True):
+            try:
+                self.conn.request("POST", target, body, headers)
+                response = self.conn.getresponse()
+                response.read(RESPONSE_BYTES)
+                if not response.isclosed():  # more than we read: not reusable
+                    self.conn.close()
+                return response.status, None, time.monotonic() - started
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                self.conn.close()
+                if fresh:
+                    return None, str(exc) or type(exc).__name__, time.monotonic() - started
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                self.conn.close()
+                return None, str(exc) or type(exc).__name__, time.monotonic() - started
+        raise AssertionError("unreachable: the second try is on a fresh connection")
 
 
 def succeeded(outcome: Outcome) -> bool:
@@ -78,6 +103,7 @@ class Sender(threading.Thread):
         self.gone = threading.Event()  # the webhook was deleted
         self.wake = threading.Event()  # the dispatcher added deliveries
         self.due_key = webhook_due_key(webhook.id)
+        self.client = Client()
 
     @property
     def ending(self) -> bool:
@@ -100,6 +126,7 @@ class Sender(threading.Thread):
             except redis.RedisError as exc:  # Redis away: try again shortly, never die
                 logger.warning("webhook %s: %s", self.webhook.id, exc)
                 self.stopping.wait(IDLE_SECONDS)
+        self.client.close()
         if self.gone.is_set() and not self.redis.hexists(WEBHOOKS_KEY, self.webhook.id):
             self.redis.delete(self.due_key, webhook_log_key(self.webhook.id))  # what a last delivery wrote back
 
@@ -116,13 +143,13 @@ class Sender(threading.Thread):
         body = item["body"]
         signed = headers(webhook.secret, item["event_id"], int(time.time()), body)
         at = utcnow()
-        outcome = post(webhook.url, body.encode(), signed)
+        outcome = self.client.post(webhook.url, body.encode(), signed)
         status, error, seconds = outcome
         if error is None and not succeeded(outcome):
             error = f"HTTP {status}" if seconds <= TIMEOUT_SECONDS else f"answered after {seconds:.1f} s"
         attempt = item["attempt"]
         retry_at = None
-        pipe = self.redis.pipeline()
+        pipe = self.redis.pipeline(transaction=False)  # one write: nothing comes between its commands that matters
         pipe.zrem(self.due_key, member)
         if succeeded(outcome):
             result = "delivered"
