@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -113,7 +114,8 @@ def main() -> None:
                     webhooks.delete("bench")
                 result = drain(jobs, pool.pid, options.jobs, receiver if mode == "webhook" else None)
                 runs[mode].append(result)
-                print(f"round {round_number} {mode:8} {json.dumps({k: round(v, 3) for k, v in result.items()})}")
+                shown = json.dumps({k: round(v, 3) for k, v in result.items()})
+                print(f"round {round_number} {mode:8} {shown} load {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         none, hooked = ({k: statistics.median(r[k] for r in runs[mode]) for k in runs[mode][0]} for mode in runs)
         cost = 1e6 / hooked["drain_per_second"] - 1e6 / none["drain_per_second"]
         print(f"median drain: {none['drain_per_second']:.0f} jobs/s without, {hooked['drain_per_second']:.0f} with")
