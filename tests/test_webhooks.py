@@ -24,6 +24,7 @@ from app import create_app
 from jobs.client import Jobs
 from jobs.config import Settings
 from jobs.connection import connect
+from jobs.webhooks.dispatcher import notice_of
 from jobs.webhooks.signature import headers, new_secret
 from scripts.harness import RedisServer, Service, free_port, start_pool, wait_until
 from tests.api_helpers import basic_auth, error_details, redis_state
@@ -244,6 +245,44 @@ def test_the_signature_is_the_conventions() -> None:
         verifier.verify('{"a":2}', signed)
 
 
+def job_event(status: str, log: str | None = None, counts: bool = True, **job: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": "job-update", "timestamp": "2026-12-06T12:00:00.000Z"}
+    data["job"] = {"id": "0123456789abcdef", "type": "demo.flaky", "status": status, "error": None} | job
+    if counts:
+        data["counts"] = {status: 1}
+    if log is not None:
+        data["log"] = log
+    return data
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kind"),
+    [
+        ("job-update", job_event("completed"), "job.completed"),
+        ("job-update", job_event("canceled"), "job.canceled"),
+        ("job-update", job_event("failed", error="boom"), "job.failed"),
+        ("job-update", job_event("completed", counts=False), None),  # no status change: a progress, say
+        ("job-update", job_event("active"), None),
+        ("job-update", job_event("pending"), None),  # created
+        ("job-update", job_event("pending", "retried by hand", attempts=2), None),
+        (
+            "job-update",
+            job_event("pending", "attempt 1/3 failed: boom\nnext attempt at …", error="boom", attempts=2),
+            "job.retrying",
+        ),
+        ("job-removed", {"type": "job-removed", "id": "0123456789abcdef", "counts": {}}, None),
+        ("schedule-update", {"schedule": {"id": "s", "type": "demo.noop"}, "skipped": True}, "schedule.skipped"),
+        ("schedule-update", {"schedule": {"id": "s", "type": "demo.noop"}}, None),
+    ],
+)
+def test_which_events_become_webhook_events(name: str, data: dict[str, Any], kind: str | None) -> None:
+    notice = notice_of(name, data)
+    assert (notice.type if notice else None) == kind
+    if notice is not None:
+        body = json.loads(notice.body)
+        assert body["type"] == kind and set(body) == {"type", "timestamp", "data"}
+
+
 # -- deliveries through a real pool ----------------------------------------------------------------
 
 
@@ -284,6 +323,19 @@ def test_a_500_is_retried_with_the_same_webhook_id(hooked: Hooked, receivers: Ca
     log = wait_until(lambda: len(hooked.deliveries("flaky-receiver")) == 3 and hooked.deliveries("flaky-receiver"), 5)
     assert [(e["attempt"], e["status_code"]) for e in log] == [(3, 200), (2, 503), (1, 500)]
     assert log[2]["error"] == "HTTP 500" and log[2]["next_attempt_at"] is not None and log[0]["error"] is None
+
+
+def test_a_delivery_is_given_up_after_the_last_retry(hooked: Hooked, receivers: Callable[..., Receiver]) -> None:
+    retries = len(RETRY_SECONDS.split(","))
+    receiver = receivers(statuses=[500] * (retries + 5))
+    hooked.put("broken", url=receiver.url, events=["job.completed"])
+    hooked.start_pool()
+    hooked.create()
+
+    log = wait_until(lambda: [e for e in hooked.deliveries("broken") if e["next_attempt_at"] is None], JOB_SECONDS)
+    assert log[0]["attempt"] == retries + 1 and log[0]["error"] == "HTTP 500"
+    assert [e["attempt"] for e in hooked.deliveries("broken")] == list(range(retries + 1, 0, -1))
+    assert hooked.jobs.redis.zcard("jobstream:webhook-due:broken") == 0
 
 
 def test_a_receiver_down_gets_its_events_when_it_is_up(hooked: Hooked, receivers: Callable[..., Receiver]) -> None:
