@@ -158,7 +158,7 @@ class Dispatcher(threading.Thread):
                 if notice is not None and hook.wants(notice.type, notice.job_type):
                     item = {"event_id": entry_id.decode(), "type": notice.type, "job_id": notice.job_id}
                     member = json.dumps({**item, "attempt": 1, "body": notice.body})
-                    pipe.zadd(webhook_due_key(hook.id), {member: now}, nx=True)  # a claimed entry adds it once
+                    pipe.zadd(webhook_due_key(hook.id), {member: now}, nx=True)  # added again (a claim): kept once
                     woken.add(hook.id)
         pipe.xack(EVENTS_KEY, WEBHOOK_GROUP, *(entry_id for entry_id, _ in entries))
         pipe.execute()
