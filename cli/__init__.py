@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cli import commands, processes
 from cli.app import jobstream
+from cli.failures import failures
 from cli.watch import watch
 
 for command in (
@@ -22,6 +23,7 @@ for command in (
     commands.pause,
     commands.resume,
     commands.clean,
+    failures,
     watch,
     processes.web,
     processes.worker,

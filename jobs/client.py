@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, missing
 
 from jobs import schemas
 from jobs.config import CHECKOUT, Settings
@@ -24,9 +24,9 @@ from jobs.connection import connect
 from jobs.errors import InvalidRequest, JobConflict, JobNotFound
 from jobs.model import ENDED, Job, isoformat
 from jobs.options import CreateOptions
-from jobs.store import control
+from jobs.store import control, failures
 from jobs.store.creates import NewJob
-from jobs.store.lifecycle import JobStore
+from jobs.store.lifecycle import UNDELETABLE, JobStore
 from jobs.store.scripts import Outcome
 from jobs.stream.events import BEGINNING, JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
 from jobs.stream.fanout import RedisSubscription
@@ -156,13 +156,23 @@ class Jobs:
         """Create many jobs in one transaction, all or none; each item takes enqueue()'s keyword arguments
         (and `type`). InvalidRequest's details are keyed by the position of each bad item."""
         batch, errors = [], {}
+        kinds: dict[str, NewJob] = {}  # the type and options of items checked before: checked once per batch
         for index, item in enumerate(items):
             try:
                 given = dict(item)
                 type, name, params = given.pop("type", None), given.pop("name", None), given.pop("params", None)
                 options = CreateOptions(**given)
-                body = _body(type, name, params, options)
-                batch.append(self._new(_load(schemas.job_create, body), options.idempotency_key))
+                given.pop("idempotency_key", None)
+                seen = repr((type, given))
+                kind, checked = kinds.get(seen), _name_params(name, params)
+                if kind is None or checked is None:  # the schema checks all, and names each bad field
+                    data = _load(schemas.job_create, _body(type, name, params, options))
+                    key = _idempotency(options.idempotency_key)
+                    kind = kinds[seen] = self._kind(data)
+                    checked = data["name"], data["params"]
+                else:
+                    key = _idempotency(options.idempotency_key)
+                batch.append(_of_kind(kind, *checked, key))
             except (InvalidRequest, TypeError) as exc:
                 errors[str(index)] = exc.details if isinstance(exc, InvalidRequest) else {"_schema": [str(exc)]}
         if errors:
@@ -172,21 +182,18 @@ class Jobs:
     def create(self, body: Mapping[str, Any], idempotency_key: str | None = None) -> tuple[Job, bool]:
         """Create a job from a create request (POST /api/jobs's body); returns it and True, or, for a key used
         before, the job it created then and False. IdempotencyConflict when that was a different request."""
-        job, created = self.store.create_many([self._new(_load(schemas.job_create, body), idempotency_key)])[0]
+        data = _load(schemas.job_create, body)
+        key = _idempotency(idempotency_key)
+        new = _of_kind(self._kind(data), data["name"], data["params"], key)
+        job, created = self.store.create_many([new])[0]
         return Job.from_snapshot(job), created
 
-    def _new(self, data: Mapping[str, Any], idempotency_key: str | None) -> NewJob:
-        """A loaded create body checked against its job type and that type's params schema."""
-        key = None
-        if idempotency_key is not None:
-            key = _load(schemas.idempotency, {"Idempotency-Key": idempotency_key})["idempotency_key"]
+    def _kind(self, data: Mapping[str, Any]) -> NewJob:
+        """A loaded create body's type and options checked and defaulted: a job of that kind, but for its name,
+        params and idempotency key."""
         job_type = get_type(data["type"])
         if job_type is None:
             raise InvalidRequest("the request is not valid", {"type": [f"unknown job type {data['type']!r}"]})
-        try:
-            params = job_type.schema.load(data["params"])
-        except ValidationError as exc:
-            raise InvalidRequest("the request is not valid", {"params": exc.messages}) from None
         timeout = data["timeout_seconds"] or job_type.timeout
         now = datetime.now(UTC)
         run_at, start = data["run_at"], None
@@ -197,14 +204,14 @@ class Jobs:
             start = f"delay_seconds={data['delay_seconds']:g}"
         return NewJob(
             job_type,
-            data["name"],
-            params,
+            "",
+            {},
             timeout,
             data["priority"] or job_type.priority,
             data["max_attempts"] or job_type.max_attempts,
             data["backoff"] or job_type.backoff,
             run_at if run_at is not None and run_at > now else None,  # no delay, or a past run_at: queued now
-            key,
+            None,
             start,
         )
 
@@ -263,6 +270,28 @@ class Jobs:
     def resume(self) -> None:
         """Hand out pending jobs again."""
         control.unpause(self.store)
+
+    # -- failures ----------------------------------------------------------------------------
+
+    def failures(self) -> builtins.list[dict[str, Any]]:
+        """The failure groups, largest first: failed jobs by type and error, numbers, ids and quoted values aside."""
+        return failures.groups(self.redis)
+
+    def retry_failures(self, key: str, by: str | None = None) -> builtins.list[str]:
+        """Retry every job of failure group `key` (JobNotFound when there is none); the ids retried."""
+        return [job_id for job_id in self._group(key) if self.store.retry(job_id, by).ok]
+
+    def delete_failures(self, key: str, by: str | None = None) -> builtins.list[str]:
+        """Delete every job of failure group `key` (JobNotFound when there is none); the ids deleted."""
+        deleted = self.store.delete_many(self._group(key), keep=UNDELETABLE)
+        logger.info("failure group %s: %d jobs deleted%s", key, len(deleted), f" by {by}" if by else "")
+        return deleted
+
+    def _group(self, key: str) -> builtins.list[str]:
+        ids = failures.members(self.redis, key)
+        if ids is None:
+            raise JobNotFound(f"no failure group {key}")
+        return ids
 
     def clean(self, status: str | None = None, older_than_seconds: int = 0) -> builtins.list[str]:
         """Delete ended jobs (of `status`, or every ended one) that ended that long ago; returns their ids."""
@@ -343,6 +372,42 @@ def _body(
         "params": params,  # as given: the schema refuses what is not a mapping, as the REST API does
     }
     return {**{field: value for field, value in given.items() if value is not None}, **options.body()}
+
+
+def _name_params(name: Any, params: Any) -> tuple[str, dict[str, Any]] | None:
+    """`name` and `params` as the create schema loads them, by its own fields; None when it would refuse them."""
+    given = schemas.job_create.fields
+    try:
+        return given["name"].deserialize(name), given["params"].deserialize(missing if params is None else params)
+    except ValidationError:
+        return None
+
+
+def _idempotency(key: str | None) -> str | None:
+    """An idempotency key checked as the Idempotency-Key header is."""
+    if key is None:
+        return None
+    return _load(schemas.idempotency, {"Idempotency-Key": key})["idempotency_key"]
+
+
+def _of_kind(kind: NewJob, name: str, params: Mapping[str, Any], key: str | None) -> NewJob:
+    """A job of `kind` (see Jobs._kind) with its params checked by its type's schema."""
+    try:
+        loaded = kind.job_type.schema.load(params)
+    except ValidationError as exc:
+        raise InvalidRequest("the request is not valid", {"params": exc.messages}) from None
+    return NewJob(
+        kind.job_type,
+        name,
+        loaded,
+        kind.timeout,
+        kind.priority,
+        kind.max_attempts,
+        kind.backoff,
+        kind.run_at,
+        key,
+        kind.start,
+    )
 
 
 def _load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -82,6 +82,11 @@ def isoformat(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def isoformat_ms(epoch_ms: int) -> str:
+    """The API's format of a time kept as Unix milliseconds (a score in Redis)."""
+    return isoformat(datetime.fromtimestamp(epoch_ms / 1000, UTC))
+
+
 def utcnow() -> str:
     """The current time in the API's format."""
     return isoformat(datetime.now(UTC))

@@ -21,6 +21,9 @@ CANCEL_MAX = 1000  # ids per cancel of several
 MAX_DELAY_AHEAD = 365 * DAY  # how far ahead a job may be scheduled: a year
 JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"
 JOB_ID = validate.Regexp(JOB_ID_PATTERN, error="not a job id")
+FAILURE_KEY_PATTERN = r"^[0-9a-f]{16}$"  # jobs.store.failures.group_of's key
+# every path parameter's shape
+PATH_PATTERNS = {"job_id": JOB_ID_PATTERN, "key": FAILURE_KEY_PATTERN, "webhook_id": WEBHOOK_ID_PATTERN}
 # One character that str.strip() keeps (re's \s is str.isspace); in the OpenAPI document, a pattern too.
 NOT_BLANK = validate.Regexp(r"[\s\S]*\S", error="must not be blank")
 # http(s):// and a host (letters, digits, IPv6 brackets, user info), then printable ASCII: one pattern that the
@@ -270,6 +273,52 @@ class StreamsSchema(Schema):
     pid = fields.Integer()
 
 
+class PercentilesSchema(Schema):
+    p50 = fields.Float()
+    p95 = fields.Float()
+    p99 = fields.Float()
+
+
+class TypeMinuteSchema(Schema):
+    minute = fields.String()
+    completed = fields.Integer()
+    failed = fields.Integer()
+
+
+class TypeStatsSchema(Schema):
+    """One job type's last hour: pending and active now, ended in the hour, duration and wait percentiles."""
+
+    pending = fields.Integer()
+    active = fields.Integer()
+    completed = fields.Integer()
+    failed = fields.Integer()
+    duration_seconds = fields.Nested(PercentilesSchema, allow_none=True)
+    wait_seconds = fields.Nested(PercentilesSchema, allow_none=True)
+    per_minute = fields.List(fields.Nested(TypeMinuteSchema))  # 60, newest first
+
+
+class FailureGroupSchema(Schema):
+    """Failed jobs of one type whose errors differ only in numbers, ids and quoted values."""
+
+    key = fields.String()
+    type = fields.String()
+    error = fields.String()  # the normalized first line
+    example = fields.String()  # the latest job's own first line
+    count = fields.Integer()
+    first_failed_at = fields.String()
+    last_failed_at = fields.String()
+    sample_ids = fields.List(fields.String())
+
+
+class FailuresSchema(Schema):
+    groups = fields.List(fields.Nested(FailureGroupSchema))
+
+
+class GroupActionSchema(Schema):
+    count = fields.Integer()
+    ids = fields.List(fields.String())
+
+
 class StatsSchema(Schema):
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
     workers = fields.List(fields.Nested(WorkerSchema))
@@ -277,6 +326,7 @@ class StatsSchema(Schema):
     queues = fields.Dict(keys=fields.String(), values=fields.Integer())  # jobs waiting, by priority
     jobs_per_minute = fields.Float()
     ended_per_minute = fields.List(fields.Nested(EndedMinuteSchema))
+    types = fields.Dict(keys=fields.String(), values=fields.Nested(TypeStatsSchema))
     streams = fields.Nested(StreamsSchema)
 
 
@@ -315,6 +365,8 @@ stats = StatsSchema()
 paused = PausedSchema()
 health = HealthSchema()
 error_out = ErrorSchema()
+failures_out = FailuresSchema()
+group_action = GroupActionSchema()
 webhook_id = WebhookIdSchema()
 webhook_put = WebhookPutSchema()
 webhook_out = WebhookEnvelopeSchema()

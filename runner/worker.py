@@ -204,6 +204,7 @@ class JobstreamWorker(SimpleWorker):
             RUNNING.stop = None  # a late stop for an earlier job
         with running(self.store, job.id):
             ending = self._perform(job, queue, taken)
+        ending = ending.counted(taken.job["type"], taken.job["started_at"], taken.ready_since)
         self._jobs_done += 1
         leaving = self._stop_requested or (self._max_jobs is not None and self._jobs_done >= self._max_jobs)
         alive = self._watch is not None and self._watch.beaten == job.id

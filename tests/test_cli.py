@@ -650,3 +650,21 @@ def _healthy(base: str) -> bool:
         return request(base, "GET", "/healthz")[0] == 200
     except OSError:
         return False
+
+
+def test_failures_lists_the_groups_and_retries_one(jobstream: Jobstream, jobs: Jobs, name: str) -> None:
+    message = f"RuntimeError: {name} broke"
+    failed = [jobs.enqueue("demo.fail", name=name, params={"message": f"{name} broke"}) for _ in range(2)]
+    for job in failed:
+        assert jobs.wait(job.id, timeout=JOB_SECONDS).status == "failed"
+    listed = jobstream("--json", "failures")
+    assert listed.code == 0, listed.err
+    group = next(g for g in listed.json()["groups"] if g["example"] == message)
+    assert group["count"] == 2 and sorted(group["sample_ids"]) == sorted(job.id for job in failed)
+    table = jobstream("failures")
+    assert table.code == 0 and group["key"] in table.out
+    retried = jobstream("--json", "failures", "--retry", group["key"])
+    assert retried.code == 0 and retried.json()["count"] == 2
+    for job in failed:
+        assert jobs.wait(job.id, timeout=JOB_SECONDS).status == "failed"  # it runs again, and fails again
+    assert jobstream("failures", "--delete", "0000000000000000").code == 2  # no such group

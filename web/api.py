@@ -170,6 +170,23 @@ def clean_jobs() -> Response:
     return jsonify(schemas.clean_result.dump({"deleted": len(deleted), "ids": deleted}))
 
 
+def list_failures() -> Response:
+    """The failure groups, largest first."""
+    return jsonify(schemas.failures_out.dump({"groups": jobs().failures()}))
+
+
+def retry_failures(key: str) -> Response:
+    """Retry every job of a failure group."""
+    ids = jobs().retry_failures(key, by=acting_user())
+    return jsonify(schemas.group_action.dump({"count": len(ids), "ids": ids}))
+
+
+def delete_failures(key: str) -> Response:
+    """Delete every job of a failure group."""
+    ids = jobs().delete_failures(key, by=acting_user())
+    return jsonify(schemas.group_action.dump({"count": len(ids), "ids": ids}))
+
+
 def _webhook_id(webhook_id: str) -> str:
     """The path's webhook id, checked (422 at `id`, as a schedule's)."""
     return str(schemas.webhook_id.load({"id": webhook_id})["id"])
@@ -256,6 +273,12 @@ class JobIdConverter(BaseConverter):
     regex = schemas.JOB_ID_PATTERN.removeprefix("^").removesuffix("$")
 
 
+class FailureKeyConverter(BaseConverter):
+    """<failure_key:...> matches a failure group's key only."""
+
+    regex = schemas.FAILURE_KEY_PATTERN.removeprefix("^").removesuffix("$")
+
+
 S = schemas
 JOB_LINKS = ("get_job", "cancel_job", "retry_job", "delete_job")  # what may follow an answer with a job in it
 ROUTES = [
@@ -329,6 +352,23 @@ ROUTES = [
     ),
     Route("/api/job-types", "GET", list_job_types, "Registered job types", {200: S.JobTypesSchema}),
     Route("/api/stats", "GET", get_stats, "Counts, workers, paused?, throughput, open streams", {200: S.StatsSchema}),
+    Route("/api/failures", "GET", list_failures, "Failure groups, largest first", {200: S.FailuresSchema}),
+    Route(
+        "/api/failures/<failure_key:key>/retry",
+        "POST",
+        retry_failures,
+        "Retry every job of a failure group",
+        {200: S.GroupActionSchema},
+        errors=(404,),
+    ),
+    Route(
+        "/api/failures/<failure_key:key>",
+        "DELETE",
+        delete_failures,
+        "Delete every job of a failure group",
+        {200: S.GroupActionSchema},
+        errors=(404,),
+    ),
     Route("/api/queue/pause", "POST", pause_queue, "Stop handing out pending jobs", {200: S.PausedSchema}),
     Route("/api/queue/resume", "POST", resume_queue, "Hand out pending jobs again", {200: S.PausedSchema}),
     Route(
@@ -363,5 +403,6 @@ ROUTES = [
 def register_routes(app: Flask) -> None:
     """Serve ROUTES (openapi_document() describes this very table)."""
     app.url_map.converters["job_id"] = JobIdConverter
+    app.url_map.converters["failure_key"] = FailureKeyConverter
     for route in ROUTES:
         app.add_url_rule(route.rule, route.view.__name__, route.view, methods=[route.method])

@@ -12,11 +12,12 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
 from jobs import schemas
+from jobs.schemas import PATH_PATTERNS
 
 ERROR_DESCRIPTIONS = {
     400: "the body is not valid JSON, or not an object",
     401: "authentication required (JOBSTREAM_AUTH)",
-    404: "no such job, or no such webhook",
+    404: "no such job, failure group or webhook",
     409: "the job's status does not allow this (conflict), or the idempotency key was used for another request",
     413: "the body is over the size limit",
     415: "the body is not sent as application/json",
@@ -24,7 +25,6 @@ ERROR_DESCRIPTIONS = {
     503: "Redis is unavailable",
 }
 PATH_PARAMETER = re.compile(r"<(?:\w+:)?(\w+)>")
-PATH_PATTERNS = {"webhook_id": schemas.WEBHOOK_ID_PATTERN}  # each path parameter's pattern; else a job id's
 # JobCreateSchema's "delay_seconds or run_at, not both", which a field's schema cannot say
 ONE_START = {
     "not": {
@@ -74,12 +74,7 @@ class Route:
             responses[str(code)] = {"description": ERROR_DESCRIPTIONS[code], **_content(schemas.ErrorSchema)}
         operation: dict[str, Any] = {"summary": self.summary, "operationId": self.view.__name__, "responses": responses}
         parameters: list[dict[str, Any]] = [
-            {
-                "in": "path",
-                "name": name,
-                "required": True,
-                "schema": {"type": "string", "pattern": PATH_PATTERNS.get(name, schemas.JOB_ID_PATTERN)},
-            }
+            {"in": "path", "name": name, "required": True, "schema": {"type": "string", "pattern": PATH_PATTERNS[name]}}
             for name in PATH_PARAMETER.findall(self.rule)
         ]
         if self.query is not None:

@@ -12,11 +12,12 @@ from rq.suspension import is_suspended, resume, suspend
 
 from jobs.connection import text
 from jobs.model import ENDED
-from jobs.store import retention
+from jobs.store import retention, typestats
 from jobs.store.handoff import CURRENT_JOB
 from jobs.store.keys import ended_key
 from jobs.store.lifecycle import JobStore
 from jobs.store.queues import depths
+from jobs.types.registry import job_types
 
 
 def pause(store: JobStore) -> None:
@@ -59,6 +60,7 @@ def stats(store: JobStore) -> dict[str, Any]:
         "queues": depths(store.settings.queue, store.redis),
         "jobs_per_minute": round(sum(int(row["count"]) for row in per_minute) / 60, 2),
         "ended_per_minute": per_minute,
+        "types": typestats.read(store.redis, [job_type.name for job_type in job_types()], now),
     }
 
 

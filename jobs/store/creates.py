@@ -6,7 +6,8 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import redis
@@ -15,17 +16,22 @@ from rq import Queue
 from jobs.config import Settings
 from jobs.connection import replicated
 from jobs.errors import IdempotencyConflict
-from jobs.model import DAY, isoformat, new_job_id, utcnow
+from jobs.model import DAY, isoformat, new_job_id
 from jobs.store.handoff import waiting
 from jobs.store.keys import idempotency_key, job_key
-from jobs.store.queues import arm, save_rq_job
+from jobs.store.queues import rq_data, rq_fields
 from jobs.store.reads import Reader
-from jobs.store.scripts import Scripts, dumps, outcome
+from jobs.store.scripts import Scripts, dumps
+from jobs.stream.events import SNAPSHOT_FIELDS
 from jobs.telemetry import observe
+from jobs.telemetry.metrics import EVENTS_PUBLISHED
 from jobs.types.attempts import Backoff
 from jobs.types.registry import JobType
 
 IDEMPOTENCY_SECONDS = DAY
+# A new job's fields that its Shape leaves open, in the snapshot's order (created_at: the same in one batch).
+VARYING = ("id", "name", "params", "created_at", "scheduled_for")
+STRIDE = 9  # create.lua's ARGV entries per job
 
 
 @dataclass(frozen=True)
@@ -80,12 +86,14 @@ class Creator:
                     return self._create_watched(pipe, batch, _claims(pipe, keys))
                 except redis.WatchError:
                     continue
+                except redis.exceptions.NoScriptError:  # its SETs ran: each names a job that is not, so is free
+                    self.scripts.lost()
 
     def _create_watched(
         self, pipe: Any, batch: Sequence[NewJob], claims: dict[str, tuple[str, str]]
     ) -> list[tuple[dict[str, Any], bool]]:
         ids: list[str] = []
-        replies_at: dict[str, int] = {}  # a created job's id -> where its script's reply comes in EXEC's
+        fresh: list[tuple[str, NewJob]] = []
         pipe.multi()
         for new in batch:
             key = idempotency_key(new.idempotency_key) if new.idempotency_key else None
@@ -100,26 +108,86 @@ class Creator:
             if key is not None:
                 claims[key] = (job_id, new.fingerprint)
                 pipe.set(key, dumps({"job": job_id, "fingerprint": new.fingerprint}), ex=IDEMPOTENCY_SECONDS)
-            replies_at[job_id] = len(pipe)
-            start = new.run_at.timestamp() if new.run_at else None
-            self.scripts.change(job_id, mode="create", fields=_new_fields(job_id, new), schedule_at=start, client=pipe)
-            queue = self.queues[new.priority]
-            save_rq_job(queue, new.job_type, job_id, new.params, new.timeout, pipe, queued=start is None)
+            fresh.append((job_id, new))
             ids.append(job_id)
-        if replies_at:
-            arm(pipe, self.settings.queue)
-        replies = pipe.execute()
+        jobs: dict[str, dict[str, Any]] = {}
+        if fresh:
+            batch_of = Batch(self.queues)
+            argv = [arg for job_id, new in fresh for arg in batch_of.add(job_id, new, jobs)]
+            self.scripts.create(batch_of.header(), argv, pipe)
+        pipe.execute()
         if ids:  # a job returned for its Idempotency-Key too: the request that created it may have got a 503
             replicated(self.redis, self.settings.redis_min_replicas)
-        jobs: dict[str, dict[str, Any]] = {}
-        for job_id, at in replies_at.items():
-            job = outcome(replies[at]).job
-            assert job is not None  # a fresh id cannot be taken
-            jobs[job_id] = job
+        EVENTS_PUBLISHED.inc(len(jobs))
         for job in jobs.values():
             observe.created(job)
-        jobs.update((job["id"], job) for job in self.read.snapshots([i for i in ids if i not in jobs]))
-        return [(jobs[job_id], job_id in replies_at) for job_id in ids]
+        created = set(jobs)
+        claimed = [i for i in ids if i not in created]
+        if claimed:
+            jobs.update((job["id"], job) for job in self.read.snapshots(claimed))
+        return [(jobs[job_id], job_id in created) for job_id in ids]
+
+
+@dataclass(frozen=True, eq=False)  # one per shape (see shape()): compared by identity
+class Shape:
+    """A type and options of new jobs, as create.lua takes them: what their job hashes and RQ's share, encoded."""
+
+    script: dict[str, Any]  # create.lua's shape: `fields`, `rq`, `queue`, `type`
+    values: dict[str, Any]  # the snapshot's values, but for VARYING
+    pieces: list[str]  # the snapshot's JSON around the VARYING values
+
+
+@lru_cache(maxsize=256)
+def shape(job_type: JobType, priority: str, timeout: int, max_attempts: int, backoff: Backoff, queue: Queue) -> Shape:
+    """The Shape of new jobs of these: each encoded once per process."""
+    fields: dict[str, Any] = {"type": job_type.name, "priority": priority, "timeout": timeout, **waiting(attempts=1)}
+    fields.update(max_attempts=max_attempts, retry_budget=max_attempts, backoff=backoff.packed())
+    script = {
+        "fields": [part for name, value in fields.items() for part in (name, dumps(value))],
+        "rq": rq_fields(queue, job_type, timeout),
+        "queue": queue.key,
+        "type": job_type.name,
+    }
+    values = {**fields, **dict.fromkeys(VARYING)}
+    pieces, text = [], "{"
+    for at, name in enumerate(SNAPSHOT_FIELDS):
+        text += ("," if at else "") + f'"{name}":'
+        if name in VARYING:
+            pieces.append(text)
+            text = ""
+        else:
+            text += dumps(values[name])
+    return Shape(script, {name: values[name] for name in SNAPSHOT_FIELDS}, [*pieces, text + "}"])
+
+
+class Batch:
+    """What create.lua is told of a batch: each Shape of its jobs once, and per job only what differs."""
+
+    def __init__(self, queues: dict[str, Queue]) -> None:
+        self.queues = queues
+        self.moment = datetime.now(UTC)
+        self.created_at = isoformat(self.moment)
+        self._at: dict[Shape, int] = {}  # each shape's place in create.lua's `shapes`, from 1
+
+    def add(self, job_id: str, new: NewJob, snapshots: dict[str, dict[str, Any]]) -> list[Any]:
+        """The job's entries of create.lua's ARGV (see there); its snapshot goes in `snapshots`."""
+        queue = self.queues[new.priority]
+        found = shape(new.job_type, new.priority, new.timeout, new.max_attempts, new.backoff, queue)
+        at = self._at.setdefault(found, len(self._at) + 1)
+        scheduled_for = isoformat(new.run_at) if new.run_at else None
+        varying: dict[str, Any] = {"id": job_id, "name": new.name, "params": new.params}
+        varying.update(created_at=self.created_at, scheduled_for=scheduled_for)
+        encoded = [dumps(varying[name]) for name in VARYING]
+        pieces = found.pieces
+        snapshot = pieces[0] + "".join(value + piece for value, piece in zip(encoded, pieces[1:], strict=True))
+        snapshots[job_id] = {**found.values, **varying}
+        start = int(new.run_at.timestamp() * 1000) if new.run_at else ""
+        return [job_id, at, *encoded[1:], start, snapshot, rq_data(new.job_type, encoded[2])]
+
+    def header(self) -> dict[str, Any]:
+        """What create.lua's jobs share."""
+        rq_now = self.moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # rq.utils.utcformat
+        return {"shapes": [found.script for found in self._at], "rq_now": rq_now, "stride": STRIDE}
 
 
 def _claims(pipe: Any, keys: list[str]) -> dict[str, tuple[str, str]]:
@@ -132,11 +200,3 @@ def _claims(pipe: Any, keys: list[str]) -> dict[str, tuple[str, str]]:
             if pipe.exists(job_key(claim["job"])):
                 claims[key] = (claim["job"], claim["fingerprint"])
     return claims
-
-
-def _new_fields(job_id: str, new: NewJob) -> dict[str, Any]:
-    fields: dict[str, Any] = {"id": job_id, "name": new.name, "type": new.job_type.name, "params": new.params}
-    fields.update(created_at=utcnow(), priority=new.priority, timeout=new.timeout, **waiting(attempts=1))
-    fields.update(max_attempts=new.max_attempts, retry_budget=new.max_attempts, backoff=new.backoff.packed())
-    fields["scheduled_for"] = isoformat(new.run_at) if new.run_at else None
-    return fields

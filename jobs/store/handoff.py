@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from jobs.model import ACTIVE, CANCELED, COMPLETED, FAILED, PENDING, isoformat, utcnow
+from jobs.store.failures import group_of
 from jobs.store.scripts import Outcome, change, dumps
+from jobs.store.typestats import stat
 from jobs.types.attempts import Backoff
 
 DELETE, KEEP_FAILED, RETRY = "delete", "failed", "retry"  # what becomes of RQ's copy of an ended job
@@ -29,6 +31,15 @@ class Ending:
     rq: str
     schedule_at: float | None = None
     rq_registry: str | None = None
+    stat: dict[str, str] | None = None  # what it adds to its type's statistics (typestats.stat)
+    failure: dict[str, Any] | None = None  # the failure group it joins (failures.group_of)
+
+    def counted(self, job_type: str, started_at: str | None, ready_since: str | None) -> Ending:
+        """This end with what it adds to its type's statistics and, failed, the failure group it joins."""
+        status, error = self.fields.get("status"), self.fields.get("error")
+        counted = stat(str(status), started_at, self.fields.get("ended_at") or utcnow(), ready_since)
+        failure = group_of(job_type, error) if status == FAILED and error else None
+        return replace(self, stat=counted, failure=failure)
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,6 @@ def done_header(ending: Ending, worker: str | None, alive: bool = False) -> dict
     """next.lua's `done`: the end as a change guarded on the job being active (on `worker`, when given)."""
     done = change("update", (ACTIVE,), worker, ending.fields, ending.logs, ending.schedule_at)
     done.update(id=ending.job_id, rq=ending.rq, alive=alive)
-    if ending.rq_registry is not None:
-        done["rq_registry"] = ending.rq_registry
+    extra = {"rq_registry": ending.rq_registry, "stat": ending.stat, "failure": ending.failure}
+    done.update((name, value) for name, value in extra.items() if value is not None)
     return done

@@ -97,7 +97,13 @@ class JobStore:
         return ended, taken
 
     def end(self, ending: Ending, worker: str | None = None) -> Outcome:
-        """End an active job (on `worker`, when given) without taking another."""
+        """End an active job (on `worker`, when given) without taking another: one its worker did not see end
+        (a timeout past its grace, a death, a test), so its type and start are read first."""
+        job_type, started_at = (
+            json.loads(v) if v else None for v in self.redis.hmget(job_key(ending.job_id), ["type", "started_at"])
+        )
+        if job_type is not None:
+            ending = ending.counted(job_type, started_at, None)
         done = done_header(ending, worker)
         return observe.ended(outcome(self.scripts.next(done, None)[0]))
 

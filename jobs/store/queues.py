@@ -7,6 +7,7 @@ every enqueue arms.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import redis
@@ -71,3 +72,17 @@ def save_rq_job(
         return
     job.save(pipeline=pipe)
     pipe.sadd(queue.redis_queues_keys, queue.key)
+
+
+def rq_fields(queue: Queue, job_type: JobType, timeout: int) -> list[Any]:
+    """RQ's hash of a job that save_rq_job saves, but for what differs by job (data, created_at, status,
+    enqueued_at): the fields Job.to_dict() writes, flat (name, value, ...), for create.lua to write many at once."""
+    empty = ("success_callback_name", "failure_callback_name", "stopped_callback_name", "started_at", "ended_at")
+    fields: list[Any] = [f for name in (*empty, "last_heartbeat", "worker_name", "group_id") for f in (name, "")]
+    fields += ["origin", queue.name, "description", job_type.name, "timeout", timeout, "result_ttl", 0]
+    return [*fields, "failure_ttl", FAILURE_TTL]
+
+
+def rq_data(job_type: JobType, params_json: str) -> bytes:
+    """RQ's `data` of a job: its JSONSerializer's dump of (function, no instance, no args, the params), zipped."""
+    return zlib.compress(f'["{job_type.path}",null,[],{params_json}]'.encode())

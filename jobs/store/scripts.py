@@ -17,12 +17,15 @@ from rq.suspension import WORKERS_SUSPENDED
 from rq.worker import WorkerStatus
 
 from jobs.config import Settings
-from jobs.model import ACTIVE, ENDED, PENDING, STATUSES, utcnow
+from jobs.model import ACTIVE, ENDED, FAILED, PENDING, STATUSES, utcnow
 from jobs.store.keys import (
     ALIVE_PREFIX,
     COUNTS_KEY,
     ENDED_AT_PREFIX,
     EVENTS_KEY,
+    FAILURE_GROUPS_KEY,
+    FAILURE_META_KEY,
+    FAILURE_PREFIX,
     HELD_PREFIX,
     INDEX_KEY,
     JOB_PREFIX,
@@ -32,6 +35,8 @@ from jobs.store.keys import (
     SLOT_PREFIX,
     STARTS_PREFIX,
     STATUS_PREFIX,
+    TYPE_PENDING_KEY,
+    TYPE_STATS_PREFIX,
     ended_key,
 )
 from jobs.store.lua import source
@@ -45,6 +50,22 @@ ENDED_COUNTER_TTL = 2 * 3600  # the per-minute counters of ended jobs cover the 
 MAX_LOGS = 1000
 MAX_LOG_LINE = 4000
 TAKE_TRIES = 10  # jobs that their type's limit holds back, passed over in one take before the worker waits
+# What create.lua reads of the header's constant part: a script decodes its whole header each call, and the rest
+# would cost a single create more than its own commands.
+CREATE_NEEDS = (
+    *("job_prefix", "events_key", "replay_max", "channel_prefix", "channel_suffix", "wake_key", "counts_key"),
+    *(
+        "statuses",
+        "pending",
+        "index_key",
+        "status_prefix",
+        "scheduled_key",
+        "type_pending_key",
+        "rq_job_prefix",
+        "rq_queued",
+    ),
+    *("rq_scheduled", "rq_queues_key"),
+)
 
 
 class Script:
@@ -53,13 +74,29 @@ class Script:
 
     def __init__(self, client: redis.Redis, name: str) -> None:
         self._script = client.register_script(source(PRELUDE) + "\n" + source(name))
+        self.loaded = False  # known to Redis: a transaction sends its hash alone
 
-    def __call__(self, common: str, header: dict[str, Any], client: Any = None) -> Any:
-        """Run the script; inside a pipeline (`client`), queue it and return the pipeline."""
-        varying = dumps(header)[1:-1]
-        return self._script(
-            keys=[], args=["{" + ",".join(part for part in (common, varying) if part) + "}"], client=client
-        )
+    def __call__(self, common: str, header: dict[str, Any], client: Any = None, more: list[Any] | None = None) -> Any:
+        """Run the script (`more`: ARGV after the header); inside a pipeline (`client`), queue it and return the
+        pipeline."""
+        whole = _whole(common, header)
+        return self._script(keys=[], args=[whole, *more] if more else [whole], client=client)
+
+    def queue(self, pipe: Any, common: str, header: dict[str, Any], more: list[Any]) -> None:
+        """Queue the script in transaction `pipe` by its hash alone, without redis-py's SCRIPT EXISTS before every
+        transaction; the first time, redis-py's way, which loads it. Redis without it (restarted, failed over)
+        fails EXEC with NoScriptError: set `loaded` False and run the transaction again."""
+        if not self.loaded:
+            self(common, header, pipe, more)
+            self.loaded = True
+            return
+        pipe.evalsha(self._script.sha, 0, _whole(common, header), *more)
+
+
+def _whole(common: str, header: dict[str, Any]) -> str:
+    """A script's header: its constant part (encoded already) and `header`, one JSON object."""
+    varying = dumps(header)[1:-1]
+    return "{" + ",".join(part for part in (common, varying) if part) + "}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +124,11 @@ class Scripts:
             "index_key": INDEX_KEY,
             "events_key": EVENTS_KEY,
             "counts_key": COUNTS_KEY,
+            "type_pending_key": TYPE_PENDING_KEY,
+            "type_stats_prefix": TYPE_STATS_PREFIX,
+            "failure_groups_key": FAILURE_GROUPS_KEY,
+            "failure_meta_key": FAILURE_META_KEY,
+            "failure_prefix": FAILURE_PREFIX,
             "channel_prefix": CHANNEL_PREFIX,
             "channel_suffix": CHANNEL_SUFFIX,
             "status_prefix": STATUS_PREFIX,
@@ -100,6 +142,7 @@ class Scripts:
             "wake_key": wake_key(settings.queue),
             "suspended_key": WORKERS_SUSPENDED,  # RQ's pause: while it exists, no worker takes a job
             "rq_job_prefix": Job.redis_job_namespace_prefix,
+            "rq_queues_key": Queue.redis_queues_keys,
             "rq_results_prefix": Result.get_key(""),  # a failure's Result outlives RQ's job hash by days
             "rq_queued": JobStatus.QUEUED.value,
             "rq_scheduled": JobStatus.SCHEDULED.value,
@@ -109,6 +152,7 @@ class Scripts:
             "job_update": JOB_UPDATE,
             "pending": PENDING,
             "active": ACTIVE,
+            "failed": FAILED,
             "active_json": dumps(ACTIVE),
             "ended": list(ENDED),
             "statuses": list(STATUSES),
@@ -120,7 +164,9 @@ class Scripts:
         }
         self._known_types = -1
         self._common = ""
+        self._create_common = dumps({name: self._fixed[name] for name in CREATE_NEEDS})[1:-1]
         self._apply = Script(connection, "apply")
+        self._create = Script(connection, "create")
         self._delete = Script(connection, "delete")
         self._promote = Script(connection, "promote")
         self._next = Script(connection, "next")
@@ -157,6 +203,16 @@ class Scripts:
         header = self.header(job_id, JOB_UPDATE) | change(mode, guard, worker, fields, logs, schedule_at)
         reply = self._apply(self.common(), header, client=client)
         return reply if client is not None else outcome(reply)
+
+    def create(self, batch: dict[str, Any], argv: list[Any], pipe: Any) -> None:
+        """Queue create.lua in transaction `pipe`: the new jobs of one batch (see creates.Batch), one event each;
+        NoScriptError from its EXEC: call `lost()` and run the transaction again."""
+        self.common()  # the counters are made before this store's first change
+        self._create.queue(pipe, self._create_common, {"event": JOB_UPDATE, "ts": utcnow(), **batch}, argv)
+
+    def lost(self) -> None:
+        """Redis lost its scripts: load create.lua again on its next use."""
+        self._create.loaded = False
 
     def header(self, job_id: str, event: str) -> dict[str, Any]:
         """What varies per call: the job, the event and the moment."""

@@ -20,6 +20,8 @@ logger = logging.getLogger("jobstream.jobs")
 def created(job: dict[str, Any]) -> None:
     """A job was created (not one that its idempotency key had created before)."""
     JOBS_CREATED.labels(job["type"]).inc()
+    if not logger.isEnabledFor(logging.INFO):  # a batch's thousand lines' fields not built for nothing
+        return
     later = f", scheduled for {job['scheduled_for']}" if job.get("scheduled_for") else ""
     logger.info(
         "job %s created: %s, %s priority%s",

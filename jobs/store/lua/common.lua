@@ -54,20 +54,44 @@ local function release(jtype)
   if held[1] then requeue(held[1]) end
 end
 
--- Every index that follows a job's status: by status, the counters, ended-at (retention), running (limits),
--- waiting. `popped`: a pending job taken off its queue, which is in neither the scheduled nor the held set.
-local function moved(id, jtype, old, new, popped)
+-- Leave a failure group (a failed job retried, or deleted): its group's count and members.
+local function unfailed(id)
+  local group = redis.call('HGET', job_key(id), 'failure_group')
+  if not group then return end
+  redis.call('HDEL', job_key(id), 'failure_group')
+  redis.call('ZREM', H.failure_prefix .. group, id)
+  if redis.call('ZINCRBY', H.failure_groups_key, -1, group) + 0 <= 0 then
+    redis.call('ZREM', H.failure_groups_key, group)
+    redis.call('HDEL', H.failure_meta_key, group)
+  end
+end
+
+-- Every index that follows a job's status: by status, the counters (all and pending by type), ended-at
+-- (retention), running (limits), waiting, failure groups. `popped`: a pending job taken off its queue, which is
+-- in neither the scheduled nor the held set. J.failure ({key, meta}): the group of a job that fails now.
+local function moved(J, jtype, old, new, popped)
+  local id = J.id
   if old ~= '' then
     redis.call('ZREM', H.status_prefix .. old, id)
     redis.call('HINCRBY', H.counts_key, old, -1)
   end
   redis.call('ZADD', H.status_prefix .. new, 0, id)
   redis.call('HINCRBY', H.counts_key, new, 1)
+  if new == H.pending then redis.call('HINCRBY', H.type_pending_key, jtype, 1) end
+  if old == H.pending then redis.call('HINCRBY', H.type_pending_key, jtype, -1) end
   if member(new, H.ended) then
     if redis.call('INCR', H.ended_keys[new]) == 1 then redis.call('EXPIRE', H.ended_keys[new], H.ended_ttl) end
     redis.call('ZADD', H.ended_at_prefix .. new, H.now_ms, id)
   end
   if member(old, H.ended) then redis.call('ZREM', H.ended_at_prefix .. old, id) end
+  if new == H.failed and J.failure then
+    local group = J.failure.key
+    redis.call('HSET', job_key(id), 'failure_group', group)
+    redis.call('ZADD', H.failure_prefix .. group, H.now_ms, id)
+    redis.call('ZINCRBY', H.failure_groups_key, 1, group)
+    redis.call('HSET', H.failure_meta_key, group, J.failure.meta)
+  end
+  if old == H.failed then unfailed(id) end
   if new == H.active then redis.call('SADD', H.running_prefix .. jtype, id) end
   if old == H.active then
     redis.call('SREM', H.running_prefix .. jtype, id)
@@ -78,6 +102,10 @@ local function moved(id, jtype, old, new, popped)
   if old == H.pending and not popped then
     redis.call('ZREM', H.scheduled_key, id)
     redis.call('ZREM', H.held_prefix .. jtype, id)
+  end
+  if J.stat then  -- an end that the type's statistics count: one field of its minute's histogram
+    local key = H.type_stats_prefix .. jtype .. ':' .. J.stat.minute
+    if redis.call('HINCRBY', key, J.stat.field, 1) == 1 then redis.call('EXPIRE', key, H.ended_ttl) end
   end
 end
 
@@ -90,7 +118,7 @@ local function change(J, old_status, jtype, popped)
   if #args > 0 then redis.call('HSET', key, unpack(args)) end
   local new_status = J.fields.status and unquote(J.fields.status) or old_status
   if J.mode == 'create' then redis.call('ZADD', H.index_key, 0, J.id) end
-  if new_status ~= old_status then moved(J.id, jtype, old_status, new_status, popped) end
+  if new_status ~= old_status then moved(J, jtype, old_status, new_status, popped) end
   if J.schedule_at then redis.call('ZADD', H.scheduled_key, J.schedule_at, J.id) end
 
   local log_text = nil

@@ -7,10 +7,12 @@ local status = unquote(current[1])
 if member(status, H.keep) then return {'conflict', status} end
 local jtype = unquote(current[2])
 if status == H.pending then  -- out of its queue too (a scan of that queue: deleting a waiting job is rare)
+  redis.call('HINCRBY', H.type_pending_key, jtype, -1)
   redis.call('LREM', H.queue_keys[unquote(current[3])] or H.queue_keys.normal, 0, H.id)
   redis.call('ZREM', H.scheduled_key, H.id)
   redis.call('ZREM', H.held_prefix .. jtype, H.id)
 end
+if status == H.failed then unfailed(H.id) end
 redis.call('DEL', key, logs_key(H.id), H.rq_job_prefix .. H.id, H.rq_results_prefix .. H.id)
 redis.call('ZREM', H.index_key, H.id)
 redis.call('ZREM', H.status_prefix .. status, H.id)

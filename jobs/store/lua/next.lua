@@ -67,7 +67,8 @@ end
 
 -- Begin `id`, popped off its queue: {'ok', ...} as above, or {why, status} when it may not start now.
 local function begin(T, id)
-  local current = redis.call('HMGET', job_key(id), 'status', 'type', 'scheduled_for', 'created_at', 'action')
+  local current = redis.call('HMGET', job_key(id), 'status', 'type', 'scheduled_for', 'created_at', 'action',
+    'backoff', 'retry_budget')
   if not current[1] then  -- not created through jobstream, or deleted: never run it
     redis.call('DEL', H.rq_job_prefix .. id)
     return {'missing', ''}
@@ -85,9 +86,8 @@ local function begin(T, id)
     progress = '0', action = 'null'}}
   local reply = change(J, status, jtype, true)
   redis.call('HSET', T.worker_key, 'state', H.rq_busy, T.current_job, id)
-  local extra = redis.call('HMGET', job_key(id), 'backoff', 'retry_budget')
   return {'ok', id, reply[2], reply[3], redis.call('HGETALL', H.rq_job_prefix .. id), current[3] or 'null',
-    current[4] or 'null', extra[1] or 'null', extra[2] or 'null'}
+    current[4] or 'null', current[6] or 'null', current[7] or 'null'}
 end
 
 local function take(T)
