@@ -377,6 +377,17 @@ def test_a_restarted_dispatcher_loses_nothing(hooked: Hooked, receivers: Callabl
     assert all(len(webhook_ids) == 1 for webhook_ids in by_job.values())
 
 
+def test_two_pools_deliver_each_event_once(hooked: Hooked, receivers: Callable[..., Receiver]) -> None:
+    receiver = receivers()
+    hooked.put("shared", url=receiver.url, events=["job.completed"])
+    for _ in range(2):
+        hooked.start_pool()
+    ids = [hooked.create() for _ in range(40)]
+
+    wait_until(lambda: receiver.job_ids("job.completed") == set(ids), JOB_SECONDS, "every completion")
+    assert sorted(r.payload["data"]["job"]["id"] for r in receiver.receipts) == sorted(ids)  # none twice
+
+
 def test_a_hanging_receiver_delays_neither_jobs_nor_other_webhooks(
     hooked: Hooked, receivers: Callable[..., Receiver]
 ) -> None:
