@@ -23,6 +23,8 @@ CHECKOUT = Path(__file__).resolve().parent.parent  # the checkout that this `job
 RUN_URL_FILE = Path("var", "redis.url")  # in a checkout: the Redis URL of its running `make run`
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_SOURCE = "default"
+WEBHOOK_RETRY_SECONDS = (5.0, 30.0, 120.0, 600.0, 3600.0, 21600.0)  # SPEC: the waits before each retry, then none
+MAX_WEBHOOK_RETRIES = 20
 
 
 class ConfigError(ValueError):
@@ -97,6 +99,20 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
+def _delays(env: Mapping[str, str], name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+    """A comma-separated list of waits in seconds (each > 0 and at most a week); empty: `default`."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        delays = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"{name} must list seconds separated by commas, got {raw!r}") from None
+    if len(delays) > MAX_WEBHOOK_RETRIES or not all(0 < delay <= 7 * DAY for delay in delays):
+        raise ConfigError(f"{name} must list at most {MAX_WEBHOOK_RETRIES} waits, each over 0 and at most {7 * DAY} s")
+    return delays
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of jobstream; see the README's configuration table."""
@@ -123,6 +139,7 @@ class Settings:
     keep_failed_seconds: int = 30 * DAY
     keep_canceled_seconds: int = 7 * DAY
     keep_ended_max: int = 100_000
+    webhook_retry_seconds: tuple[float, ...] = WEBHOOK_RETRY_SECONDS  # the wait before each retry of a delivery
 
     def keep_seconds(self, status: str) -> int:
         """How long an ended job of `status` is kept (JOBSTREAM_KEEP_<STATUS>_SECONDS)."""
@@ -197,4 +214,5 @@ class Settings:
             keep_failed_seconds=_int(env, "JOBSTREAM_KEEP_FAILED_SECONDS", cls.keep_failed_seconds, 0, MAX_KEEP),
             keep_canceled_seconds=_int(env, "JOBSTREAM_KEEP_CANCELED_SECONDS", cls.keep_canceled_seconds, 0, MAX_KEEP),
             keep_ended_max=_int(env, "JOBSTREAM_KEEP_ENDED_MAX", cls.keep_ended_max, 0, 100_000_000),
+            webhook_retry_seconds=_delays(env, "JOBSTREAM_WEBHOOK_RETRY_SECONDS", cls.webhook_retry_seconds),
         )

@@ -13,6 +13,7 @@ from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, RESET, SNAPSHOT_FIELDS
 from jobs.types.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, Backoff
 from jobs.types.hints import JsonBoolean, JsonNumber
 from jobs.types.registry import MAX_TIMEOUT_SECONDS
+from jobs.webhooks.registry import EVENT_TYPES, WEBHOOK_ID_PATTERN
 
 NAME_MAX = 200  # characters of a job's name, and so of a search for one
 PAGE_MAX = 200  # jobs per page of the list
@@ -21,9 +22,15 @@ MAX_DELAY_AHEAD = 365 * DAY  # how far ahead a job may be scheduled: a year
 JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"
 JOB_ID = validate.Regexp(JOB_ID_PATTERN, error="not a job id")
 FAILURE_KEY_PATTERN = r"^[0-9a-f]{16}$"  # jobs.store.failures.group_of's key
-PATH_PATTERNS = {"job_id": JOB_ID_PATTERN, "key": FAILURE_KEY_PATTERN}  # every path parameter's shape
+# every path parameter's shape
+PATH_PATTERNS = {"job_id": JOB_ID_PATTERN, "key": FAILURE_KEY_PATTERN, "webhook_id": WEBHOOK_ID_PATTERN}
 # One character that str.strip() keeps (re's \s is str.isspace); in the OpenAPI document, a pattern too.
 NOT_BLANK = validate.Regexp(r"[\s\S]*\S", error="must not be blank")
+# http(s):// and a host (letters, digits, IPv6 brackets, user info), then printable ASCII: one pattern that the
+# server and the OpenAPI document's fuzzers read alike (no \S, whose meaning differs between Python and JavaScript)
+WEBHOOK_URL = r"^https?://[A-Za-z0-9._~%!$&'()*+,;=:@\[\]-]+(?:[/?#][!-~]*)?$"
+# whsec_ + base64 of 18 or more bytes: what the Standard Webhooks libraries decode
+WEBHOOK_SECRET = r"^whsec_(?:[A-Za-z0-9+/]{4}){6,64}(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
 class BackoffSchema(Schema):
@@ -104,6 +111,70 @@ class CancelManySchema(Schema):
 class CleanSchema(Schema):
     status = fields.String(load_default=None, validate=validate.OneOf(ENDED))
     older_than_seconds = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 3650 * DAY))
+
+
+class WebhookIdSchema(Schema):
+    id = fields.String(required=True, validate=validate.Regexp(WEBHOOK_ID_PATTERN, error="not a webhook id"))
+
+
+class WebhookPutSchema(Schema):
+    url = fields.String(
+        required=True,
+        validate=[validate.Length(1, 2000), validate.Regexp(WEBHOOK_URL, error="must be an http:// or https:// URL")],
+    )
+    events = fields.List(
+        fields.String(validate=validate.OneOf(EVENT_TYPES)), required=True, validate=validate.Length(1, 20)
+    )
+    types = fields.List(
+        fields.String(validate=validate.Length(1, 100)),
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(1, 100),
+    )
+    secret = fields.String(load_default=None, validate=validate.Regexp(WEBHOOK_SECRET, error="not whsec_ + base64"))
+
+
+class WebhookSchema(Schema):
+    """A webhook as GET shows it: without its secret."""
+
+    id = fields.String()
+    url = fields.String()
+    events = fields.List(fields.String())
+    types = fields.List(fields.String(), allow_none=True)
+    created_at = fields.String()
+    updated_at = fields.String()
+
+
+class WebhookWithSecretSchema(WebhookSchema):
+    """A webhook as its PUT answers it, the one time its secret is shown."""
+
+    secret = fields.String()
+
+
+class WebhookEnvelopeSchema(Schema):
+    webhook = fields.Nested(WebhookWithSecretSchema)
+
+
+class WebhooksSchema(Schema):
+    webhooks = fields.List(fields.Nested(WebhookSchema))
+
+
+class DeliverySchema(Schema):
+    """One delivery attempt; `event_id` is the webhook-id header it was sent with."""
+
+    event_id = fields.String()
+    type = fields.String()
+    job_id = fields.String(allow_none=True)
+    attempt = fields.Integer()
+    status_code = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+    duration_ms = fields.Float()
+    at = fields.String()
+    next_attempt_at = fields.String(allow_none=True)
+
+
+class DeliveriesSchema(Schema):
+    deliveries = fields.List(fields.Nested(DeliverySchema))
 
 
 def _dumped(hint: Any) -> fields.Field:
@@ -296,3 +367,8 @@ health = HealthSchema()
 error_out = ErrorSchema()
 failures_out = FailuresSchema()
 group_action = GroupActionSchema()
+webhook_id = WebhookIdSchema()
+webhook_put = WebhookPutSchema()
+webhook_out = WebhookEnvelopeSchema()
+webhooks_out = WebhooksSchema()
+deliveries_out = DeliveriesSchema()

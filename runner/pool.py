@@ -23,6 +23,7 @@ from jobs.store.lifecycle import JobStore
 from jobs.store.orphans import sweep_orphans
 from jobs.store.upkeep import Upkeep
 from jobs.telemetry.metrics import process_dead
+from jobs.webhooks.dispatcher import Dispatcher
 from runner.lifetime import signals_held, start_helper
 from runner.stopping import INTERRUPTED
 from runner.worker import JobstreamWorker, run_worker, worker_name
@@ -49,6 +50,7 @@ class JobstreamPool(WorkerPool):
         self.store = store
         self.settings = settings
         self.upkeep = Upkeep(JobStore(connect(settings.redis_url), settings))  # its own connection
+        self.dispatcher = Dispatcher(connect(settings.redis_url), settings.webhook_retry_seconds)  # and its own
         self.grace = settings.shutdown_grace_seconds
         self._stop_at: float | None = None
         self._last_stop = 0.0
@@ -60,10 +62,11 @@ class JobstreamPool(WorkerPool):
 
     def start(self, burst: bool = False, logging_level: str = "INFO") -> None:
         """RQ's pool loop (WorkerPool.start), but its waits end at a stop signal instead of sleeping on for up
-        to 1.5 s, and it leaves the moment its last worker has; the upkeep thread runs beside it."""
+        to 1.5 s, and it leaves the moment its last worker has; the upkeep and webhook threads run beside it."""
         setup_loghandlers(logging_level, DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, name="rq.worker_pool")
         self._burst, self.status = burst, self.Status.STARTED
         start_helper(self.upkeep)
+        start_helper(self.dispatcher)
         try:
             self.start_workers(burst=burst, logging_level=logging_level)
             self._install_signal_handlers()  # after the forks, as RQ's: a stop until then ends the pool at once
@@ -76,6 +79,7 @@ class JobstreamPool(WorkerPool):
                 logger.info("waiting for %d workers to finish their jobs", len(self.worker_dict))
         finally:
             self.upkeep.stop()
+            self.dispatcher.stop()
 
     def start_worker(
         self, count: int | None = None, burst: bool = True, _sleep: float = 0, logging_level: str = "INFO"

@@ -42,6 +42,7 @@ def test_every_variable_is_read() -> None:
         "JOBSTREAM_KEEP_FAILED_SECONDS": "0",
         "JOBSTREAM_KEEP_CANCELED_SECONDS": "3600",
         "JOBSTREAM_KEEP_ENDED_MAX": "500",
+        "JOBSTREAM_WEBHOOK_RETRY_SECONDS": "0.5, 2,60",
     }
     assert Settings.from_env(env) == Settings(
         redis_url="redis://example:6380/2",
@@ -65,6 +66,7 @@ def test_every_variable_is_read() -> None:
         keep_failed_seconds=0,
         keep_canceled_seconds=3600,
         keep_ended_max=500,
+        webhook_retry_seconds=(0.5, 2.0, 60.0),
     )
 
 
@@ -90,6 +92,10 @@ def test_every_variable_is_read() -> None:
         ("JOBSTREAM_KEEP_CANCELED_SECONDS", "315360001", "between 0 and 315360000"),
         ("JOBSTREAM_KEEP_ENDED_MAX", "-5", "between 0 and 100000000"),
         ("JOBSTREAM_MAX_JOBS_PER_WORKER", "-1", "between 0 and 10000000"),
+        ("JOBSTREAM_WEBHOOK_RETRY_SECONDS", "5,soon", "seconds separated by commas"),
+        ("JOBSTREAM_WEBHOOK_RETRY_SECONDS", "5,0", "each over 0 and at most 604800 s"),
+        ("JOBSTREAM_WEBHOOK_RETRY_SECONDS", "nan", "each over 0"),
+        ("JOBSTREAM_WEBHOOK_RETRY_SECONDS", ",".join(["1"] * 21), "at most 20 waits"),
         ("JOBSTREAM_JOB_MODULES", "my-jobs", "dotted module names"),
         ("JOBSTREAM_JOB_MODULES", "pkg..jobs", "dotted module names"),
     ],

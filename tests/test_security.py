@@ -48,6 +48,7 @@ CHANGES = {
     "retry": Change("POST", "/api/jobs/{failed}/retry"),
     "clean": Change("POST", "/api/jobs/clean", {"older_than_seconds": 0}),
     "bulk-cancel": Change("POST", "/api/jobs/cancel", {"ids": ["{pending}", "{active}"]}),
+    "webhook-put": Change("PUT", "/api/webhooks/w1", {"url": "https://example.com/hook", "events": ["job.failed"]}),
 }
 CROSS_SITE = {
     "origin": {"Origin": EVIL},

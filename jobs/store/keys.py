@@ -25,6 +25,10 @@ FAILURE_META_KEY = "jobstream:failure-meta"  # group key -> JSON {type, error, e
 FAILURE_PREFIX = "jobstream:failure:"  # + group key: its failed jobs' ids, scored by when they failed (ms)
 LOGS_SUFFIX = ":logs"  # JOB_PREFIX + id + this: the job's log lines
 ALIVE_PREFIX = "jobstream:alive:"  # + id: set, with a TTL, by the worker running that job; gone when it leaves active
+WEBHOOKS_KEY = "jobstream:webhooks"  # webhook id -> its JSON (url, events, types, secret, times)
+WEBHOOK_GROUP = "jobstream-webhooks"  # the consumer group of EVENTS_KEY that the webhook dispatchers share
+WEBHOOK_DUE_PREFIX = "jobstream:webhook-due:"  # + webhook id: its deliveries, scored by when (ms) each is due
+WEBHOOK_LOG_PREFIX = "jobstream:webhook-log:"  # + webhook id: its last delivery attempts, newest first
 
 
 def job_key(job_id: str) -> str:
@@ -47,3 +51,11 @@ def ended_key(status: str, minute: str) -> str:
 def idempotency_key(key: str) -> str:
     """Where an idempotency key names the job it created (hashed: any text makes a short key)."""
     return IDEMPOTENCY_PREFIX + hashlib.sha256(key.encode()).hexdigest()
+
+
+def webhook_due_key(webhook_id: str) -> str:
+    return WEBHOOK_DUE_PREFIX + webhook_id
+
+
+def webhook_log_key(webhook_id: str) -> str:
+    return WEBHOOK_LOG_PREFIX + webhook_id

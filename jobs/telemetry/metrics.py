@@ -66,6 +66,11 @@ EVENTS_DELIVERED = Counter("jobstream_events_delivered", "Job events written to 
 STREAMS_CUT_OFF = Counter(
     "jobstream_streams_cut_off", "Streams ended because their client could not keep up, by reason", ["reason"]
 )
+WEBHOOK_DELIVERIES = Counter(
+    "jobstream_webhook_deliveries",
+    "Webhook delivery attempts, by outcome: delivered, retrying (failed, tried again later), given_up",
+    ["outcome"],
+)
 
 
 class RedisCollector:
