@@ -227,7 +227,7 @@ def first_rows(browser: Browser, base: str, times: int) -> dict[str, Any]:
         page = context.new_page()
         page.add_init_script(FIRST_ROWS)
         page.goto(f"{base}/")
-        page.wait_for_function("window.__firstRowsMs !== undefined", timeout=30_000)
+        page.wait_for_function("() => window.__firstRowsMs !== undefined", timeout=30_000)
         runs.append(round(page.evaluate("window.__firstRowsMs"), 1))
         context.close()
     return {"median_ms": statistics.median(runs), "runs_ms": runs}
