@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from jobs import schemas
@@ -19,6 +20,9 @@ LIMITS = {
     "log_lines": MAX_LOGS,
 }
 
+# The page's ES modules but its entry: preloaded together, not found one import level after another.
+MODULES = sorted(p.name for p in (Path(__file__).parent.parent / "static").glob("*.js") if p.name != "app.js")
+
 
 def context() -> dict[str, Any]:
     """The template's values: the limits (as attributes and as JSON), the choices the form offers, and which
@@ -30,4 +34,5 @@ def context() -> dict[str, Any]:
         "priorities": PRIORITIES,
         "default_priority": NORMAL,
         "backoff_types": BACKOFF_TYPES,
+        "modules": MODULES,
     }
