@@ -20,12 +20,11 @@ let groups = []; // [{group, times}] as drawn, largest first
 let lastAt = 0;
 let timer = null;
 let stale = false; // an event came while the tab was hidden: read again once it shows
-let wired = false; // the first read waits for the first rows (app.js)
-let absent = false; // the server has no failure groups (an older one): the panel stays hidden
+let wired = false; // the first read waits for the first rows (app.js); a server without groups has no URL
 
 /** A job event: read the groups again soon if it may change one. */
 export function noteFailures(event) {
-  if (!wired || absent) return;
+  if (!wired) return;
   const id = event.type === "job-removed" ? event.id : event.job.id;
   const was = state.rows.get(id)?.job?.status;
   if (event.type === "job-removed" || event.job.status === "failed" || was === "failed") readSoon();
@@ -48,13 +47,10 @@ async function read() {
   try {
     data = await api(urls.failures);
   } catch (err) {
-    absent = err.status === 404;
-    section.hidden = jump.hidden = absent;
-    if (!absent) empty.textContent = `Failures unavailable: ${err.message}`;
+    empty.textContent = `Failures unavailable: ${err.message}`;
+    empty.hidden = false;
     return;
   }
-  absent = false;
-  section.hidden = jump.hidden = false;
   draw(data.groups || []);
 }
 
@@ -66,10 +62,12 @@ function draw(found) {
   empty.textContent = "No failed jobs.";
   empty.hidden = found.length > 0;
   const focused = document.activeElement?.closest?.("li[data-key]")?.dataset.key;
+  const doing = document.activeElement?.dataset?.do;
   groups = found.map((group) => ({ group, ...item(group, now) }));
   list.replaceChildren(...groups.map((g) => g.li));
   if (focused && !list.contains(document.activeElement)) {
-    const same = list.querySelector(`li[data-key="${CSS.escape(focused)}"] button`);
+    const buttons = `li[data-key="${CSS.escape(focused)}"] button${doing ? `[data-do="${doing}"]` : ""}`;
+    const same = list.querySelector(buttons);
     (same || $("failures-title")).focus(); // the keyboard stays where it was, or at the panel's top
   }
 }
@@ -163,6 +161,8 @@ function tick(now) {
 
 /** Read the groups now, then as events say; a link in the header jumps to them. */
 export function wireFailures() {
+  if (!urls.failures) return; // a server without failure groups: their panel stays hidden
+  section.hidden = jump.hidden = false;
   list.addEventListener("click", (event) => {
     const link = event.target.closest("a[data-job]");
     if (link && !(event.ctrlKey || event.metaKey || event.shiftKey)) {

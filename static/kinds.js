@@ -1,6 +1,5 @@
 // Each job type's last hour, from /api/stats `types` (the overview's poll: no request of its own): how long
 // its jobs took (p50 and p95) and a completed/failed sparkline. A server without `types` leaves it hidden.
-import { duration } from "./format.js";
 import { drawSpark, makeSpark } from "./sparkline.js";
 
 const WIDTH = 60; // each type's sparkline viewBox
@@ -39,6 +38,7 @@ function makeRow(name) {
   const th = document.createElement("th");
   th.scope = "row";
   th.textContent = name;
+  th.title = name; // a long name is cut short in the column
   tr.append(th);
   const row = { tr, p50: cell("kind-p50"), p95: cell("kind-p95"), spark: makeSpark(WIDTH, HEIGHT, ""), drawn: "" };
   cell("kind-spark").append(row.spark);
@@ -57,7 +57,9 @@ function drawRow(row, name, stats) {
   row.spark.setAttribute("aria-label", `${name}, last hour: ${hour.completed} completed, ${hour.failed} failed`);
 }
 
-/** A duration in seconds, to a tenth under ten seconds: "0.4 s", "3.2 s", "2 min 5 s". */
+/** A duration short enough for a narrow column: "0.4 s", "62 s", "4.5 min", "2.1 h". */
 function seconds(value) {
-  return value < 10 ? `${value.toFixed(1)} s` : duration(value);
+  if (value < 10) return `${value.toFixed(1)} s`;
+  if (value < 100) return `${Math.round(value)} s`;
+  return value < 6000 ? `${(value / 60).toFixed(1)} min` : `${(value / 3600).toFixed(1)} h`;
 }

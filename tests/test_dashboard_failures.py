@@ -115,7 +115,7 @@ def test_each_type_shows_its_durations_and_a_sparkline(page: Page, base: str) ->
     wait_until(lambda: api_job(base, job["id"])["status"] == "completed", JOB_SECONDS, "the job to complete")
     open_dashboard(page, base)
     row = page.locator("#kinds-rows tr").filter(has=page.locator("th", has_text=re.compile(r"^demo\.sleep$")))
-    seconds = re.compile(r"^\d+(\.\d)? s$|min")
+    seconds = re.compile(r"^\d+(\.\d)? (s|min|h)$")
     expect(row.locator(".kind-p50")).to_have_text(seconds, timeout=int(EVENT_SECONDS * 1000) + 5_000)  # a poll
     expect(row.locator(".kind-p95")).to_have_text(seconds)
     expect(row.locator("svg.spark polyline")).to_have_count(2)  # completed and failed

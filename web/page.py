@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from flask import current_app, url_for
+
 from jobs import schemas
 from jobs.model import ACTIONS, NORMAL, PRIORITIES, STATUSES
 from jobs.store.scripts import MAX_LOGS
@@ -22,6 +24,7 @@ LIMITS = {
 
 # The page's ES modules but its entry: preloaded together, not found one import level after another.
 MODULES = sorted(p.name for p in (Path(__file__).parent.parent / "static").glob("*.js") if p.name != "app.js")
+FAILURES_PATH = "/api/failures"
 
 
 def context() -> dict[str, Any]:
@@ -35,4 +38,13 @@ def context() -> dict[str, Any]:
         "default_priority": NORMAL,
         "backoff_types": BACKOFF_TYPES,
         "modules": MODULES,
+        "failures_url": failures_url(),
     }
+
+
+def failures_url() -> str | None:
+    """Where the failure groups are read, or None on a server without them (the page then hides their panel)."""
+    for rule in current_app.url_map.iter_rules():
+        if rule.rule == FAILURES_PATH and "GET" in (rule.methods or ()):
+            return url_for(rule.endpoint)
+    return None
