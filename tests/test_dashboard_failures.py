@@ -7,6 +7,7 @@ tests skip when it does, and run for real against one that has them."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 import pytest
@@ -22,6 +23,7 @@ from tests.dashboard_helpers import (
     cancel_quietly,
     create_job,
     open_dashboard,
+    requests_to,
     row_by_id,
     unique,
 )
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.browser
 STEP_SECONDS = 3.0  # a step of the paced job: long enough to see "—" before its second report
 PACE = re.compile(r"^\d+(\.\d)? %/min · (\d+ s|\d+ min|[\d h min]+) left$")
 FAILING = 2  # jobs of the failure group under test
+BURST = 20  # jobs failing at once: the groups are read again at most once a second, not once a job
 
 
 @pytest.fixture
@@ -104,6 +107,25 @@ def test_failure_groups_are_listed_and_retried_and_deleted_by_keyboard(page: Pag
     expect(group).to_have_count(0)
     for job in made:
         assert request(base, "GET", f"/api/jobs/{job['id']}")[0] == 404
+
+
+def test_many_failures_at_once_read_the_groups_at_most_once_a_second(page: Page, base: str) -> None:
+    status, _, _ = request(base, "GET", "/api/failures")
+    if status == 404:
+        pytest.skip("GET /api/failures not on this branch")
+    open_dashboard(page, base)
+    cause = word()
+    expect(page.locator("#failures")).to_be_visible()
+    reads = requests_to(page, "/api/failures")
+    started = time.monotonic()
+    made = [create_job(base, unique("burst"), "demo.fail", params={"message": f"burst {cause}"}) for _ in range(BURST)]
+    group = page.locator("#failure-groups li").filter(has_text=cause)
+    expect(group.locator(".group-count")).to_have_text(str(BURST), timeout=JOB_TIMEOUT_MS)
+    seconds = time.monotonic() - started
+    assert 1 <= len(reads) <= seconds + 1, (len(reads), seconds)  # BURST failures, far fewer reads
+    request(base, "DELETE", f"/api/failures/{group.get_attribute('data-key')}")
+    for job in made:
+        request(base, "DELETE", f"/api/jobs/{job['id']}")
 
 
 def test_each_type_shows_its_durations_and_a_sparkline(page: Page, base: str) -> None:
