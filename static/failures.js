@@ -9,7 +9,7 @@ import { goToJob, jobHref } from "./router.js";
 import { state } from "./state.js";
 
 const EVERY_MS = 1000; // at most one read per second, however many events arrive
-const SHORT_ID = 8; // a sample job's link shows this much of its id (the whole id in its title)
+const SHORT_ID = 8; // a sample job's link shows the end of its id (its start is its creation time, alike)
 const $ = (id) => document.getElementById(id);
 const section = $("failures");
 const list = $("failure-groups");
@@ -96,7 +96,7 @@ function item(group, now) {
     link.href = jobHref(id, state.view);
     link.dataset.job = id;
     link.title = id;
-    link.textContent = id.slice(0, SHORT_ID);
+    link.textContent = `…${id.slice(-SHORT_ID)}`;
     samples.append(link, " ");
   }
   const buttons = line("group-buttons changes");
