@@ -13,6 +13,10 @@ then `--jobs` jobs publish about `--rate` events/s each for `--seconds` while th
 
     python -m bench.dashboard                      # 1,000 rows, 200 as the baseline, 5 jobs × 10 ev/s, 15 s
     python -m bench.dashboard --screenshots docs   # also docs/dashboard.png (light) and dashboard-dark.png
+    python -m bench.dashboard --first-rows-only    # only the first rows after a navigation (median of 5)
+
+And, with the full list stored, the time from a navigation to the first rows painted (fresh tab, median of
+`--navigations`): what a user waits for, every fetch and script of the page included.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -71,6 +76,21 @@ RENDER = """async (count) => {
   const ms = performance.now() - start;
   const tasks = window.__bench.longtasks.slice(before).map((t) => t.ms);
   return { rows: document.querySelectorAll("#jobs tbody tr").length, ms, longtasks: tasks };
+}"""
+# The first rows painted after a navigation: performance.now() counts from the navigation's start.
+FIRST_ROWS = """
+(function look() {
+  if (!document.querySelector("#jobs tbody tr")) return requestAnimationFrame(look);
+  setTimeout(() => (window.__firstRowsMs = performance.now()), 0); // after this frame's paint
+})();
+"""
+# When the page asked for the list's first page, had its answer, and had its last script (ms from the
+# navigation's start).
+LIST_ASKED = """() => {
+  const loaded = performance.getEntriesByType("resource");
+  const list = loaded.find((e) => e.name.includes("/api/jobs?"));
+  const scripts = loaded.filter((e) => e.name.endsWith(".js")).map((e) => e.responseEnd);
+  return list ? [list.startTime, list.responseEnd, Math.max(...scripts)] : [0, 0, 0];
 }"""
 
 
@@ -206,6 +226,28 @@ def run_size(browser: Browser, base: str, jobs: Jobs, rows: int, args: argparse.
     }
 
 
+def first_rows(browser: Browser, base: str, times: int) -> dict[str, Any]:
+    """Milliseconds from a navigation to its first rows painted, in `times` fresh tabs: median and range."""
+    runs = []
+    asked = []
+    for _ in range(times):
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.add_init_script(FIRST_ROWS)
+        page.goto(f"{base}/")
+        page.wait_for_function("() => window.__firstRowsMs !== undefined", timeout=30_000)
+        runs.append(round(page.evaluate("window.__firstRowsMs"), 1))
+        asked.append(page.evaluate(LIST_ASKED))
+        context.close()
+    return {
+        "median_ms": statistics.median(runs),
+        "runs_ms": runs,
+        "list_asked_ms": statistics.median(a[0] for a in asked),
+        "list_answered_ms": statistics.median(a[1] for a in asked),
+        "scripts_loaded_ms": statistics.median(a[2] for a in asked),
+    }
+
+
 HISTORY = ("Resize avatar", "Send invoice", "Sync calendar", "Crawl sitemap", "Render PDF", "Index catalogue")
 
 
@@ -274,7 +316,14 @@ class Stack:
         self.redis_server.stop()
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def report(results: list[dict[str, Any]], firsts: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"first rows after a navigation, {args.rows + PAGE_SIZE} jobs stored: median {firsts['median_ms']} ms")
+    print(f"  of {firsts['runs_ms']}; load average {os.getloadavg()[0]:.1f}")
+    asked, answered = firsts["list_asked_ms"], firsts["list_answered_ms"]
+    scripts = firsts["scripts_loaded_ms"]
+    print(f"  the list asked at {asked:.0f} ms, answered at {answered:.0f} ms; the scripts in at {scripts:.0f} ms")
+    if not results:
+        return
     print(f"\n{args.jobs} jobs × {args.rate} ev/s for {args.seconds} s; load average {os.getloadavg()[0]:.1f}")
     print("first render: wall ms, CPU ms of its tasks (the pages' fetches included), worst task's CPU ms;")
     print("then loading the rows by scrolling: long tasks by wall time (worst) and by CPU time (worst)")
@@ -301,6 +350,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5, help="jobs publishing during the window")
     parser.add_argument("--rate", type=float, default=10, help="events per second of each job")
     parser.add_argument("--seconds", type=int, default=15, help="the measurement window")
+    parser.add_argument("--navigations", type=int, default=5, help="fresh tabs timed to their first rows")
+    parser.add_argument("--first-rows-only", action="store_true", help="skip the render and the window")
     parser.add_argument("--screenshots", type=Path, help="also write dashboard.png and dashboard-dark.png here")
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -317,14 +368,21 @@ def main() -> None:
         stack = Stack(workers=args.jobs + 1)
         try:
             seed(stack.jobs, args.rows + PAGE_SIZE)  # more than the list shows: "more below" stays true
-            results = [run_size(browser, stack.base, stack.jobs, rows, args) for rows in (args.baseline, args.rows)]
+            firsts = first_rows(browser, stack.base, args.navigations)
+            sizes = () if args.first_rows_only else (args.baseline, args.rows)
+            results = [run_size(browser, stack.base, stack.jobs, rows, args) for rows in sizes]
         finally:
             stack.stop()
         browser.close()
-    report(results, args)
+    report(results, firsts, args)
     out = ROOT / "bench" / "results" / f"dashboard-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(exist_ok=True)
-    summary = {"args": {k: str(v) for k, v in vars(args).items()}, "loadavg": os.getloadavg(), "results": results}
+    summary = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "loadavg": os.getloadavg(),
+        "first_rows": firsts,
+        "results": results,
+    }
     out.write_text(json.dumps(summary, indent=2))
     print(f"\n{out}")
 

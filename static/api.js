@@ -11,6 +11,7 @@ export const urls = {
   resume: settings.resumeUrl,
   cancelMany: settings.cancelUrl,
   clean: settings.cleanUrl,
+  failures: settings.failuresUrl,
 };
 /** The server's bounds (web/page.py): name, page, cancel_ids, max_attempts, backoff_seconds, log_lines. */
 export const limits = JSON.parse(settings.limits);

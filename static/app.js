@@ -1,6 +1,7 @@
 // jobstream dashboard: the entry that wires the modules. Every job string is shown as text.
 import { drawFilter, wireCounts } from "./counts.js";
 import { closeDetail, openDetail, wireDetail } from "./detail.js";
+import { wireFailures } from "./failures.js";
 import { loadTypes, wireForm } from "./form.js";
 import { wireOverview } from "./overview.js";
 import { wireQueue } from "./queue.js";
@@ -30,6 +31,14 @@ function followRoute(route) {
 
 const PHONE = "(max-width: 600px)"; // there the form and the overview start folded, the list first in view
 
+/** What the first rows need not wait for (the form's types, the stats, the failure groups): asked once they
+ * are painted, so that their requests and drawing come after the rows on a busy machine. */
+function afterFirstRows() {
+  if (state.canChange) loadTypes(); // read-only credentials get no form (CSS hides what they may not do)
+  wireOverview();
+  wireFailures();
+}
+
 const route = readRoute();
 if (window.matchMedia(PHONE).matches) document.querySelectorAll("details.fold").forEach((d) => (d.open = false));
 setView(route);
@@ -44,7 +53,5 @@ wireCounts((status) => showView({ ...state.view, status }));
 wireSearch((q) => showView({ ...state.view, q }));
 wireStream();
 onRoute(followRoute);
-if (state.canChange) loadTypes(); // read-only credentials get no form (CSS hides what they may not do)
-startList();
-wireOverview();
+startList().then(() => requestAnimationFrame(() => setTimeout(afterFirstRows, 0))); // the frame that paints them
 if (route.job) openDetail(route.job, false);

@@ -3,9 +3,9 @@
 import { act, allowed } from "./actions.js";
 import { api, isAbort, jobUrl, limits } from "./api.js";
 import { everySecond } from "./clock.js";
-import { between, duration, localTime, until } from "./format.js";
+import { between, duration, localTime, paceText, until } from "./format.js";
 import { priorityBadge } from "./priority.js";
-import { beginDetail, endDetail, newerId, settleDetail, state, takeLiveLine } from "./state.js";
+import { beginDetail, endDetail, newerId, pace, settleDetail, state, takeLiveLine } from "./state.js";
 
 const STICK_PX = 24; // this close to the bottom, the log follows new lines
 const COPIED_MS = 2000;
@@ -127,6 +127,7 @@ function shownFields(job, now) {
     ["status", job.cancel_requested && job.status === "active" ? "canceling…" : job.status],
     ["priority", priorityBadge(job.priority)],
     ["progress", `${job.progress}%`],
+    ["pace", job.status === "active" ? paceText(pace(job.id)) : null],
     ["action", job.action],
     ["attempts", attempts],
     ["worker", job.worker],

@@ -14,7 +14,11 @@ export function duration(seconds) {
 
 /** A wait until `iso`, coarser as it is longer: "12 s", "5 min", "2 h 5 min"; "now" once it is due. */
 export function until(iso, now = Date.now()) {
-  const seconds = (Date.parse(iso) - now) / 1000;
+  return roughly((Date.parse(iso) - now) / 1000);
+}
+
+/** A length of time, coarser as it is longer (see until). */
+function roughly(seconds) {
   if (seconds < 0.5) return "now";
   if (seconds < 60) return `${Math.ceil(seconds)} s`;
   if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
@@ -45,4 +49,12 @@ export function localTime(iso) {
     minute: "2-digit",
     second: "2-digit",
   });
+}
+
+/** A running job's pace (state.js `pace`) as read in a row: "40 %/min · 2 min left"; "—" when unknown. */
+export function paceText(p) {
+  if (!p) return "—";
+  const rate = p.perMinute >= 10 ? Math.round(p.perMinute) : Number(p.perMinute.toFixed(1));
+  const left = p.secondsLeft === null ? "" : ` · ${p.secondsLeft < 0.5 ? "done" : `${roughly(p.secondsLeft)} left`}`;
+  return `${rate} %/min${left}`;
 }

@@ -1,13 +1,15 @@
-// The overview: workers and what they run, the jobs waiting per priority, a throughput sparkline, and
-// cleaning ended jobs. Read from GET /api/stats at most every 5 s, and only while the tab is visible.
+// The overview: workers and what they run, the jobs waiting per priority, a throughput sparkline, each job
+// type's durations (kinds.js), and cleaning ended jobs. Read from GET /api/stats at most every 5 s, and only
+// while the tab is visible.
 import { announce, api, clearNotice, post, showProblem, urls } from "./api.js";
 import { confirmInPage } from "./confirm.js";
+import { drawKinds } from "./kinds.js";
 import { showPaused } from "./queue.js";
 import { goToJob, jobHref } from "./router.js";
+import { drawSpark } from "./sparkline.js";
 import { state } from "./state.js";
 
 const STATS_EVERY_MS = 5000;
-const SVG = "http://www.w3.org/2000/svg";
 const WIDTH = 240; // the sparkline's viewBox
 const HEIGHT = 48;
 const CLEAN_AGES = [
@@ -51,7 +53,8 @@ function drawStats(stats) {
     .join(" · ");
   depth.textContent = `Waiting: ${waiting}${stats.paused ? " (queue paused)" : ""}`;
   drawWorkers(stats.workers || []);
-  drawSparkline(stats.ended_per_minute || [], stats.jobs_per_minute);
+  drawThroughput(stats.ended_per_minute || [], stats.jobs_per_minute);
+  drawKinds(stats.types);
 }
 
 function drawWorkers(workers) {
@@ -94,33 +97,12 @@ function textItem(text) {
   return item;
 }
 
-/** Completed and failed jobs per minute over the last hour, oldest on the left, as two lines. */
-function drawSparkline(minutes, perMinute) {
-  const series = [...minutes].reverse(); // the API gives the newest minute first
-  const completed = series.map((m) => m.completed ?? m.count ?? 0);
-  const failed = series.map((m) => m.failed ?? 0);
-  const most = Math.max(0, ...completed, ...failed);
-  const peak = Math.max(1, most); // the scale: an idle hour draws flat lines at the bottom
-  const step = series.length > 1 ? WIDTH / (series.length - 1) : WIDTH;
-  const points = (values) =>
-    values.map((v, i) => `${(i * step).toFixed(1)},${(HEIGHT - 2 - (v / peak) * (HEIGHT - 4)).toFixed(1)}`).join(" ");
-  const area = document.createElementNS(SVG, "polygon");
-  area.setAttribute("class", "spark-area");
-  area.setAttribute("points", `0,${HEIGHT} ${points(completed)} ${WIDTH},${HEIGHT}`);
-  const lines = [
-    ["spark-completed", completed],
-    ["spark-failed", failed],
-  ].map(([name, values]) => {
-    const line = document.createElementNS(SVG, "polyline");
-    line.setAttribute("class", name);
-    line.setAttribute("points", points(values));
-    return line;
-  });
-  sparkline.replaceChildren(area, ...lines);
-  const sum = (values) => values.reduce((a, b) => a + b, 0);
+/** Completed and failed jobs per minute over the last hour, as two lines. */
+function drawThroughput(minutes, perMinute) {
+  const hour = drawSpark(sparkline, minutes, WIDTH, HEIGHT);
   caption.textContent =
-    `Last hour: ${sum(completed)} completed, ${sum(failed)} failed; ` +
-    `peak ${most}/min, ${perMinute ?? 0} jobs/min on average`;
+    `Last hour: ${hour.completed} completed, ${hour.failed} failed; ` +
+    `peak ${hour.peak}/min, ${perMinute ?? 0} jobs/min on average`;
 }
 
 function select(id, label, options) {

@@ -1,9 +1,10 @@
 // One row of the job list: made once from the template, then redrawn field by field, touching only the
 // nodes whose value changed. Every string from a job goes in through textContent or an attribute.
 import { allowed } from "./actions.js";
-import { between, duration, until } from "./format.js";
+import { between, duration, paceText, until } from "./format.js";
 import { drawPriority } from "./priority.js";
 import { jobHref } from "./router.js";
+import { pace } from "./state.js";
 
 const template = document.getElementById("row-template");
 const CLOCK_FORMAT = { hour: "2-digit", minute: "2-digit", second: "2-digit" };
@@ -25,6 +26,7 @@ export function makeRow(job, view) {
     what: find(".what"),
     why: find(".why"),
     time: find(".time"),
+    pace: find(".pace"),
     cancel: find('[data-do="cancel"]'),
     retry: find('[data-do="retry"]'),
     delete: find('[data-do="delete"]'),
@@ -79,6 +81,8 @@ export function drawTexts(entry, now = Date.now()) {
   if (t.what !== what) entry.cells.what.textContent = t.what = what;
   if (t.why !== why) entry.cells.why.textContent = t.why = why;
   if (t.time !== time) entry.cells.time.textContent = t.time = time;
+  const speed = entry.job.status === "active" ? paceText(pace(entry.job.id)) : ""; // from its progress events
+  if (t.pace !== speed) entry.cells.pace.textContent = t.pace = speed;
 }
 
 function texts(job, now) {

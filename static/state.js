@@ -24,7 +24,10 @@ export const state = {
   downSince: null, // when the stream was lost; null while live
   detail: emptyDetail(),
   types: [], // the job types, each with its params' JSON schema and defaults
+  reports: new Map(), // id of an active job -> its latest progress reports [[ms, percent], ...], oldest first
 };
+
+const PACE_REPORTS = 10; // a running job's pace is read over its latest reports: it follows a change of speed
 
 function emptyDetail() {
   return {
@@ -152,6 +155,35 @@ export function takeLiveLine(eventId, line) {
 export function endDetail() {
   state.detail.view.abort();
   state.detail = emptyDetail();
+}
+
+/** Note a job's progress at event `eventId` (its id's milliseconds: the server's clock when it happened). */
+export function noteProgress(job, eventId) {
+  if (job.status !== "active" || !eventId) {
+    state.reports.delete(job.id);
+    return;
+  }
+  const ms = Number(eventId.split("-")[0]);
+  const seen = state.reports.get(job.id) || [];
+  const last = seen[seen.length - 1];
+  if (last && (job.progress < last[1] || ms < last[0])) seen.length = 0; // a new attempt starts over
+  else if (last && job.progress === last[1]) return; // no progress reported (an action, a log line)
+  seen.push([ms, job.progress]);
+  if (seen.length > PACE_REPORTS) seen.shift();
+  state.reports.set(job.id, seen);
+}
+
+export function forgetProgress(id) {
+  state.reports.delete(id);
+}
+
+/** A running job's pace from its progress reports: {perMinute, secondsLeft}; null until two reports. */
+export function pace(id) {
+  const seen = state.reports.get(id);
+  if (!seen || seen.length < 2) return null;
+  const [[fromMs, from], [toMs, to]] = [seen[0], seen[seen.length - 1]];
+  const perMinute = ((to - from) / (toMs - fromMs || 1)) * 60_000;
+  return { perMinute, secondsLeft: perMinute > 0 ? ((100 - to) / perMinute) * 60 : null };
 }
 
 /** Redis stream ids "ms-seq" compare as number pairs. */

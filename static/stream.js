@@ -3,9 +3,12 @@
 import { api, isAbort, listUrl, showProblem, urls } from "./api.js";
 import { everySecond } from "./clock.js";
 import { followDetail, removedDetail } from "./detail.js";
+import { noteFailures } from "./failures.js";
 import { ago } from "./format.js";
 import {
+  forgetProgress,
   listTakes,
+  noteProgress,
   queueRemoval,
   queueUpdate,
   resetList,
@@ -79,8 +82,14 @@ function onStreamError(source) {
 function onEvent(message) {
   const event = JSON.parse(message.data);
   streamAlive(message.lastEventId);
-  if (event.type === "job-removed") removedDetail(event.id);
-  else followDetail(event.job, message.lastEventId, event.log);
+  noteFailures(event);
+  if (event.type === "job-removed") {
+    forgetProgress(event.id);
+    removedDetail(event.id);
+  } else {
+    noteProgress(event.job, message.lastEventId);
+    followDetail(event.job, message.lastEventId, event.log);
+  }
   if (listTakes(message.lastEventId, event)) applyToList(event);
 }
 

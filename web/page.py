@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from flask import current_app, url_for
 
 from jobs import schemas
 from jobs.model import ACTIONS, NORMAL, PRIORITIES, STATUSES
@@ -19,6 +22,10 @@ LIMITS = {
     "log_lines": MAX_LOGS,
 }
 
+# The page's ES modules but its entry: preloaded together, not found one import level after another.
+MODULES = sorted(p.name for p in (Path(__file__).parent.parent / "static").glob("*.js") if p.name != "app.js")
+FAILURES_PATH = "/api/failures"
+
 
 def context() -> dict[str, Any]:
     """The template's values: the limits (as attributes and as JSON), the choices the form offers, and which
@@ -30,4 +37,14 @@ def context() -> dict[str, Any]:
         "priorities": PRIORITIES,
         "default_priority": NORMAL,
         "backoff_types": BACKOFF_TYPES,
+        "modules": MODULES,
+        "failures_url": failures_url(),
     }
+
+
+def failures_url() -> str | None:
+    """Where the failure groups are read, or None on a server without them (the page then hides their panel)."""
+    for rule in current_app.url_map.iter_rules():
+        if rule.rule == FAILURES_PATH and "GET" in (rule.methods or ()):
+            return url_for(rule.endpoint)
+    return None
