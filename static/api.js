@@ -55,9 +55,10 @@ export function jobUrl(id, action = "") {
   return action ? `${url}/${action}` : url;
 }
 
-/** The page of the list that `view` ({status, q}) shows, from `cursor` on. */
+/** The page of the list that `view` ({status, q}) shows, from `cursor` on: a short first page, so the first
+ * rows come fast, then long ones as the list scrolls. */
 export function listUrl(view, cursor) {
-  const params = new URLSearchParams({ limit: String(limits.page) });
+  const params = new URLSearchParams({ limit: String(cursor ? limits.page : limits.first_page) });
   if (view.status) params.set("status", view.status);
   if (view.q) params.set("q", view.q);
   if (cursor) params.set("cursor", cursor);

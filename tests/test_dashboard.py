@@ -33,12 +33,14 @@ from tests.dashboard_helpers import (
     unique,
 )
 from tests.helpers import create
+from web import page as page_facts
 
 pytest_plugins = ["tests.dashboard_fixtures"]  # the browser, page and new_page fixtures
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = Path("/tmp/dashboard.png")
-PAGE_SIZE = PAGE_MAX  # the page asks for pages as long as the server allows
+FIRST_PAGE = page_facts.FIRST_PAGE  # the list's first page is short, so its rows come fast
+PAGE_SIZE = PAGE_MAX  # the pages after it are as long as the server allows
 MEASURE_MS = 3_000  # how long the no-polling test watches the page's requests while events flow
 STATS_EVERY_S = 5  # the page reads /api/stats at most this often
 PHONE = {"width": 390, "height": 844}
@@ -250,7 +252,7 @@ def test_count_buttons_filter_and_match_the_api(page: Page, base: str) -> None:
     expect(page.locator('#counts button[data-status=""]')).to_have_attribute("aria-pressed", "false")
     expect(page).to_have_url(re.compile(r"\?status=completed$"))
     rows = page.locator("#jobs tbody tr")
-    expect(rows).to_have_count(min(counts["completed"], PAGE_SIZE))
+    expect(rows).to_have_count(min(counts["completed"], FIRST_PAGE))
     expect(page.locator('#jobs tbody tr:not([data-status="completed"])')).to_have_count(0)
     expect(row_by_id(page, failed["id"])).to_have_count(0)
     expect(page.locator("#jobs tbody .badge").filter(has_not_text="completed")).to_have_count(0)
@@ -392,8 +394,8 @@ def test_infinite_scroll_loads_the_next_page(page: Page, base: str, stack: Stack
     try:
         page.goto(f"{base}/?q={tag}")
         rows = page.locator("#jobs tbody tr")
-        expect(rows).to_have_count(PAGE_SIZE)
-        expect(page.locator("#shown")).to_have_text(f"{PAGE_SIZE} shown, more below")
+        expect(rows).to_have_count(FIRST_PAGE)
+        expect(page.locator("#shown")).to_have_text(f"{FIRST_PAGE} shown, more below")
         page.locator("#more").scroll_into_view_if_needed()  # near the end, the next page loads by itself
         expect(rows).to_have_count(len(items))
         expect(page.locator("#more")).to_be_hidden()
@@ -429,8 +431,8 @@ def test_no_request_per_event(page: Page, base: str) -> None:
 
 def test_reconnect_replays_missed_events_and_reload_lists_jobs(page: Page, base: str, stack: Stack) -> None:
     streams = requests_to(page, STREAM_PATH)
-    list_fetches: list[str] = []  # a first page of the list; nothing else asks for limit=200
-    page.on("request", lambda r: list_fetches.append(r.url) if "limit=200" in r.url else None)
+    list_fetches: list[str] = []  # a first page of the list; nothing else asks for its limit
+    page.on("request", lambda r: list_fetches.append(r.url) if f"limit={FIRST_PAGE}&" in r.url + "&" else None)
     others = pattern_subscriptions(stack)
     open_dashboard(page, base)
     before = create(base, unique("before the drop"), steps=1, step_seconds=0)  # its events reach the page

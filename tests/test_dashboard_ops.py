@@ -27,6 +27,7 @@ from tests.dashboard_helpers import (
     unique,
 )
 from tests.helpers import create
+from web import page as page_facts
 
 pytest_plugins = ["tests.dashboard_fixtures"]  # the browser, page and new_page fixtures
 pytestmark = pytest.mark.browser
@@ -35,6 +36,7 @@ JOB_MODULES = "tests.stubborn_jobs"  # test.stubborn: a job that ignores being s
 ADMIN = ("admin", "secret")
 VIEWER = ("viewer", "look")
 STATS_TIMEOUT_MS = 15_000  # the page reads /api/stats every 5 s: two reads, and the job's start
+FIRST_PAGE = page_facts.FIRST_PAGE  # the list's first page: a reset would fetch it again
 RESTART_TIMEOUT_MS = int((START_SECONDS + 5) * 1000)  # a web server comes back, the browser retries every 3 s
 STOP_TIMEOUT_MS = int(STOP_SECONDS * 1000)  # a stubborn job's worker is ended after a grace period
 
@@ -101,7 +103,7 @@ def test_the_web_server_restarts_under_the_page_and_no_update_is_missed(new_page
     page = new_page()
     streams = requests_to(page, STREAM_PATH)
     first_pages: list[str] = []  # the list's first page (a reset would fetch it again)
-    page.on("request", lambda r: first_pages.append(r.url) if "limit=200" in r.url else None)
+    page.on("request", lambda r: first_pages.append(r.url) if f"limit={FIRST_PAGE}&" in r.url + "&" else None)
     open_dashboard(page, own.base)
     running = create(own.base, unique("runs through the restart"), steps=20, step_seconds=0.2)
     row = row_by_id(page, running["id"])

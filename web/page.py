@@ -5,16 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, url_for
+from flask import url_for
 
 from jobs import schemas
 from jobs.model import ACTIONS, NORMAL, PRIORITIES, STATUSES
 from jobs.store.scripts import MAX_LOGS
 from jobs.types.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS
 
+FIRST_PAGE = 50  # the list's first page: a screen and more, answered fast; the pages after it are PAGE_MAX long
+
 # The form's and the list's bounds, each the schema's own (static/api.js reads them as `limits`).
 LIMITS = {
     "name": schemas.NAME_MAX,
+    "first_page": FIRST_PAGE,
     "page": schemas.PAGE_MAX,
     "cancel_ids": schemas.CANCEL_MAX,
     "max_attempts": MAX_ATTEMPTS,
@@ -24,7 +27,6 @@ LIMITS = {
 
 # The page's ES modules but its entry: preloaded together, not found one import level after another.
 MODULES = sorted(p.name for p in (Path(__file__).parent.parent / "static").glob("*.js") if p.name != "app.js")
-FAILURES_PATH = "/api/failures"
 
 
 def context() -> dict[str, Any]:
@@ -38,13 +40,5 @@ def context() -> dict[str, Any]:
         "default_priority": NORMAL,
         "backoff_types": BACKOFF_TYPES,
         "modules": MODULES,
-        "failures_url": failures_url(),
+        "failures_url": url_for("list_failures"),
     }
-
-
-def failures_url() -> str | None:
-    """Where the failure groups are read, or None on a server without them (the page then hides their panel)."""
-    for rule in current_app.url_map.iter_rules():
-        if rule.rule == FAILURES_PATH and "GET" in (rule.methods or ()):
-            return url_for(rule.endpoint)
-    return None
