@@ -15,7 +15,8 @@ from jobs.connection import connect, connect_streams
 from jobs.errors import JobsError
 from jobs.stream.fanout import ProcessFanout, RequestFanout, StreamRegistry
 from web import request_log, security
-from web.api import EXTENSION, Services, register_routes
+from web.api import register_routes
+from web.context import EXTENSION, Services
 from web.errors import handle_http_error, handle_jobs_error, handle_redis_error, handle_validation_error
 
 WEB_CONNECTIONS = 200  # the command pool's size; a burst of requests waits its turn for one

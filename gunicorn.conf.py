@@ -58,7 +58,7 @@ def child_exit(server, worker):
 def post_worker_init(worker):
     """End open streams at once on shutdown, so gunicorn never waits out graceful_timeout for them; the first
     worker also warns when Redis would lose jobs by itself (jobs/health.py)."""
-    from web.api import EXTENSION  # here, not at the top: gevent patches the worker before the app loads
+    from web.context import EXTENSION  # here, not at the top: gevent patches the worker before the app loads
 
     streams = worker.wsgi.extensions[EXTENSION].streams
 

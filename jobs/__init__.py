@@ -17,10 +17,11 @@ A job type is a function with type hints and the decorator; marshmallow's common
 
 from marshmallow.validate import Length, OneOf, Range, Regexp
 
-from jobs.client import CancelResult, JobEvent, Jobs, Page
+from jobs.client import CancelResult, Jobs, Page
 from jobs.errors import IdempotencyConflict, InvalidRequest, JobConflict, JobNotFound, JobsError
 from jobs.model import Job
 from jobs.options import CreateOptions
+from jobs.stream.follow import JobEvent
 from jobs.types.registry import register
 from jobs.types.running import attempt, progress
 

@@ -6,10 +6,8 @@ Over 300 lines because it is the whole public surface, each method a few lines o
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,21 +20,18 @@ from jobs import schemas
 from jobs.config import CHECKOUT, Settings
 from jobs.connection import connect
 from jobs.errors import InvalidRequest, JobConflict, JobNotFound
-from jobs.model import ENDED, Job, isoformat
+from jobs.model import Job, isoformat
 from jobs.options import CreateOptions
 from jobs.store import control, failures
 from jobs.store.creates import NewJob
 from jobs.store.lifecycle import UNDELETABLE, JobStore
 from jobs.store.scripts import Outcome
-from jobs.stream.events import BEGINNING, JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
-from jobs.stream.fanout import RedisSubscription
+from jobs.stream import follow
+from jobs.stream.follow import JobEvent
 from jobs.types.attempts import Backoff
 from jobs.types.registry import JobFunction, describe_types, get_type, load, provide_default
 
 logger = logging.getLogger(__name__)
-
-RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # the waits between tries when Redis goes away under events()
-UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)  # Redis gone, or answering nothing for a while
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,26 +52,6 @@ class CancelResult:
     outcome: str
     status: str | None
     job: Job | None
-
-
-@dataclass(frozen=True, slots=True)
-class JobEvent:
-    """One event of the stream: `job-update` (with the job), `job-removed`, or `reset` (the events after the
-    id you resumed from are gone: refetch what you show, then go on from this event's id)."""
-
-    id: str | None
-    type: str
-    job_id: str | None
-    job: Job | None = None
-    log: str | None = None
-    counts: dict[str, int] | None = None
-    timestamp: str | None = None
-
-    @classmethod
-    def from_event(cls, event: Event) -> JobEvent:
-        data = json.loads(event.data)
-        job = Job.from_snapshot(data["job"]) if "job" in data else None
-        return cls(event.id, event.name, event.job_id, job, data.get("log"), data.get("counts"), data.get("timestamp"))
 
 
 class Jobs:
@@ -301,62 +276,13 @@ class Jobs:
     # -- following ---------------------------------------------------------------------------
 
     def wait(self, job_id: str, timeout: float = 60.0) -> Job:
-        """Block until the job has ended and return it; TimeoutError after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-            pubsub.subscribe(channel(job_id))  # first: an end published after the read below is not missed
-            job = self.get(job_id)
-            while job.status not in ENDED:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"job {job_id} is still {job.status} after {timeout} s")
-                message = pubsub.get_message(timeout=min(left, 1.0))
-                if message is not None:
-                    event = JobEvent.from_event(Event.from_message(message["channel"], message["data"]))
-                    if event.type == JOB_REMOVED:
-                        raise JobNotFound(f"job {job_id} was deleted before it ended")
-                    job = event.job or job
-                    if job.status in ENDED:
-                        return self.get(job_id)  # with its logs, however the end arrived
-        return job
+        """Block until the job has ended and return it, with its logs; TimeoutError after `timeout` seconds."""
+        return follow.wait(self.redis, job_id, timeout, self.get)
 
     def events(self, after: str | None = None, job: str | None = None) -> Iterator[JobEvent]:
-        """The stream's events from Redis: those after `after` (an event id), then live ones, for ever.
-
-        Resumable: pass the last id you handled. When those events are gone, yields a `reset` event first.
-        Redis going away is waited out (reconnecting, then replaying), so no event is lost or repeated."""
-        last = after
-        failures = 0
-        while True:
-            try:
-                if last is None:  # now, read before subscribing: what comes between is replayed, not lost
-                    last = newest_id(self.redis) or BEGINNING
-                subscription = RedisSubscription(self.redis)
-            except UNAVAILABLE as exc:
-                time.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
-                failures += 1
-                logger.info("events: Redis unavailable (%s); trying again", exc)
-                continue
-            try:
-                backlog = missed(self.redis, last)
-                if backlog is None:
-                    last = newest_id(self.redis) or BEGINNING
-                    yield JobEvent(last, RESET, None)
-                    backlog = []
-                failures = 0
-                for event in backlog:
-                    last = event.id
-                    if job is None or event.job_id == job:
-                        yield JobEvent.from_event(event)
-                while True:
-                    for event in subscription.get(1.0):
-                        if event.key > id_key(last) and (job is None or event.job_id == job):
-                            last = event.id
-                            yield JobEvent.from_event(event)
-            except UNAVAILABLE as exc:
-                logger.info("events: lost Redis (%s); resuming after %s", exc, last)
-            finally:
-                subscription.close()
+        """The stream's events from Redis: those after `after` (an event id), then live ones, for ever; resumable,
+        with a `reset` first when those events are gone, and Redis going away waited out (see stream.follow)."""
+        return follow.events(self.redis, after, job)
 
 
 provide_default(Jobs.default)

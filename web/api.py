@@ -5,83 +5,27 @@ Over 300 lines because the route table holds each route's OpenAPI description be
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import redis
-from flask import Flask, Response, abort, current_app, jsonify, render_template, request, url_for
-from marshmallow import Schema
-from redis import Redis
+from flask import Flask, Response, current_app, jsonify, render_template, request, url_for
 from werkzeug.routing import BaseConverter
 
 from jobs import schemas
-from jobs.client import Jobs
-from jobs.config import Settings
 from jobs.model import ACTIVE
-from jobs.store.lifecycle import JobStore
-from jobs.stream.fanout import ProcessFanout, RequestFanout, StreamHandle, StreamRegistry, stream
+from jobs.stream.fanout import StreamHandle, stream
 from jobs.telemetry.metrics import CONTENT_TYPE, exposition
 from jobs.types.registry import describe_types
-from jobs.webhooks.registry import Webhooks
 from web import page
+from web.context import jobs, json_body, json_object, services
 from web.errors import error
 from web.openapi import Route, document
 from web.security import acting_user, can_change
+from web.webhooks import WEBHOOK_ROUTES
 
-EXTENSION = "jobstream"  # the key of Services in app.extensions
 OPENAPI = "openapi"  # the key of the OpenAPI document, once built
-
-
-@dataclass
-class Services:
-    """What the routes use, built once per process in the factory."""
-
-    settings: Settings
-    jobs: Jobs
-    fanout: RequestFanout | ProcessFanout
-    stream_redis: Redis
-    streams: StreamRegistry
-
-    @property
-    def store(self) -> JobStore:
-        return self.jobs.store
-
-    @property
-    def webhooks(self) -> Webhooks:
-        return Webhooks(self.jobs.redis)
-
-
-def services() -> Services:
-    return current_app.extensions[EXTENSION]
-
-
-def jobs() -> Jobs:
-    return services().jobs
-
-
-def json_object() -> dict[str, Any]:
-    """The request's JSON object (415 when not sent as JSON, 400 when not an object)."""
-    if not request.is_json:
-        abort(415, "send a JSON body with Content-Type: application/json")
-    body = request.get_json(silent=True)
-    if body is None:
-        abort(400, "the body is not valid JSON")
-    if not isinstance(body, dict):
-        abort(400, "the body must be a JSON object")
-    try:  # "\ud800" alone is JSON's syntax but no text: Redis (UTF-8) could not store it
-        json.dumps(body, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        abort(400, "the body holds an unpaired UTF-16 surrogate (\\ud800-\\udfff), which is not text")
-    return body
-
-
-def json_body(schema: Schema) -> dict[str, Any]:
-    """The request's JSON object loaded by `schema` (415 / 400 / 422 otherwise)."""
-    return schema.load(json_object())
 
 
 def index(job_id: str | None = None) -> str:
@@ -185,35 +129,6 @@ def delete_failures(key: str) -> Response:
     """Delete every job of a failure group."""
     ids = jobs().delete_failures(key, by=acting_user())
     return jsonify(schemas.group_action.dump({"count": len(ids), "ids": ids}))
-
-
-def _webhook_id(webhook_id: str) -> str:
-    """The path's webhook id, checked (422 at `id`, as a schedule's)."""
-    return str(schemas.webhook_id.load({"id": webhook_id})["id"])
-
-
-def put_webhook(webhook_id: str) -> tuple[Response, int]:
-    """Create (201) or replace (200) a webhook; the answer is the one place its secret is shown."""
-    checked = _webhook_id(webhook_id)
-    webhook, created = services().webhooks.put(checked, **json_body(schemas.webhook_put))
-    return jsonify(schemas.webhook_out.dump({"webhook": webhook})), 201 if created else 200
-
-
-def list_webhooks() -> Response:
-    """Every webhook, by id, without secrets."""
-    return jsonify(schemas.webhooks_out.dump({"webhooks": services().webhooks.all()}))
-
-
-def delete_webhook(webhook_id: str) -> Response:
-    """Delete a webhook, its log and the deliveries it still owes."""
-    services().webhooks.delete(_webhook_id(webhook_id))
-    return Response(status=204)
-
-
-def list_deliveries(webhook_id: str) -> Response:
-    """A webhook's last 100 delivery attempts, newest first."""
-    log = services().webhooks.log(_webhook_id(webhook_id))
-    return jsonify(schemas.deliveries_out.dump({"deliveries": log}))
 
 
 def metrics() -> Response:
@@ -371,31 +286,7 @@ ROUTES = [
     ),
     Route("/api/queue/pause", "POST", pause_queue, "Stop handing out pending jobs", {200: S.PausedSchema}),
     Route("/api/queue/resume", "POST", resume_queue, "Hand out pending jobs again", {200: S.PausedSchema}),
-    Route(
-        "/api/webhooks/<webhook_id>",
-        "PUT",
-        put_webhook,
-        "Create or replace a webhook (its secret shown in this answer only)",
-        {201: S.WebhookEnvelopeSchema, 200: S.WebhookEnvelopeSchema},
-        body=S.WebhookPutSchema,
-    ),
-    Route("/api/webhooks", "GET", list_webhooks, "Every webhook, without secrets", {200: S.WebhooksSchema}),
-    Route(
-        "/api/webhooks/<webhook_id>",
-        "DELETE",
-        delete_webhook,
-        "Delete a webhook with its deliveries",
-        {204: None},
-        errors=(404, 422),
-    ),
-    Route(
-        "/api/webhooks/<webhook_id>/deliveries",
-        "GET",
-        list_deliveries,
-        "A webhook's last 100 delivery attempts, newest first",
-        {200: S.DeliveriesSchema},
-        errors=(404, 422),
-    ),
+    *WEBHOOK_ROUTES,
     Route("/api/openapi.json", "GET", openapi_document, "This document", {200: "application/json"}),
 ]
 

@@ -1,6 +1,9 @@
 """The event scripts of jobs/store/lua/: every change of a job is one of them, called here with one JSON header of
 named arguments, whose constant part (key names and prefixes, event and status names, the types' limits) comes
-from Python."""
+from Python.
+
+Over 300 lines because the one constant header every script shares is declared here, beside the calls that
+send it."""
 
 from __future__ import annotations
 
