@@ -13,7 +13,9 @@ from jobs.client import Jobs
 from jobs.config import Settings
 from jobs.connection import connect, connect_streams
 from jobs.errors import JobsError
-from jobs.stream.fanout import ProcessFanout, RequestFanout, StreamRegistry
+from jobs.stream.fanout import StreamRegistry
+from jobs.stream.hub import ProcessFanout
+from jobs.stream.subscription import RequestFanout
 from web import request_log, security
 from web.api import EXTENSION, Services, register_routes
 from web.errors import handle_http_error, handle_jobs_error, handle_redis_error, handle_validation_error

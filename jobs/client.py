@@ -29,7 +29,7 @@ from jobs.store.creates import NewJob
 from jobs.store.lifecycle import JobStore
 from jobs.store.scripts import Outcome
 from jobs.stream.events import BEGINNING, JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
-from jobs.stream.fanout import RedisSubscription
+from jobs.stream.subscription import RedisSubscription
 from jobs.types.attempts import Backoff
 from jobs.types.registry import JobFunction, describe_types, get_type, load, provide_default
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,9 @@ from jobs.client import Jobs
 from jobs.config import Settings
 from jobs.model import ACTIVE
 from jobs.store.lifecycle import JobStore
-from jobs.stream.fanout import ProcessFanout, RequestFanout, StreamHandle, StreamRegistry, stream
+from jobs.stream.fanout import StreamHandle, StreamRegistry, stream
+from jobs.stream.hub import ProcessFanout
+from jobs.stream.subscription import RequestFanout
 from jobs.telemetry.metrics import CONTENT_TYPE, exposition
 from jobs.types.registry import describe_types
 from web import page
@@ -184,9 +187,10 @@ def job_stream() -> Response:
     """The live stream: replay after Last-Event-ID, then live events, until the client or the server leaves."""
     query = schemas.stream_query.load(request.args.to_dict())
     svc = services()
-    subscription = svc.fanout.subscribe()  # Redis down: a 503 now, not a stream that ends at once
+    subscription = svc.fanout.subscribe(query["job"])  # Redis down: a 503 now, not a stream that ends at once
     try:
-        handle = StreamHandle(_socket_closer(request.environ.get("gunicorn.socket")))
+        sock = request.environ.get("gunicorn.socket")
+        handle = StreamHandle(_socket_closer(sock), *_direct(request.environ, sock))
         body = stream(
             subscription,
             svc.stream_redis,
@@ -203,6 +207,20 @@ def job_stream() -> Response:
         raise
     response.call_on_close(subscription.close)  # also when the client leaves before the body starts
     return response
+
+
+def _direct(environ: dict[str, Any], sock: socket.socket | None) -> tuple[socket.socket | None, bool]:
+    """The client's socket when the body may bypass the server (plain HTTP/1.x GET from gunicorn), and whether
+    the server frames the body in chunks (HTTP/1.1: it sends no length)."""
+    protocol = environ.get("SERVER_PROTOCOL")
+    if (
+        sock is None
+        or isinstance(sock, ssl.SSLSocket)
+        or environ.get("REQUEST_METHOD") != "GET"
+        or protocol not in ("HTTP/1.0", "HTTP/1.1")
+    ):
+        return None, False
+    return sock, protocol == "HTTP/1.1"
 
 
 def _socket_closer(sock: socket.socket | None) -> Callable[[int], None]:
