@@ -18,7 +18,7 @@ import time
 import redis
 
 from jobs.stream.events import Event
-from jobs.stream.subscription import RedisSubscription, StreamEnded
+from jobs.stream.subscription import COALESCE_SECONDS, RedisSubscription, StreamEnded
 from jobs.telemetry.metrics import EVENTS_DELIVERED, EVENTS_ROUTED, STREAM_WRITES, STREAMS_CUT_OFF
 
 logger = logging.getLogger(__name__)
@@ -211,6 +211,9 @@ class ProcessFanout:
                 delay = 0.1
                 while True:
                     events = subscription.get(1.0)
+                    if events and not subscription.behind:
+                        time.sleep(COALESCE_SECONDS)  # the rest of a burst goes out in the same writes
+                        events += subscription.get(0)
                     if events:
                         self.route(events)
                     if subscription.behind:

@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 WAKE_CHANNEL = channel("-")  # matches PATTERN but names no job: wakes request-mode streams to look at flags
 READ_SIZE = 65536
-COALESCE_SECONDS = 0.003  # request mode: after an event, wait this long for the rest of its burst, then write once
+COALESCE_SECONDS = 0.003  # after an event, wait this long for the rest of its burst (other jobs' steps): one write
 
 
 class StreamEnded(Exception):
