@@ -35,7 +35,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     stream_client = connect_streams(settings.redis_url, settings.stream_connections)
     fanout: RequestFanout | ProcessFanout
     if settings.fanout == "process":
-        fanout = ProcessFanout(stream_client, settings.stream_queue_events)
+        fanout = ProcessFanout(stream_client, settings.stream_queue_events, settings.heartbeat_seconds)
     else:
         fanout = RequestFanout(stream_client)
     streams = StreamRegistry(settings.stream_write_timeout)

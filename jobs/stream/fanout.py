@@ -122,7 +122,7 @@ def stream(
             for chunk, count in chunks:
                 yield from write(chunk, count)
         if isinstance(subscription, Outlet) and handle.sock is not None:
-            yield from _go_direct(subscription, registry, handle, heartbeat, last_sent, write)
+            yield from _go_direct(subscription, registry, handle, last_sent, write)
             return
         next_ping = time.monotonic() + heartbeat
         while not (handle.closing or registry.closing):
@@ -172,12 +172,11 @@ def _go_direct(
     outlet: Outlet,
     registry: StreamRegistry,
     handle: StreamHandle,
-    heartbeat: float,
     last_sent: tuple[int, int],
     write: Callable[[bytes, int], Iterator[bytes]],
 ) -> Iterator[bytes]:
-    """Write what queued during the replay, hand the socket to the hub, then only wake for a backlog, a
-    heartbeat or the end."""
+    """Write what queued during the replay, hand the socket to the hub (which sends the heartbeats too), then
+    only wake for a backlog or the end."""
     while fresh := [e for e in outlet.take() if e.key > last_sent]:
         last_sent = fresh[-1].key
         yield from write(b"".join(e.frame for e in fresh), len(fresh))
@@ -189,11 +188,8 @@ def _go_direct(
         handle.writing_since = since
 
     while not (handle.closing or registry.closing):
-        outlet.ready.wait(max(0.0, outlet.last_write + heartbeat - time.monotonic()))
+        outlet.ready.wait()
         outlet.ready.clear()
         if outlet.ended:
             raise StreamEnded(outlet.ended)
         outlet.flush(watch)
-        if time.monotonic() >= outlet.last_write + heartbeat:
-            outlet.write(outlet.frame(PING_FRAME), 0)
-            outlet.last_write = time.monotonic()  # also when it went to the backlog: the next is a heartbeat on

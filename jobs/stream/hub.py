@@ -17,7 +17,7 @@ import time
 
 import redis
 
-from jobs.stream.events import Event
+from jobs.stream.events import PING_FRAME, Event
 from jobs.stream.subscription import COALESCE_SECONDS, RedisSubscription, StreamEnded
 from jobs.telemetry.metrics import EVENTS_DELIVERED, EVENTS_ROUTED, STREAM_WRITES, STREAMS_CUT_OFF
 
@@ -96,6 +96,7 @@ class Outlet:
         self.sock = sock
         self.raw = getattr(sock, "_sock", sock)  # under gevent, the OS socket behind the greenlet one
         self.chunked = chunked
+        self.last_write = time.monotonic()  # the server wrote the replay: the next heartbeat counts from here
 
     def write(self, data: bytes, events: int) -> int:
         """Send now if the socket takes it all; the rest waits in the backlog for the stream's greenlet."""
@@ -119,10 +120,6 @@ class Outlet:
         self.backlog_events += events
         self.ready.set()
         return 0
-
-    def frame(self, data: bytes) -> bytes:
-        """`data` framed as this response frames its body."""
-        return chunk(data) if self.chunked else data
 
     def flush(self, on_write: collections.abc.Callable[[float | None], None]) -> None:
         """Write the backlog out from the stream's greenlet (a blocking write: other greenlets run meanwhile);
@@ -166,9 +163,10 @@ class Outlet:
 class ProcessFanout:
     """JOBSTREAM_FANOUT=process: one subscription per process, started on first use, and the streams by job."""
 
-    def __init__(self, client: redis.Redis, queue_limit: int) -> None:
+    def __init__(self, client: redis.Redis, queue_limit: int, heartbeat: float) -> None:
         self.client = client
         self.queue_limit = queue_limit
+        self.heartbeat = heartbeat
         self.everyone: set[Outlet] = set()  # the streams of every job
         self.by_job: dict[str, set[Outlet]] = {}  # ?job= streams, by that job
         self.ready = threading.Event()
@@ -184,6 +182,7 @@ class ProcessFanout:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="jobstream-fanout", daemon=True)
                 self._thread.start()
+                threading.Thread(target=self._beat, name="jobstream-heartbeat", daemon=True).start()
         if not self.ready.wait(5):
             raise redis.ConnectionError("the process's event subscription is not connected")
         outlet = Outlet(self, job_id, self.queue_limit)
@@ -228,6 +227,18 @@ class ProcessFanout:
                     outlet.end("event subscription lost")
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def _beat(self) -> None:
+        """The direct streams' heartbeats, from one loop: an idle stream costs a send per interval, no wake-up."""
+        period = min(1.0, self.heartbeat / 4)
+        ping = {False: PING_FRAME, True: chunk(PING_FRAME)}
+        while True:
+            time.sleep(period)
+            now = time.monotonic()
+            for outlet in self.outlets:
+                if outlet.raw is not None and not outlet.ended and now - outlet.last_write >= self.heartbeat:
+                    outlet.write(ping[outlet.chunked], 0)
+                    outlet.last_write = now  # also when it went to the backlog: the next is a heartbeat on
 
     def route(self, events: list[Event]) -> None:
         """Hand `events` to the streams that want them: every all-jobs stream, and each job's own."""
