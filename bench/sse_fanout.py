@@ -74,6 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--idle-job", type=int, default=0, help="load: also hold this many ?job= streams of a quiet job"
     )
+    parser.add_argument("--base-workers", type=int, help="gunicorn workers of the --base server (default: --workers)")
     parser.add_argument(
         "--base", type=Path, help="load: also run the server from this checkout (the previous main), alternating runs"
     )
@@ -361,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings: list[str] = []
     try:
         for label, root in roots:
-            stacks[label] = stack = Stack(args.mode, args.heartbeat, logdir / label, root=root, workers=args.workers)
+            workers = (args.base_workers or args.workers) if label == "base" else args.workers
+            stacks[label] = stack = Stack(args.mode, args.heartbeat, logdir / label, root=root, workers=workers)
             fleet = ClientFleet(stack.host, stack.port, args.client_procs, args.connect_concurrency)
             quiet = None
             if args.idle_job:
