@@ -16,6 +16,9 @@ logger = logging.getLogger(__name__)
 
 WAKE_CHANNEL = channel("-")  # matches PATTERN but names no job: wakes request-mode streams to look at flags
 READ_SIZE = 65536
+# Every request-mode stream receives the same message: parse and frame it once per process (its id makes it unique).
+PARSED: dict[tuple[bytes, bytes], Event] = {}
+PARSED_LIMIT = 4096
 COALESCE_SECONDS = 0.003  # after an event, wait this long for the rest of its burst (other jobs' steps): one write
 
 
@@ -100,10 +103,18 @@ class RedisSubscription:
         for message in messages:
             if message[0] != b"pmessage" or message[2] == wake:
                 continue
-            try:
-                events.append(Event.from_message(message[2], message[3]))
-            except ValueError:  # not published by jobstream's scripts (UnicodeDecodeError is a ValueError)
-                logger.warning("skipped a message on %r that is not a jobstream event", message[2])
+            key = (message[2], message[3])
+            event = PARSED.get(key)
+            if event is None:
+                try:
+                    event = Event.from_message(message[2], message[3])
+                except ValueError:  # not published by jobstream's scripts (UnicodeDecodeError is a ValueError)
+                    logger.warning("skipped a message on %r that is not a jobstream event", message[2])
+                    continue
+                if len(PARSED) >= PARSED_LIMIT:
+                    PARSED.clear()
+                PARSED[key] = event
+            events.append(event)
         return events
 
     def wake(self) -> None:
