@@ -181,7 +181,7 @@ def _go_direct(
         last_sent = fresh[-1].key
         yield from write(b"".join(e.frame for e in fresh), len(fresh))
     assert handle.sock is not None
-    outlet.go_direct(handle.sock, handle.chunked)  # no switch since the queue was found empty: nothing is lost
+    outlet.go_direct(handle.sock, handle.chunked, last_sent)  # no switch since the queue was found empty
     outlet.ready.clear()
 
     def watch(since: float | None) -> None:

@@ -60,6 +60,7 @@ class Outlet:
         self.backlog_events = 0
         self.flushing = False
         self.last_write = time.monotonic()
+        self.after: tuple[int, int] | None = None
 
     # -- queued: before the replay is written, or without a raw socket --
 
@@ -74,6 +75,12 @@ class Outlet:
             self.events.extend(batch.events)
             self.ready.set()
             return 0
+        if self.after is not None:  # the hub may still be reading events the replay covered: skip those
+            if batch.events[-1].key <= self.after:
+                return 0
+            if batch.events[0].key <= self.after:
+                batch = Batch([e for e in batch.events if e.key > self.after])
+            self.after = None  # events come in id order: every later one is new
         return self.write(batch.chunked if self.chunked else batch.raw, len(batch.events))
 
     def get(self, timeout: float) -> list[Event]:
@@ -91,8 +98,10 @@ class Outlet:
 
     # -- direct --
 
-    def go_direct(self, sock: socket.socket, chunked: bool) -> None:
-        """From now on the hub writes to `sock`; call with the queue empty and no switch since it was taken."""
+    def go_direct(self, sock: socket.socket, chunked: bool, after: tuple[int, int]) -> None:
+        """From now on the hub writes to `sock` the events after `after` (the last one written); call with the
+        queue empty and no switch since it was taken."""
+        self.after = after if after > (0, 0) else None
         self.sock = sock
         self.raw = getattr(sock, "_sock", sock)  # under gevent, the OS socket behind the greenlet one
         self.chunked = chunked
