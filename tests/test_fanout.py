@@ -6,11 +6,13 @@ import json
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import redis
 
-from jobs.stream.events import JOB_UPDATE, channel
+from jobs.stream.events import JOB_UPDATE, Event, channel
+from jobs.stream.hub import Outlet, ProcessFanout
 from scripts.harness import wait_until
 from tests.bounds import EVENT_SECONDS
 from tests.conftest import Stack
@@ -83,3 +85,72 @@ def test_an_http_1_0_client_gets_the_events_unchunked(stack: Stack) -> None:
     assert b"Transfer-Encoding" not in head
     assert body.startswith(b"retry: 3000\n\n") and b"\r\n" not in body  # SSE frames only, no chunk sizes
     assert [line for line in body.split(b"\n") if line.startswith(b"data: ")][-1].endswith(b'"step 2"}}')
+
+
+# -- the hub in-process, on a socket pair ---------------------------------------------------------
+
+
+def events(job_id: str, first: int, count: int, size: int = 10) -> list[Event]:
+    return [
+        Event.of(f"{n}-0", job_id, JOB_UPDATE, json.dumps({"n": n, "pad": "x" * size}))
+        for n in range(first, first + count)
+    ]
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    ours, theirs = socket.socketpair()
+    yield ours, theirs
+    ours.close()
+    theirs.close()
+
+
+def test_a_direct_stream_skips_what_its_replay_covered(pair: tuple[socket.socket, socket.socket]) -> None:
+    """The hub may still be reading events published before the stream subscribed: they were replayed."""
+    hub = ProcessFanout(redis.Redis(), queue_limit=100, heartbeat=15)
+    outlet = Outlet(hub, None, 100)
+    hub.everyone.add(outlet)
+    outlet.go_direct(pair[0], chunked=False, after=(5, 0))
+    hub.route(events("a", 1, 3))  # all replayed
+    hub.route(events("a", 4, 4))  # 4 and 5 replayed, 6 and 7 new
+    hub.route(events("a", 8, 1))
+    pair[1].settimeout(EVENT_SECONDS)
+    received = b""
+    while received.count(b"id: ") < 3:
+        received += pair[1].recv(65536)
+    assert [line for line in received.split(b"\n") if line.startswith(b"id: ")] == [b"id: 6-0", b"id: 7-0", b"id: 8-0"]
+
+
+def test_a_socket_that_would_block_gets_a_backlog_then_is_cut_off(pair: tuple[socket.socket, socket.socket]) -> None:
+    """A full socket costs the hub no wait: the rest waits in the stream's backlog, up to the limit."""
+    hub = ProcessFanout(redis.Redis(), queue_limit=50, heartbeat=15)
+    slow, fast = Outlet(hub, "a", 50), Outlet(hub, "a", 50)
+    hub.by_job["a"] = {slow, fast}
+    slow.go_direct(pair[0], chunked=True, after=(0, 0))
+    sink_ours, sink_theirs = socket.socketpair()
+    try:
+        fast.go_direct(sink_ours, chunked=True, after=(0, 0))
+        n = 0
+        while not slow.backlog:  # fill the slow socket's buffers; nobody reads them
+            hub.route(events("a", n, 1, size=60_000))
+            n += 1
+            drain(sink_theirs)
+        assert slow.ready.is_set() and not slow.ended
+        while not slow.ended:
+            hub.route(events("a", n, 1, size=60_000))
+            n += 1
+            drain(sink_theirs)
+        assert slow.ended == "client too slow: its queue is full" and slow.backlog_events <= 50
+        assert not fast.ended and not fast.backlog  # the other stream of the job kept receiving
+    finally:
+        sink_ours.close()
+        sink_theirs.close()
+
+
+def drain(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    try:
+        while sock.recv(1 << 20):
+            pass
+    except BlockingIOError:
+        pass
