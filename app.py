@@ -13,7 +13,9 @@ from jobs.client import Jobs
 from jobs.config import Settings
 from jobs.connection import connect, connect_streams
 from jobs.errors import JobsError
-from jobs.stream.fanout import ProcessFanout, RequestFanout, StreamRegistry
+from jobs.stream.fanout import StreamRegistry
+from jobs.stream.hub import ProcessFanout
+from jobs.stream.subscription import RequestFanout
 from web import request_log, security
 from web.api import register_routes
 from web.context import EXTENSION, Services
@@ -34,7 +36,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     stream_client = connect_streams(settings.redis_url, settings.stream_connections)
     fanout: RequestFanout | ProcessFanout
     if settings.fanout == "process":
-        fanout = ProcessFanout(stream_client, settings.stream_queue_events)
+        fanout = ProcessFanout(stream_client, settings.stream_queue_events, settings.heartbeat_seconds)
     else:
         fanout = RequestFanout(stream_client)
     streams = StreamRegistry(settings.stream_write_timeout)

@@ -13,6 +13,8 @@ same machine clock). Prints a table and writes JSON to bench/results/.
     python -m bench.sse_fanout --mode process --clients 1000 --jobs 5 --rate 10 --seconds 20
     python -m bench.sse_fanout --mode request --clients 5000 --idle
     python -m bench.sse_fanout --mode request --cycles 1000 --batch 100
+    python -m bench.sse_fanout --mode process --clients 1000 --base ../previous-main --repeat 3   # A/B, alternating
+    python -m bench.sse_fanout --mode process --clients 50 --idle-job 5000 --heartbeat 15        # ?job= streams
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import signal
 import statistics
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -67,6 +70,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="streams being opened at once (all load generators together); the rest queue",
     )
     parser.add_argument("--connect-timeout", type=float, default=120, help="seconds for all N streams to open")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn gevent workers (WEB_CONCURRENCY)")
+    parser.add_argument(
+        "--idle-job", type=int, default=0, help="load: also hold this many ?job= streams of a quiet job"
+    )
+    parser.add_argument("--base-workers", type=int, help="gunicorn workers of the --base server (default: --workers)")
+    parser.add_argument(
+        "--base", type=Path, help="load: also run the server from this checkout (the previous main), alternating runs"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the gunicorn worker during the run")
     parser.add_argument("--out", type=Path, help="result JSON (default: bench/results/<scenario>-....json)")
     args = parser.parse_args(argv)
@@ -136,11 +147,18 @@ def baseline(stack: Stack) -> dict[str, Any]:
     }
 
 
-def run_load(stack: Stack, fleet: ClientFleet, args: argparse.Namespace, profile_to: Path | None) -> dict[str, Any]:
-    """One load run: N streams, then jobs × rate events/s for `seconds`, then disconnect."""
+def run_load(
+    stack: Stack, fleet: ClientFleet, args: argparse.Namespace, profile_to: Path | None, quiet: ClientFleet | None
+) -> dict[str, Any]:
+    """One load run: N streams (and `--idle-job` quiet ones), then jobs × rate events/s for `seconds`, then
+    disconnect."""
     result = baseline(stack)
+    result["loadavg_before"] = round(os.getloadavg()[0], 2)
     worker_pid = stack.worker.pid
     started = time.monotonic()
+    if quiet is not None:
+        idle, idle_failed = quiet.connect(args.idle_job, args.connect_timeout)
+        result.update(idle_job_connected=idle, idle_job_failed=sum(idle_failed.values()))
     ready, failed = fleet.connect(args.clients, args.connect_timeout)
     result.update(clients_connected=ready, clients_failed=sum(failed.values()), failures=failed)
     result["connect_s"] = round(time.monotonic() - started, 2)
@@ -148,7 +166,7 @@ def run_load(stack: Stack, fleet: ClientFleet, args: argparse.Namespace, profile
     fleet.reset()
 
     steps = max(1, round(args.rate * args.seconds))
-    probe = Probe(stack, fleet.pids).start()
+    probe = Probe(stack, fleet.pids + (quiet.pids if quiet else [])).start()
     profiler = start_profiler(stack.worker.pid, args.seconds + 5, profile_to) if profile_to else None
     started, started_wall = time.monotonic(), time.time()  # each job's first event is stamped after this
     ids, took, post_errors = stack.create_jobs(args.jobs, steps, 1 / args.rate)
@@ -162,6 +180,10 @@ def run_load(stack: Stack, fleet: ClientFleet, args: argparse.Namespace, profile
         result["profile"] = finish_profiler(profiler, profile_to)
 
     final = fleet.close()
+    if quiet is not None:
+        quiet_stats = quiet.stats()
+        result["idle_job_events"] = sum(quiet_stats["counts"])  # must stay 0: none of theirs was published
+        quiet.close()
     result.update(settle(stack, result["redis_pubsub_before"]))
     counts = stats["counts"] or [0]
     received = sum(stats["counts"])
@@ -195,6 +217,8 @@ def run_load(stack: Stack, fleet: ClientFleet, args: argparse.Namespace, profile
         still_open_at_close=final["open"],
         # CPU cost of one event written to one stream, whatever share of the CPU the worker got.
         worker_us_per_delivery=round(result["worker_cpu_s"] / max(received, 1) * 1e6, 1),
+        clients_us_per_delivery=round(result["clients_cpu_s"] / max(received, 1) * 1e6, 1),
+        busy_cores=round(result["machine_cpu_pct"] / 100 * (os.cpu_count() or 1), 2),
         rss_after_mb=round(stack.rss() / 2**20, 2),
     )
     return result
@@ -316,7 +340,7 @@ def drain(fleet: ClientFleet, published: int, deadline: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    limit = raise_fd_limit(args.clients + WARMUP_STREAMS)
+    limit = raise_fd_limit(args.clients + args.idle_job + WARMUP_STREAMS)
     scenario = "idle" if args.idle else "cycles" if args.cycles else "load"
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = f"sse-{scenario}-{args.mode}-n{args.clients if not args.cycles else args.cycles}"
@@ -328,31 +352,53 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the finally blocks stop every process
 
     load_before = os.getloadavg()
-    print(f"{name}: starting redis-server, 5 RQ workers and one gunicorn gevent worker ({args.mode} fan-out)")
+    roots = [("base", args.base.resolve()), ("new", ROOT)] if args.base and scenario == "load" else [("new", ROOT)]
+    print(f"{name}: redis-server, 5 RQ workers and {args.workers} gunicorn gevent worker(s) ({args.mode} fan-out)")
+    print(f"  for {', '.join(f'{label} = {root}' for label, root in roots)}")
     print(f"  fd limit {limit}, load average {load_before[0]:.2f} on {os.cpu_count()} CPUs; logs in {logdir}")
-    stack = Stack(args.mode, args.heartbeat, logdir)
-    fleet: ClientFleet | None = None
-    runs: list[dict[str, Any]] = []
+    stacks: dict[str, Stack] = {}
+    fleets: dict[str, tuple[ClientFleet, ClientFleet | None]] = {}
+    runs_of: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in roots}
+    warnings: list[str] = []
     try:
-        fleet = ClientFleet(stack.host, stack.port, args.client_procs, args.connect_concurrency)
-        warm_up(stack, fleet)
+        for label, root in roots:
+            workers = (args.base_workers or args.workers) if label == "base" else args.workers
+            stacks[label] = stack = Stack(args.mode, args.heartbeat, logdir / label, root=root, workers=workers)
+            fleet = ClientFleet(stack.host, stack.port, args.client_procs, args.connect_concurrency)
+            quiet = None
+            if args.idle_job:
+                path = f"/api/jobs/stream?job={uuid.uuid4().hex}"
+                quiet = ClientFleet(stack.host, stack.port, 1, args.connect_concurrency, path=path)
+            fleets[label] = (fleet, quiet)
+            warm_up(stack, fleet)
+        stack, (fleet, _) = stacks["new"], fleets["new"]
         if scenario == "idle":
-            runs.append(run_idle(stack, fleet, args))
+            runs_of["new"].append(run_idle(stack, fleet, args))
             rows = IDLE_ROWS
         elif scenario == "cycles":
-            runs.extend(run_cycles(stack, fleet, args))
+            runs_of["new"].extend(run_cycles(stack, fleet, args))
             rows = CYCLE_ROWS
         else:
             rows = LOAD_ROWS
-            for number in range(args.repeat):
-                profile_to = out.with_suffix(f".pyspy{number + 1}.txt") if args.profile else None
-                runs.append(run_load(stack, fleet, args, profile_to))
-                print(f"  run {number + 1}/{args.repeat}: lag p99 {runs[-1]['lag_p99_ms']} ms")
-        warnings = stack.warnings_in_log()
+            for number in range(args.repeat):  # alternating, so both see the same machine
+                for label, _ in roots:
+                    profile_to = out.with_suffix(f".{label}.pyspy{number + 1}.txt") if args.profile else None
+                    run = run_load(stacks[label], *fleets[label][:1], args, profile_to, fleets[label][1])
+                    runs_of[label].append(run)
+                    print(
+                        f"  {label} run {number + 1}/{args.repeat}: lag p99 {run['lag_p99_ms']} ms, all delivered "
+                        f"{run['all_delivered']}, {run['worker_us_per_delivery']} µs/delivery, load {run['loadavg_1m']}"
+                    )
+        for stack in stacks.values():
+            warnings += stack.warnings_in_log()
     finally:
-        if fleet is not None:
+        for fleet, quiet in fleets.values():
             fleet.shutdown()
-        stack.close()
+            if quiet is not None:
+                quiet.shutdown()
+        for stack in stacks.values():
+            stack.close()
+    runs = runs_of["new"]
 
     title = f"SSE fan-out, {args.mode} mode, " + (
         f"{args.clients} idle streams"
@@ -361,7 +407,14 @@ def main(argv: list[str] | None = None) -> int:
         if scenario == "cycles"
         else f"{args.clients} clients × {args.jobs} jobs × {args.rate:g} ev/s for {args.seconds:g} s"
     )
-    print_table(title, rows, runs, "set" if scenario == "cycles" else "run")
+    if args.idle_job:
+        title += f", with {args.idle_job} idle ?job= streams"
+    if args.workers > 1:
+        title += f", {args.workers} web workers"
+    for label, _ in roots:
+        print_table(f"{title} [{label}]", rows, runs_of[label], "set" if scenario == "cycles" else "run")
+    if len(roots) > 1:
+        print_table(f"{title}: medians", rows, [medians(runs_of[label]) for label, _ in roots], "base/new")
     for run in runs:
         if run.get("profile", {}).get("top"):
             print(f"\n{(ROOT / run['profile']['top']).read_text()}")
@@ -375,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
         "started": stamp,
         "runs": runs,
         "median": medians(runs),
+        "base": {"root": str(args.base), "runs": runs_of["base"], "median": medians(runs_of["base"])}
+        if "base" in runs_of
+        else None,
         "gunicorn_warnings": warnings,
     }
     out.write_text(json.dumps(document, indent=2, default=str) + "\n")

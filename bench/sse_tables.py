@@ -22,6 +22,9 @@ LOAD_ROWS = (
     ("worker CPU % (load gens %, machine %)", lambda r: _cpu(r)),
     ("worker waiting for a CPU %", lambda r: _waited(r)),
     ("worker CPU µs per delivered event", "worker_us_per_delivery"),
+    ("load gens' CPU µs per delivered event", lambda r: r.get("clients_us_per_delivery", "-")),
+    ("machine busy cores / load average (before run)", lambda r: _machine(r)),
+    ("idle ?job= streams (failed) / events they got", lambda r: _idle_job(r)),
     ("/healthz p50 / max (ms) (timeouts)", lambda r: _health(r)),
     ("job POST max (ms)", "job_create_max_ms"),
     ("Redis clients before/during/after", lambda r: _clients(r)),
@@ -80,6 +83,16 @@ def _health(r: dict[str, Any]) -> str:
     return f"{r['healthz_p50_ms']} / {r['healthz_max_ms']} ({r.get('healthz_failures', 0)})"
 
 
+def _machine(r: dict[str, Any]) -> str:
+    return f"{r.get('busy_cores', '-')} / {r.get('loadavg_1m', '-')} ({r.get('loadavg_before', '-')})"
+
+
+def _idle_job(r: dict[str, Any]) -> str:
+    if "idle_job_connected" not in r:
+        return "-"
+    return f"{r['idle_job_connected']} ({r['idle_job_failed']}) / {r['idle_job_events']}"
+
+
 def _waited(r: dict[str, Any]) -> str:
     return f"{r.get('worker_runqueue_pct', '-')}"
 
@@ -113,7 +126,8 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def print_table(title: str, rows: tuple[Any, ...], runs: list[dict[str, Any]], run_name: str = "run") -> None:
     with_median = len(runs) > 1 and run_name == "run"
     columns = [*runs, medians(runs)] if with_median else runs
-    header = ["metric"] + [f"{run_name} {i + 1}" for i in range(len(runs))] + (["median"] if with_median else [])
+    names = run_name.split("/") if "/" in run_name else [f"{run_name} {i + 1}" for i in range(len(runs))]
+    header = ["metric", *names] + (["median"] if with_median else [])
     table = [header]
     for label, get in rows:
         cells = []

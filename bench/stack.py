@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -23,13 +24,15 @@ import redis
 from bench import pyspy
 from jobs.model import ACTIVE, PENDING
 from jobs.store.keys import STATUS_PREFIX
-from scripts.harness import RedisServer, Service, request, start_pool, start_web, wait_until
+from scripts.harness import ROOT, RedisServer, Service, request, start_pool, start_web, wait_until
 
 
 class Stack:
     """One jobstream: its own Redis, 5 RQ workers, one gunicorn gevent worker in the given fan-out mode."""
 
-    def __init__(self, mode: str, heartbeat: int, logdir: Path, concurrency: int = 5) -> None:
+    def __init__(
+        self, mode: str, heartbeat: int, logdir: Path, concurrency: int = 5, root: Path = ROOT, workers: int = 1
+    ) -> None:
         self.mode = mode
         self.heartbeat = heartbeat
         self.logdir = logdir
@@ -44,12 +47,14 @@ class Stack:
             self.web, self.base = start_web(
                 self.redis_server.url,
                 logdir,
-                WEB_CONCURRENCY="1",
+                root=root,
+                WEB_CONCURRENCY=str(workers),
                 JOBSTREAM_FANOUT=mode,
                 JOBSTREAM_HEARTBEAT_SECONDS=str(heartbeat),
             )
             self._service(self.web)
-            self.worker = self._gunicorn_worker()
+            self.workers = self._gunicorn_workers(workers)
+            self.worker = self.workers[0]
         except BaseException:
             self.close()
             raise
@@ -60,13 +65,13 @@ class Stack:
         self._exit.callback(service.stop)
         return service
 
-    def _gunicorn_worker(self) -> psutil.Process:
-        """The one gevent worker (the arbiter's child), which serves every stream."""
+    def _gunicorn_workers(self, count: int) -> list[psutil.Process]:
+        """The gevent workers (the arbiter's children), which serve every stream."""
         arbiter = psutil.Process(self.web.pid)
-        children = wait_until(arbiter.children, 20, "the gunicorn worker")
-        worker = children[0]
-        assert self.stats()["streams"]["pid"] == worker.pid, "the stats come from another process"
-        return worker
+        children = wait_until(lambda: len(c := arbiter.children()) >= count and c, 20, "the gunicorn workers")
+        if count == 1:
+            assert self.stats()["streams"]["pid"] == children[0].pid, "the stats come from another process"
+        return children
 
     def close(self) -> None:
         self._exit.close()
@@ -75,7 +80,8 @@ class Stack:
         """Follow the arbiter to a new worker if gunicorn replaced ours (e.g. WORKER TIMEOUT); True if it did."""
         if self.worker.is_running() and self.worker.status() != psutil.STATUS_ZOMBIE:
             return False
-        self.worker = self._gunicorn_worker()
+        self.workers = self._gunicorn_workers(len(self.workers))
+        self.worker = self.workers[0]
         return True
 
     # -- what the benchmark reads --------------------------------------------------------------
@@ -181,8 +187,8 @@ class Probe:
 
     def start(self) -> Probe:
         self._wall = time.monotonic()
-        self._cpu = _cpu_seconds(self.stack.worker)
-        self._waited = _runqueue_seconds(self.stack.worker.pid)
+        self._cpu = sum(_cpu_seconds(w) for w in self.stack.workers)
+        self._waited = sum(_runqueue_seconds(w.pid) for w in self.stack.workers)
         self._others_cpu = sum(_cpu_seconds(p) for p in self.others)
         psutil.cpu_percent(None)
         self._thread.start()
@@ -190,10 +196,11 @@ class Probe:
 
     def stop(self) -> dict[str, Any]:
         wall = time.monotonic() - self._wall
-        cpu = max(0.0, _cpu_seconds(self.stack.worker) - self._cpu)  # 0 if the worker was killed meanwhile
-        waited = max(0.0, _runqueue_seconds(self.stack.worker.pid) - self._waited)
+        cpu = max(0.0, sum(_cpu_seconds(w) for w in self.stack.workers) - self._cpu)  # 0 if a worker was killed
+        waited = max(0.0, sum(_runqueue_seconds(w.pid) for w in self.stack.workers) - self._waited)
         others = sum(_cpu_seconds(p) for p in self.others) - self._others_cpu
         machine = psutil.cpu_percent(None)
+        load = os.getloadavg()
         self._stop.set()
         self._thread.join(10)
         health = sorted(self.health_ms)
@@ -202,6 +209,8 @@ class Probe:
             "worker_cpu_pct": round(100 * cpu / wall, 1),
             "worker_runqueue_pct": round(100 * waited / wall, 1),
             "clients_cpu_pct": round(100 * others / wall, 1),
+            "clients_cpu_s": round(others, 2),
+            "loadavg_1m": round(load[0], 2),
             "machine_cpu_pct": round(machine, 1),
             "worker_rss_mb": round(max(self.rss, default=self.stack.rss()) / 2**20, 1),
             "redis_clients_during": max(self.redis_clients, default=0),

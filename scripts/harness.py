@@ -99,13 +99,13 @@ class RedisServer:
 class Service:
     """A child process (gunicorn or the worker pool) in its own session, with its output in a log file."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path) -> None:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path, cwd: Path = ROOT) -> None:
         self.name = name
         self.log = logdir / f"{name}.log"
         logdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             args,
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, **env},
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -138,11 +138,13 @@ class Service:
         return self.log.read_text(errors="replace")
 
 
-def start_web(redis_url: str, logdir: Path, name: str = "web", **env: str) -> tuple[Service, str]:
-    """gunicorn with gevent workers on a free port, as `make run` starts it; returns it and its base URL."""
+def start_web(redis_url: str, logdir: Path, name: str = "web", root: Path = ROOT, **env: str) -> tuple[Service, str]:
+    """gunicorn with gevent workers on a free port, as `make run` starts it (from the checkout `root`); returns it
+    and its base URL."""
     port = free_port()
     environment = {"REDIS_URL": redis_url, "JOBSTREAM_BIND": f"127.0.0.1:{port}", **env}
-    service = Service(name, [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], environment, logdir)
+    args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+    service = Service(name, args, environment, logdir, cwd=root)
     base = f"http://127.0.0.1:{port}"
     return _ready(service, lambda: _healthy(base), f"{name} to answer /healthz"), base
 

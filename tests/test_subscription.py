@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 
 from jobs.stream.events import channel
-from jobs.stream.fanout import WAKE_CHANNEL, RedisSubscription
+from jobs.stream.subscription import WAKE_CHANNEL, RedisSubscription
 from scripts.harness import RedisServer, wait_until
 from tests.bounds import EVENT_SECONDS
 

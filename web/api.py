@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from flask import Flask, Response, current_app, jsonify, render_template, request, url_for
@@ -150,9 +152,10 @@ def job_stream() -> Response:
     """The live stream: replay after Last-Event-ID, then live events, until the client or the server leaves."""
     query = schemas.stream_query.load(request.args.to_dict())
     svc = services()
-    subscription = svc.fanout.subscribe()  # Redis down: a 503 now, not a stream that ends at once
+    subscription = svc.fanout.subscribe(query["job"])  # Redis down: a 503 now, not a stream that ends at once
     try:
-        handle = StreamHandle(_socket_closer(request.environ.get("gunicorn.socket")))
+        sock = request.environ.get("gunicorn.socket")
+        handle = StreamHandle(_socket_closer(sock), *_direct(request.environ, sock))
         body = stream(
             subscription,
             svc.stream_redis,
@@ -169,6 +172,20 @@ def job_stream() -> Response:
         raise
     response.call_on_close(subscription.close)  # also when the client leaves before the body starts
     return response
+
+
+def _direct(environ: dict[str, Any], sock: socket.socket | None) -> tuple[socket.socket | None, bool]:
+    """The client's socket when the body may bypass the server (plain HTTP/1.x GET from gunicorn), and whether
+    the server frames the body in chunks (HTTP/1.1: it sends no length)."""
+    protocol = environ.get("SERVER_PROTOCOL")
+    if (
+        sock is None
+        or isinstance(sock, ssl.SSLSocket)
+        or environ.get("REQUEST_METHOD") != "GET"
+        or protocol not in ("HTTP/1.0", "HTTP/1.1")
+    ):
+        return None, False
+    return sock, protocol == "HTTP/1.1"
 
 
 def _socket_closer(sock: socket.socket | None) -> Callable[[int], None]:

@@ -13,7 +13,9 @@ from redis import Redis
 from jobs.client import Jobs
 from jobs.config import Settings
 from jobs.store.lifecycle import JobStore
-from jobs.stream.fanout import ProcessFanout, RequestFanout, StreamRegistry
+from jobs.stream.fanout import StreamRegistry
+from jobs.stream.hub import ProcessFanout
+from jobs.stream.subscription import RequestFanout
 from jobs.webhooks.registry import Webhooks
 
 EXTENSION = "jobstream"  # the key of Services in app.extensions

@@ -13,7 +13,7 @@ import redis
 from jobs.errors import JobNotFound
 from jobs.model import ENDED, Job
 from jobs.stream.events import BEGINNING, JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
-from jobs.stream.fanout import RedisSubscription
+from jobs.stream.subscription import RedisSubscription
 
 logger = logging.getLogger(__name__)
 

@@ -63,6 +63,10 @@ JOB_WAIT = Histogram(
 OPEN_STREAMS = Gauge("jobstream_open_streams", "Open SSE streams", multiprocess_mode="livesum")
 EVENTS_PUBLISHED = Counter("jobstream_events_published", "Job events published to Redis")
 EVENTS_DELIVERED = Counter("jobstream_events_delivered", "Job events written to SSE streams (replays included)")
+STREAM_WRITES = Counter("jobstream_stream_writes", "Writes of job events to SSE streams; one carries all ready")
+EVENTS_ROUTED = Counter(
+    "jobstream_events_routed", "Process mode: live job events handed to a stream that wants them (by the job index)"
+)
 STREAMS_CUT_OFF = Counter(
     "jobstream_streams_cut_off", "Streams ended because their client could not keep up, by reason", ["reason"]
 )

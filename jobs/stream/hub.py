@@ -1,0 +1,276 @@
+"""Process mode's hub: one subscription per process, an index by job, and each batch sent straight to the sockets.
+
+A delivery is one non-blocking `send` of bytes framed once per batch, made by the hub itself: no greenlet
+switch. Only a stream whose socket would block keeps the rest as its backlog, which its own greenlet (the
+request's, parked otherwise) writes out; a backlog over the limit, or a write stalled past the registry's
+timeout, ends the stream. Until its replay is written a stream queues events instead (and for good when the
+server gives no raw socket, as in Flask's test client).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+import threading
+import time
+
+import redis
+
+from jobs.stream.events import PING_FRAME, Event
+from jobs.stream.subscription import COALESCE_SECONDS, RedisSubscription, StreamEnded
+from jobs.telemetry.metrics import EVENTS_DELIVERED, EVENTS_ROUTED, STREAM_WRITES, STREAMS_CUT_OFF
+
+logger = logging.getLogger(__name__)
+
+
+def chunk(data: bytes) -> bytes:
+    """`data` as one HTTP/1.1 chunk, the framing gunicorn gives a streamed response without a length."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+class Batch:
+    """Events ready together, framed once for every stream they go to."""
+
+    __slots__ = ("events", "raw", "chunked")
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+        self.raw = b"".join(e.frame for e in events)
+        self.chunked = chunk(self.raw)
+
+
+class Outlet:
+    """One stream as the hub sees it: a queue until it goes direct, then its socket and a backlog."""
+
+    behind = False  # `get` takes the whole queue
+    coalesce = 0.0  # the hub hands over a batch at a time already
+
+    def __init__(self, hub: ProcessFanout, job_id: str | None, limit: int) -> None:
+        self.hub = hub
+        self.job_id = job_id
+        self.limit = limit
+        self.events: collections.deque[Event] = collections.deque()
+        self.ready = threading.Event()
+        self.ended: str | None = None
+        self.sock: socket.socket | None = None  # set by go_direct: the stream's greenlet writes a backlog here
+        self.raw: socket.socket | None = None  # and the hub writes here, never waiting
+        self.chunked = False
+        self.backlog: list[bytes] = []
+        self.backlog_events = 0
+        self.flushing = False
+        self.last_write = time.monotonic()
+        self.after: tuple[int, int] | None = None
+
+    # -- queued: before the replay is written, or without a raw socket --
+
+    def offer(self, batch: Batch) -> int:
+        """Take a batch from the hub; returns the events written to the socket now."""
+        if self.ended:
+            return 0
+        if self.raw is None:
+            if len(self.events) + len(batch.events) > self.limit:
+                self.cut_off()
+                return 0
+            self.events.extend(batch.events)
+            self.ready.set()
+            return 0
+        if self.after is not None:  # the hub may still be reading events the replay covered: skip those
+            if batch.events[-1].key <= self.after:
+                return 0
+            if batch.events[0].key <= self.after:
+                batch = Batch([e for e in batch.events if e.key > self.after])
+            self.after = None  # events come in id order: every later one is new
+        return self.write(batch.chunked if self.chunked else batch.raw, len(batch.events))
+
+    def get(self, timeout: float) -> list[Event]:
+        self.ready.wait(timeout)
+        self.ready.clear()
+        return self.take()
+
+    def take(self) -> list[Event]:
+        """The queued events, without waiting."""
+        if self.ended:
+            raise StreamEnded(self.ended)
+        events = list(self.events)
+        self.events.clear()
+        return events
+
+    # -- direct --
+
+    def go_direct(self, sock: socket.socket, chunked: bool, after: tuple[int, int]) -> None:
+        """From now on the hub writes to `sock` the events after `after` (the last one written); call with the
+        queue empty and no switch since it was taken."""
+        self.after = after if after > (0, 0) else None
+        self.sock = sock
+        self.raw = getattr(sock, "_sock", sock)  # under gevent, the OS socket behind the greenlet one
+        self.chunked = chunked
+        self.last_write = time.monotonic()  # the server wrote the replay: the next heartbeat counts from here
+
+    def write(self, data: bytes, events: int) -> int:
+        """Send now if the socket takes it all; the rest waits in the backlog for the stream's greenlet."""
+        assert self.raw is not None
+        if not self.backlog and not self.flushing:
+            try:
+                sent = self.raw.send(data, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self.end(f"client gone: {exc}")
+                return 0
+            if sent == len(data):
+                self.last_write = time.monotonic()
+                return events
+            data = data[sent:]
+        if self.backlog_events + events > self.limit:
+            self.cut_off()
+            return 0
+        self.backlog.append(data)
+        self.backlog_events += events
+        self.ready.set()
+        return 0
+
+    def flush(self, on_write: collections.abc.Callable[[float | None], None]) -> None:
+        """Write the backlog out from the stream's greenlet (a blocking write: other greenlets run meanwhile);
+        `on_write` gets when the write started (None when it ended), for the registry's stall watch."""
+        while self.backlog and not self.ended:
+            data, events = b"".join(self.backlog), self.backlog_events
+            self.backlog.clear()
+            self.backlog_events = 0
+            self.flushing = True
+            on_write(time.monotonic())
+            try:
+                self.sock.sendall(data)  # type: ignore[union-attr]  # only once direct
+            except OSError as exc:  # the client left, or the registry cut the stalled write off
+                self.end(f"client gone: {exc}")
+                return
+            finally:
+                on_write(None)
+                self.flushing = False
+            self.last_write = time.monotonic()
+            STREAM_WRITES.inc()
+            EVENTS_DELIVERED.inc(events)
+
+    # -- ending --
+
+    def cut_off(self) -> None:
+        if not self.ended:
+            STREAMS_CUT_OFF.labels("queue_full").inc()
+        self.end("client too slow: its queue is full")
+
+    def end(self, reason: str) -> None:
+        self.ended = self.ended or reason
+        self.ready.set()
+
+    def wake(self) -> None:
+        self.ready.set()
+
+    def close(self) -> None:
+        self.hub.remove(self)
+
+
+class ProcessFanout:
+    """JOBSTREAM_FANOUT=process: one subscription per process, started on first use, and the streams by job."""
+
+    def __init__(self, client: redis.Redis, queue_limit: int, heartbeat: float) -> None:
+        self.client = client
+        self.queue_limit = queue_limit
+        self.heartbeat = heartbeat
+        self.everyone: set[Outlet] = set()  # the streams of every job
+        self.by_job: dict[str, set[Outlet]] = {}  # ?job= streams, by that job
+        self.ready = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def outlets(self) -> list[Outlet]:
+        return [*self.everyone, *(o for outlets in self.by_job.values() for o in outlets)]
+
+    def subscribe(self, job_id: str | None = None) -> Outlet:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="jobstream-fanout", daemon=True)
+                self._thread.start()
+                threading.Thread(target=self._beat, name="jobstream-heartbeat", daemon=True).start()
+        if not self.ready.wait(5):
+            raise redis.ConnectionError("the process's event subscription is not connected")
+        outlet = Outlet(self, job_id, self.queue_limit)
+        if job_id is None:
+            self.everyone.add(outlet)
+        else:
+            self.by_job.setdefault(job_id, set()).add(outlet)
+        return outlet
+
+    def remove(self, outlet: Outlet) -> None:
+        if outlet.job_id is None:
+            self.everyone.discard(outlet)
+        elif (outlets := self.by_job.get(outlet.job_id)) is not None:
+            outlets.discard(outlet)
+            if not outlets:
+                del self.by_job[outlet.job_id]
+
+    def _run(self) -> None:
+        delay = 0.1
+        while True:  # for the life of the process: re-subscribe after every loss
+            subscription = None
+            try:
+                subscription = RedisSubscription(self.client)
+                self.ready.set()
+                delay = 0.1
+                while True:
+                    events = subscription.get(1.0)
+                    if events and not subscription.behind:
+                        time.sleep(COALESCE_SECONDS)  # the rest of a burst goes out in the same writes
+                        events += subscription.get(0)
+                    if events:
+                        self.route(events)
+                    if subscription.behind:
+                        time.sleep(0)  # reading a backlog never blocks: let the streams write theirs meanwhile
+            except (redis.RedisError, OSError) as exc:
+                logger.warning("event subscription lost (%s); streams end and resume", exc)
+            finally:
+                self.ready.clear()
+                if subscription is not None:
+                    subscription.close()
+                for outlet in self.outlets:
+                    outlet.end("event subscription lost")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _beat(self) -> None:
+        """The direct streams' heartbeats, from one loop: an idle stream costs a send per interval, no wake-up."""
+        period = min(1.0, self.heartbeat / 4)
+        ping = {False: PING_FRAME, True: chunk(PING_FRAME)}
+        while True:
+            time.sleep(period)
+            now = time.monotonic()
+            for outlet in self.outlets:
+                if outlet.raw is not None and not outlet.ended and now - outlet.last_write >= self.heartbeat:
+                    outlet.write(ping[outlet.chunked], 0)
+                    outlet.last_write = now  # also when it went to the backlog: the next is a heartbeat on
+
+    def route(self, events: list[Event]) -> None:
+        """Hand `events` to the streams that want them: every all-jobs stream, and each job's own."""
+        batch = Batch(events)
+        routed, delivered, writes = len(events) * len(self.everyone), 0, 0
+        for outlet in list(self.everyone):
+            sent = outlet.offer(batch)
+            delivered += sent
+            writes += sent > 0
+        if self.by_job:
+            groups: dict[str, list[Event]] = {}
+            for event in events:
+                if event.job_id in self.by_job:
+                    groups.setdefault(event.job_id, []).append(event)
+            for job_id, chosen in groups.items():
+                outlets = list(self.by_job[job_id])
+                part = batch if len(chosen) == len(events) else Batch(chosen)
+                routed += len(chosen) * len(outlets)
+                for outlet in outlets:
+                    sent = outlet.offer(part)
+                    delivered += sent
+                    writes += sent > 0
+        EVENTS_ROUTED.inc(routed)
+        if delivered:
+            EVENTS_DELIVERED.inc(delivered)
+            STREAM_WRITES.inc(writes)
