@@ -144,6 +144,14 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture
+def pool(private_redis: RedisServer, tmp_path: Path) -> Iterator[Service]:
+    """A pool of 2 workers on the test's own Redis, stopped after the test."""
+    service = start_pool(private_redis.url, tmp_path / "logs", JOBSTREAM_CONCURRENCY="2")
+    yield service
+    service.stop()
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")

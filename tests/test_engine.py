@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 from flask.testing import FlaskClient
 from rq.job import Job as RQJob
@@ -22,7 +20,7 @@ from jobs.store.keys import COUNTS_KEY, STATUS_PREFIX, job_key
 from jobs.store.lifecycle import JobStore
 from runner.stopping import JobStopped
 from runner.worker import make_worker
-from scripts.harness import RedisServer, Service, start_pool, wait_until
+from scripts.harness import RedisServer, Service, wait_until
 from tests.api_helpers import create
 from tests.bounds import JOB_SECONDS, START_SECONDS
 
@@ -142,13 +140,6 @@ def test_a_job_stopped_between_its_take_and_its_start_never_runs(
     job = store.read.get(job_id, with_logs=True)
     assert job["status"] == "canceled"
     assert not any(line.startswith("step 1/1") for line in job["logs"])  # its function never ran
-
-
-@pytest.fixture
-def pool(private_redis: RedisServer, tmp_path: Path) -> Iterator[Service]:
-    service = start_pool(private_redis.url, tmp_path / "logs", JOBSTREAM_CONCURRENCY="2")
-    yield service
-    service.stop()
 
 
 def test_a_short_job_never_waits_behind_a_long_one(pool: Service, private_redis: RedisServer) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from jobs.store import control
 from jobs.store.failures import normalized
 from jobs.store.lifecycle import JobStore
 from jobs.store.typestats import bucket, percentiles, upper_bound
-from scripts.harness import RedisServer, Service, start_pool, wait_until
+from scripts.harness import RedisServer, Service, wait_until
 from tests.api_helpers import create
 from tests.bounds import JOB_SECONDS
 
@@ -106,13 +104,6 @@ def test_buckets_and_percentiles() -> None:
     assert found is not None
     assert 0.1 <= found["p50"] < 0.13 and 5.0 <= found["p95"] < 6.3 and 60.0 <= found["p99"] < 76
     assert percentiles(Counter()) is None
-
-
-@pytest.fixture
-def pool(private_redis: RedisServer, tmp_path: Path) -> Iterator[Service]:
-    service = start_pool(private_redis.url, tmp_path / "logs", JOBSTREAM_CONCURRENCY="2")
-    yield service
-    service.stop()
 
 
 def test_per_type_statistics_follow_the_jobs_that_end(pool: Service, private_redis: RedisServer) -> None:
