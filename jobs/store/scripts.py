@@ -46,7 +46,7 @@ from jobs.store.lua import source
 from jobs.store.queues import FAILURE_TTL, wake_key
 from jobs.stream.events import CHANNEL_PREFIX, CHANNEL_SUFFIX, JOB_REMOVED, JOB_UPDATE, SNAPSHOT_FIELDS
 from jobs.telemetry.metrics import EVENTS_PUBLISHED
-from jobs.types.registry import JobType, job_types
+from jobs.types.registry import JobType, job_types, type_count
 
 PRELUDE = "common"  # the header, the event and the bookkeeping every event script shares
 ENDED_COUNTER_TTL = 2 * 3600  # the per-minute counters of ended jobs cover the last hour
@@ -182,12 +182,12 @@ class Scripts:
 
     def common(self) -> str:
         """The constant part of every header, encoded again only when a job type was registered since."""
-        types = job_types()
-        if len(types) != self._known_types:  # types are only ever added
-            self._common = dumps({**self._fixed, "limits": limits(types)})[1:-1]
+        known = type_count()  # per script call: no sort of the types unless one was registered since
+        if known != self._known_types:
+            self._common = dumps({**self._fixed, "limits": limits(job_types())})[1:-1]
             if self._known_types < 0:  # this store's first change: the counters must be there before it
                 self._counts(self._common, {})
-            self._known_types = len(types)
+            self._known_types = known
         return self._common
 
     def change(

@@ -160,6 +160,11 @@ def register(
     return decorate
 
 
+def type_count() -> int:
+    """How many types are registered (they are only ever added): a cheap check that the set changed."""
+    return len(_TYPES)
+
+
 def job_types() -> list[JobType]:
     """Every registered type, sorted by name."""
     return sorted(_TYPES.values(), key=lambda t: t.name)
