@@ -20,10 +20,11 @@ from rq.suspension import WORKERS_SUSPENDED
 from rq.worker import WorkerStatus
 
 from jobs.config import Settings
-from jobs.model import ACTIVE, ENDED, FAILED, PENDING, STATUSES, utcnow
+from jobs.model import ACTIVE, CANCELED, COMPLETED, ENDED, FAILED, PENDING, STATUSES, utcnow
 from jobs.store.keys import (
     ALIVE_PREFIX,
     COUNTS_KEY,
+    DEPENDENTS_SUFFIX,
     ENDED_AT_PREFIX,
     EVENTS_KEY,
     FAILURE_GROUPS_KEY,
@@ -124,6 +125,7 @@ class Scripts:
         self._fixed = {
             "job_prefix": JOB_PREFIX,
             "logs_suffix": LOGS_SUFFIX,
+            "dependents_suffix": DEPENDENTS_SUFFIX,
             "index_key": INDEX_KEY,
             "events_key": EVENTS_KEY,
             "counts_key": COUNTS_KEY,
@@ -149,6 +151,7 @@ class Scripts:
             "rq_results_prefix": Result.get_key(""),  # a failure's Result outlives RQ's job hash by days
             "rq_queued": JobStatus.QUEUED.value,
             "rq_scheduled": JobStatus.SCHEDULED.value,
+            "rq_deferred": JobStatus.DEFERRED.value,  # RQ's state of a job that waits for its dependencies
             "rq_failed": JobStatus.FAILED.value,
             "rq_busy": WorkerStatus.BUSY.value,
             "failure_ttl": FAILURE_TTL,
@@ -156,7 +159,9 @@ class Scripts:
             "pending": PENDING,
             "active": ACTIVE,
             "failed": FAILED,
+            "completed": COMPLETED,
             "active_json": dumps(ACTIVE),
+            "canceled_json": dumps(CANCELED),
             "ended": list(ENDED),
             "statuses": list(STATUSES),
             "ended_ttl": ENDED_COUNTER_TTL,
@@ -207,11 +212,15 @@ class Scripts:
         reply = self._apply(self.common(), header, client=client)
         return reply if client is not None else outcome(reply)
 
-    def create(self, batch: dict[str, Any], argv: list[Any], pipe: Any) -> None:
-        """Queue create.lua in transaction `pipe`: the new jobs of one batch (see creates.Batch), one event each;
-        NoScriptError from its EXEC: call `lost()` and run the transaction again."""
-        self.common()  # the counters are made before this store's first change
-        self._create.queue(pipe, self._create_common, {"event": JOB_UPDATE, "ts": utcnow(), **batch}, argv)
+    def create(self, batch: dict[str, Any], argv: list[Any], pipe: Any, links: dict[str, Any]) -> None:
+        """Queue create.lua in transaction `pipe`: the new jobs of one batch (see creates.Batch), one event each,
+        and what those with dependencies wait for (`links`: they need the whole header, plain batches a part of
+        it); NoScriptError from its EXEC: call `lost()` and run the transaction again."""
+        common = self.common()  # the counters are made before this store's first change
+        if links:
+            self._create.queue(pipe, common, {**self.header("", JOB_UPDATE), **batch, "links": links}, argv)
+        else:
+            self._create.queue(pipe, self._create_common, {"event": JOB_UPDATE, "ts": utcnow(), **batch}, argv)
 
     def lost(self) -> None:
         """Redis lost its scripts: load create.lua again on its next use."""
