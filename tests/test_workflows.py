@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 import redis
+from flask.testing import FlaskClient
 
 from jobs import InvalidRequest, JobConflict, Jobs
 from jobs.config import Settings
 from jobs.store import retention
 from jobs.store.keys import SCHEDULED_KEY, TYPE_PENDING_KEY, dependents_key
 from jobs.store.lifecycle import JobStore
-from tests.api_helpers import queued_ids, redis_state, stored_events
+from tests.api_helpers import error_details, queued_ids, redis_state, stored_events
 from tests.test_engine import recount
 
 NOOP = {"type": "demo.noop"}
@@ -264,3 +265,64 @@ def test_more_than_a_thousand_items_are_refused(jobs: Jobs, redis_client: redis.
         jobs.enqueue_many([{**NOOP, "name": "x"}] * 1001)
     assert refused.value.details == {"jobs": ["at most 1000 jobs per batch"]}
     assert redis_client.dbsize() == 0
+
+
+# -- over REST ------------------------------------------------------------------------------------------
+
+
+def test_rest_batch_creates_a_graph_and_the_detail_lists_dependents(client: FlaskClient) -> None:
+    body = {
+        "jobs": [
+            {"type": "demo.noop", "name": "extract", "key": "extract"},
+            {"type": "demo.noop", "name": "load", "key": "load", "depends_on": ["extract"], "allow_failure": True},
+        ]
+    }
+    response = client.post("/api/jobs/batch", json=body)
+
+    assert response.status_code == 201
+    extract, load = response.get_json()["jobs"]
+    assert (load["depends_on"], load["waiting_for"], load["allow_failure"]) == ([extract["id"]], [extract["id"]], True)
+    assert "dependents" not in load
+    detail = client.get(f"/api/jobs/{extract['id']}").get_json()["job"]
+    assert detail["dependents"] == [load["id"]]
+    refused = client.delete(f"/api/jobs/{extract['id']}")
+    assert error_details(refused, 409, "conflict") == {"status": "pending", "dependents": [load["id"]]}
+
+
+@pytest.mark.parametrize(
+    ("body", "details"),
+    [
+        ({"jobs": []}, {"jobs": ["Length must be between 1 and 1000."]}),
+        ({"jobs": [{"name": "x"}], "more": 1}, {"more": ["Unknown field."]}),
+        ({"jobs": [{"name": "x", "idempotency_key": "k"}]}, {"jobs": {"0": {"idempotency_key": ["Unknown field."]}}}),
+        (
+            {"jobs": [{"name": "ok", "key": "a"}, {"name": "", "key": "b", "depends_on": ["zz"]}]},
+            {
+                "jobs": {
+                    "1": {
+                        "name": ["Length must be between 1 and 200."],
+                        "key": "b",
+                    }
+                }
+            },
+        ),
+        (
+            {"jobs": [{"name": "ok", "key": "a"}, {"name": "x", "key": "b", "depends_on": ["zz"]}]},
+            {"jobs": {"1": {"depends_on": ["'zz' is neither a key of this batch nor a job id"], "key": "b"}}},
+        ),
+    ],
+)
+def test_rest_bad_batches_are_422_by_item_and_create_nothing(
+    client: FlaskClient, redis_client: redis.Redis, body: dict[str, Any], details: dict[str, Any]
+) -> None:
+    before = redis_state(redis_client)
+    assert error_details(client.post("/api/jobs/batch", json=body), 422, "validation_error") == details
+    assert redis_state(redis_client) == before
+
+
+def test_rest_create_with_a_missing_dependency_is_422_at_depends_on(client: FlaskClient) -> None:
+    gone = "0" * 21
+    response = client.post("/api/jobs", json={"name": "x", "type": "demo.noop", "depends_on": [gone, "nope"]})
+    assert error_details(response, 422, "validation_error") == {"depends_on": {"1": ["not a job id"]}}
+    response = client.post("/api/jobs", json={"name": "x", "type": "demo.noop", "depends_on": [gone]})
+    assert error_details(response, 422, "validation_error") == {"depends_on": [f"no job {gone}"]}
