@@ -300,7 +300,7 @@ def test_rest_batch_creates_a_graph_and_the_detail_lists_dependents(client: Flas
             {
                 "jobs": {
                     "1": {
-                        "name": ["Length must be between 1 and 200."],
+                        "name": ["Length must be between 1 and 200.", "must not be blank"],
                         "key": "b",
                     }
                 }
