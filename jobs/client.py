@@ -173,7 +173,8 @@ class Jobs:
                 if item_key is not None and "key" not in details:
                     details["key"] = item_key  # the item's own key, beside its position
             raise InvalidRequest("some jobs are not valid: none was created", {"jobs": errors})
-        linked = [replace(new, depends_on=graph.resolve(refs, at)) for at, new in enumerate(batch)]
+        resolved = graph.resolve(refs)
+        linked = [replace(new, depends_on=on) if on else new for new, on in zip(batch, resolved, strict=True)]
         try:
             created = self.store.create_many(linked)
         except MissingDependency as exc:

@@ -30,10 +30,10 @@ def check(refs: Refs, errors: dict[str, dict[str, Any]]) -> None:
         _add(errors, at, "depends_on", f"a cycle: {path}")
 
 
-def resolve(refs: Refs, at: int) -> tuple[str | int, ...]:
-    """Item `at`'s dependencies: another item's position for its key, else a stored job's id."""
+def resolve(refs: Refs) -> list[tuple[str | int, ...]]:
+    """Each item's dependencies: another item's position for its key, else a stored job's id."""
     places = {key: place for place, (key, _) in enumerate(refs) if key is not None}
-    return tuple(places.get(ref, ref) for ref in refs[at][1])
+    return [tuple(places.get(ref, ref) for ref in depends_on) for _, depends_on in refs]
 
 
 def _cycles(refs: Refs, places: dict[str, int]) -> list[tuple[int, list[int]]]:

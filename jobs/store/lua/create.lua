@@ -23,6 +23,7 @@ local count = (#ARGV - 1) / H.stride
 if count < 1 then return 0 end
 
 local waits, doomed = {}, {}  -- per linked job (by place): the ids it waits for; why it may not run
+local any_doomed = false
 if H.links then
   local fresh = {}
   for n = 1, count do fresh[ARGV[2 + (n - 1) * H.stride]] = true end
@@ -39,6 +40,7 @@ if H.links then
           waiting[#waiting + 1] = dep
         elseif status ~= H.completed and not link.allow and not doomed[n] then
           doomed[n] = 'dependency ' .. dep .. ' ' .. status
+          any_doomed = true
         end
       end
     end
@@ -46,6 +48,7 @@ if H.links then
   end
 end
 local ids, scored, pending = {}, {}, {}
+local linked = {}  -- id, snapshot, ... of the jobs with dependencies
 local queued = {}  -- queue key -> its new ids in order
 local scheduled = {}  -- ms, id, ms, id, ...
 local by_type = {}  -- type -> its new jobs, for the pending count by type
@@ -83,6 +86,7 @@ for n = 1, count do
     redis.call('HSET', job_key(id), 'depends_on', id_list(link.on), 'waiting_for', id_list(waiting))
     for _, dep in ipairs(link.on) do redis.call('SADD', dependents_key(dep), id) end
     snapshot = snapshot_of(id)
+    linked[#linked + 1] = id; linked[#linked + 1] = snapshot
   end
   if waiting and (#waiting > 0 or doomed[n]) then  -- in no queue until its dependencies end
     redis.call('HSET', rq_key, 'data', data, 'created_at', H.rq_now, 'status', H.rq_deferred, unpack(shape.rq))
@@ -114,11 +118,10 @@ for _, shape in ipairs(H.shapes) do redis.call('SADD', H.rq_queues_key, shape.qu
 for queue, list in pairs(queued) do chunked('RPUSH', queue, list, 1) end
 arm()
 if not H.links then return count end
-for n = 1, count do
-  if doomed[n] then doom(ids[n], H.shapes[tonumber(ARGV[3 + (n - 1) * H.stride])].type, doomed[n]) end
-end
-local linked = {}
-for n = 1, count do
-  if waits[n] then linked[#linked + 1] = ids[n]; linked[#linked + 1] = snapshot_of(ids[n]) end
+if any_doomed then  -- canceled after their creation, their dependents in the batch after them: read again
+  for n = 1, count do
+    if doomed[n] then doom(ids[n], H.shapes[tonumber(ARGV[3 + (n - 1) * H.stride])].type, doomed[n]) end
+  end
+  for at = 1, #linked, 2 do linked[at + 1] = snapshot_of(linked[at]) end
 end
 return {count, linked}
