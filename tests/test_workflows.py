@@ -117,8 +117,10 @@ def test_cancel_cascades_to_waiting_dependents_and_spares_allow_failure(jobs: Jo
     b = jobs.enqueue("demo.noop", name="b", depends_on=[a.id])
     c = jobs.enqueue("demo.noop", name="c", depends_on=[a.id], allow_failure=True)
 
-    jobs.cancel(a.id)
+    canceled = jobs.store.cancel(a.id)
 
+    # what followed from the end comes back with it, for the metrics and the log of the process that ended it
+    assert [(job["id"], job["status"]) for job in canceled.followed] == [(b.id, "canceled"), (c.id, "pending")]
     assert (jobs.get(b.id).status, jobs.get(b.id).error) == ("canceled", f"dependency {a.id} canceled")
     assert status(jobs, c.id) == ("pending", []) and queued_ids(jobs.redis) == [c.id]
 
@@ -152,6 +154,15 @@ def test_dependencies_that_ended_count_at_once(jobs: Jobs) -> None:
     assert (child.status, child.error) == ("canceled", f"dependency {doomed.id} canceled")
     assert tolerant.status == "pending" and tolerant.id in queued_ids(jobs.redis)
     assert jobs.store.read.counts() == recount(jobs.redis)
+
+
+def test_a_released_job_goes_to_its_prioritys_queue_behind_those_already_there(jobs: Jobs) -> None:
+    a = jobs.enqueue("demo.noop", name="a")
+    urgent = jobs.enqueue("demo.noop", name="urgent", depends_on=[a.id], priority="high")
+    first = jobs.enqueue("demo.noop", name="first", priority="high")
+    run(jobs, a.id)
+    assert [raw.decode() for raw in jobs.redis.lrange(jobs.store.queues["high"].key, 0, -1)] == [first.id, urgent.id]
+    assert jobs.redis.hget(f"rq:job:{urgent.id}", "status") == b"queued"  # deferred while it waited
 
 
 def test_a_delayed_dependent_keeps_its_delay_after_release(jobs: Jobs) -> None:

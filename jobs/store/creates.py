@@ -16,12 +16,12 @@ from rq import Queue
 from jobs.config import Settings
 from jobs.connection import replicated, text
 from jobs.errors import IdempotencyConflict
-from jobs.model import DAY, isoformat, new_job_id
+from jobs.model import CANCELED, DAY, isoformat, new_job_id
 from jobs.store.handoff import waiting
 from jobs.store.keys import idempotency_key, job_key
 from jobs.store.queues import rq_data, rq_fields
 from jobs.store.reads import Reader
-from jobs.store.scripts import Scripts, dumps
+from jobs.store.scripts import Outcome, Scripts, dumps
 from jobs.stream.events import SNAPSHOT_FIELDS
 from jobs.telemetry import observe
 from jobs.telemetry.metrics import EVENTS_PUBLISHED
@@ -145,6 +145,8 @@ class Creator:
         EVENTS_PUBLISHED.inc(len(jobs))
         for job in jobs.values():
             observe.created(job)
+            if job["status"] == CANCELED:  # a stored dependency failed or was canceled: created canceled
+                observe.ended(Outcome("ok", CANCELED, "", job))
         created = set(jobs)
         claimed = [i for i in ids if i not in created]
         if claimed:

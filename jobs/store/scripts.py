@@ -105,12 +105,14 @@ def _whole(common: str, header: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a guarded change did: `ok`, or why not (`missing`, `conflict` with the status, `held`)."""
+    """What a guarded change did: `ok`, or why not (`missing`, `conflict` with the status, `held`); `followed`:
+    the jobs that its end released or canceled, each with its own event."""
 
     result: str
     status: str = ""
     event_id: str = ""
     job: dict[str, Any] | None = None
+    followed: tuple[dict[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -309,6 +311,7 @@ def outcome(reply: list[Any]) -> Outcome:
     result = reply[0].decode()
     if result != "ok":
         return Outcome(result, reply[1].decode())
-    EVENTS_PUBLISHED.inc()
+    followed = tuple(json.loads(snapshot) for snapshot in reply[3]) if len(reply) > 3 else ()
+    EVENTS_PUBLISHED.inc(1 + len(followed))
     job = json.loads(reply[2]) if reply[2] else None
-    return Outcome(result, job["status"] if job else "", reply[1].decode(), job)
+    return Outcome(result, job["status"] if job else "", reply[1].decode(), job, followed)

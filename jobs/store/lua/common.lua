@@ -124,6 +124,7 @@ local function snapshot_of(id)
 end
 
 local settled  -- a job's end reaching its dependents: defined below change(), which calls it
+local followed = {}  -- the snapshots of the jobs that an end released or canceled, for the caller to tell
 
 -- Set J.fields and J.logs on the job, keep the indexes, publish the job-update with the full snapshot; an end
 -- then reaches the job's dependents. `old_status` and `jtype` are what the caller read of the job; returns
@@ -161,9 +162,10 @@ end
 -- its own dependents follow.
 local function doom(id, jtype, reason)
   redis.call('DEL', H.rq_job_prefix .. id)
-  change({id = id, event = H.job_update, mode = 'update', logs = {'canceled: ' .. reason}, fields = {
+  local reply = change({id = id, event = H.job_update, mode = 'update', logs = {'canceled: ' .. reason}, fields = {
     status = H.canceled_json, error = cjson.encode(reason), waiting_for = '[]', action = 'null',
     ended_at = '"' .. H.ts .. '"', cancel_requested = 'false', scheduled_for = 'null'}}, H.pending, jtype)
+  followed[#followed + 1] = reply[3]
 end
 
 -- `child` waited for `parent`, which ended with `ended`: it counts that end (completed, or any end under
@@ -183,7 +185,7 @@ local function follow(child, parent, ended)
       J.logs = {'released: its dependencies ended'}
       if start and start > H.now_ms then J.schedule_at = start end
     end
-    change(J, H.pending, unquote(current[4]))
+    followed[#followed + 1] = change(J, H.pending, unquote(current[4]))[3]
     if #left == 0 and not J.schedule_at then requeue(child) end
   else
     doom(child, unquote(current[4]), 'dependency ' .. parent .. ' ' .. ended)
@@ -206,6 +208,12 @@ settled = function(id, status)
     at = at + 1
   end
   ends, settling = {}, false
+end
+
+-- A change's reply with the snapshots of the jobs its end released or canceled (see `followed`).
+local function told(reply)
+  if reply[1] == 'ok' then reply[4] = followed end
+  return reply
 end
 
 -- A guarded change of an existing job (J.guard: statuses allowed before, [] = any; J.worker: JSON of the worker
