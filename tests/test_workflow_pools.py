@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from jobs import Job
 from jobs.types.registry import load
 from scripts.harness import wait_until
 from tests.api_helpers import Event, stored_events
@@ -101,27 +102,27 @@ def running_on(cluster: Cluster, job_id: str) -> int:
     return int(cluster.redis.hget(f"rq:worker:{job.worker}", "pid") or 0)
 
 
-def test_a_dependency_whose_worker_is_killed_is_retried_and_its_dependent_follows(cluster: Cluster) -> None:
-    parent = cluster.jobs.enqueue("test.slow_first", name="victim", params={"seconds": 120})
-    child = cluster.jobs.enqueue("flow.total", name="after the victim", depends_on=[parent.id])
-    pid = wait_until(lambda: running_on(cluster, parent.id), EVENT_SECONDS, "the first attempt running")
+def killed_while_running(cluster: Cluster, parent_type: str, child_type: str) -> tuple[Job, Job]:
+    """A parent of `parent_type` (running 120 s) and its child; the parent's worker killed while it runs; both
+    as they ended."""
+    parent = cluster.jobs.enqueue(parent_type, name="victim", params={"seconds": 120})
+    child = cluster.jobs.enqueue(child_type, name="after the victim", depends_on=[parent.id])
+    pid = wait_until(lambda: running_on(cluster, parent.id), EVENT_SECONDS, "the parent running")
     os.kill(pid, signal.SIGKILL)
-
     done = ended(cluster, [parent.id, child.id])
+    return done[parent.id], done[child.id]
 
-    assert (done[parent.id].status, done[parent.id].attempts) == ("completed", 2)
-    assert done[child.id].result == {"sum": 0, "parents": [parent.id]}
+
+def test_a_dependency_whose_worker_is_killed_is_retried_and_its_dependent_follows(cluster: Cluster) -> None:
+    parent, child = killed_while_running(cluster, "test.slow_first", "flow.total")  # 2 attempts, the 1st slow
+
+    assert (parent.status, parent.attempts) == ("completed", 2)
+    assert child.result == {"sum": 0, "parents": [parent.id]}
     assert_once_after_parents(stored_events(cluster.redis), {child.id: [parent.id]})
 
 
 def test_a_dependency_whose_worker_is_killed_on_its_last_attempt_cancels_its_dependent(cluster: Cluster) -> None:
-    parent = cluster.jobs.enqueue("flow.part", name="last try", params={"seconds": 120})
-    child = cluster.jobs.enqueue("flow.part", name="never", depends_on=[parent.id])
-    pid = wait_until(lambda: running_on(cluster, parent.id), EVENT_SECONDS, "the only attempt running")
-    os.kill(pid, signal.SIGKILL)
+    parent, child = killed_while_running(cluster, "flow.part", "flow.part")  # one attempt
 
-    done = ended(cluster, [parent.id, child.id])
-
-    assert done[parent.id].status == "failed"
-    assert (done[child.id].status, done[child.id].error) == ("canceled", f"dependency {parent.id} failed")
-    assert done[child.id].started_at is None
+    assert parent.status == "failed"
+    assert (child.status, child.error, child.started_at) == ("canceled", f"dependency {parent.id} failed", None)
