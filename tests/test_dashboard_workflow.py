@@ -12,7 +12,15 @@ from playwright.sync_api import Page, expect
 
 from scripts.harness import request
 from tests.conftest import Stack
-from tests.dashboard_helpers import JOB_TIMEOUT_MS, cancel_quietly, open_dashboard, row_by_id, unique
+from tests.dashboard_helpers import (
+    JOB_TIMEOUT_MS,
+    api_job,
+    cancel_quietly,
+    open_dashboard,
+    row_by_id,
+    row_by_name,
+    unique,
+)
 
 pytest_plugins = ["tests.dashboard_fixtures"]  # the browser, page and new_page fixtures
 pytestmark = pytest.mark.browser
@@ -76,3 +84,26 @@ def test_the_list_says_what_a_job_waits_for_and_the_detail_draws_the_graph_live(
     expect(page).to_have_url(f"{base}/jobs/{right}")
     expect(page.locator("#detail-depends a.job-link")).to_have_attribute("href", f"/jobs/{root}")
     expect(page.locator("#detail-dependents a.job-link")).to_have_attribute("href", f"/jobs/{join}")
+
+
+def test_the_form_creates_a_job_that_waits_and_says_which_id_does_not_exist(
+    page: Page, base: str, diamond: dict[str, Any]
+) -> None:
+    root = diamond["root"]["id"]
+    open_dashboard(page, base)
+    page.locator("#job-type").select_option("demo.noop")
+    page.locator("#workflow summary").click()
+    gone = "0" * 21
+    page.locator("#job-name").fill(unique("never"))
+    page.locator("#job-depends-on").fill(f"{root}, {gone}")
+    page.get_by_role("button", name="Create job").click()
+    expect(page.locator("#job-depends-on-error")).to_have_text(f"no job {gone}")
+
+    name = unique("after the root")
+    page.locator("#job-name").fill(name)
+    page.locator("#job-depends-on").fill(root)
+    page.get_by_role("button", name="Create job").click()
+
+    row = row_by_name(page, name)
+    expect(row.locator(".what")).to_have_text("waiting for 1 job")
+    assert api_job(base, row.get_attribute("data-id") or "")["depends_on"] == [root]
