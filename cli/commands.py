@@ -133,6 +133,18 @@ CREATE_OPTIONS = (
         callback=parse_object,
         help='The wait before each retry, e.g. \'{"type": "fixed", "delay_seconds": 5}\'.',
     ),
+    click.option(
+        "--depends-on",
+        multiple=True,
+        metavar="ID",
+        help="A job that must end first (it waits until then). Repeatable.",
+    ),
+    click.option(
+        "--allow-failure",
+        is_flag=True,
+        default=None,
+        help="With --depends-on: run even when a dependency failed or was canceled.",
+    ),
     click.option("--idempotency-key", metavar="KEY", help="The same key within 24 h returns the first job."),
 )
 
@@ -184,6 +196,7 @@ def enqueue(
       jobstream enqueue demo.flaky --name Flaky --param fail_times=2 --max-attempts 3 --wait
       jobstream enqueue demo.web_agent --name "Nightly export" --param steps=5 --priority high --wait
       jobstream enqueue demo.web_agent --name Export --params-json '{"steps": 3}' --idempotency-key export-12-02
+      jobstream enqueue demo.noop --name Load --depends-on 19ad3c0e1f20000a1b2c3
     """
     if timeout is not None and not wait:
         raise click.UsageError("--timeout needs --wait")

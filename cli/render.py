@@ -120,6 +120,11 @@ def job_detail(job: Job) -> RenderableType:
         ("started", Text(when(job.started_at))),
         ("ended", Text(when(job.ended_at))),
     ]
+    if job.depends_on:
+        rows.append(("depends on", Text(" ".join(job.depends_on) + ("  (allow failure)" if job.allow_failure else ""))))
+        rows.append(("waiting for", Text(" ".join(job.waiting_for))))
+    if job.dependents:
+        rows.append(("dependents", Text(" ".join(job.dependents))))
     if job.error:
         rows.append(("error", Text(job.error, style="red")))
     if job.result is not None:

@@ -23,7 +23,7 @@ from jobs.model import Job
 from jobs.options import CreateOptions
 from jobs.stream.follow import JobEvent
 from jobs.types.registry import register
-from jobs.types.running import attempt, progress
+from jobs.types.running import attempt, dependency_results, progress
 
 __all__ = [
     "CancelResult",
@@ -42,6 +42,7 @@ __all__ = [
     "Range",
     "Regexp",
     "attempt",
+    "dependency_results",
     "progress",
     "register",
 ]

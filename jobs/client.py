@@ -8,23 +8,23 @@ from __future__ import annotations
 import builtins
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 from marshmallow import Schema, ValidationError, missing
 
-from jobs import schemas
+from jobs import graph, schemas
 from jobs.config import CHECKOUT, Settings
 from jobs.connection import connect
 from jobs.errors import InvalidRequest, JobConflict, JobNotFound
 from jobs.model import Job, isoformat
 from jobs.options import CreateOptions
 from jobs.store import control, failures
-from jobs.store.creates import NewJob
-from jobs.store.lifecycle import UNDELETABLE, JobStore
+from jobs.store.creates import MissingDependency, NewJob
+from jobs.store.lifecycle import NEEDED, UNDELETABLE, JobStore
 from jobs.store.scripts import Outcome
 from jobs.stream import follow
 from jobs.stream.follow import JobEvent
@@ -101,10 +101,13 @@ class Jobs:
         run_at: datetime | str | None = None,
         max_attempts: int | None = None,
         backoff: Backoff | Mapping[str, Any] | None = None,
+        depends_on: Sequence[str] | None = None,
+        allow_failure: bool | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Create a job and enqueue it (after `delay_seconds`, or at `run_at`); with `max_attempts` > 1, a
-        failed attempt is retried after `backoff`. InvalidRequest names each bad field, as the REST 422 does."""
+        """Create a job and enqueue it (after `delay_seconds`, or at `run_at`, once the jobs of `depends_on` have
+        ended); with `max_attempts` > 1, a failed attempt is retried after `backoff`. InvalidRequest names each bad
+        field, as the REST 422 does."""
         options = CreateOptions(
             priority=priority,
             timeout_seconds=timeout_seconds,
@@ -112,6 +115,8 @@ class Jobs:
             run_at=run_at,
             max_attempts=max_attempts,
             backoff=backoff,
+            depends_on=depends_on,
+            allow_failure=allow_failure,
             idempotency_key=idempotency_key,
         )
         return self.submit(type, name, params, options)
@@ -128,14 +133,22 @@ class Jobs:
         return self.create(_body(type, name, params, options), options.idempotency_key)[0]
 
     def enqueue_many(self, items: Iterable[Mapping[str, Any]]) -> builtins.list[Job]:
-        """Create many jobs in one transaction, all or none; each item takes enqueue()'s keyword arguments
-        (and `type`). InvalidRequest's details are keyed by the position of each bad item."""
+        """Create up to 1,000 jobs in one transaction, all or none; each item takes enqueue()'s keyword arguments
+        (and `type`), and `key`, which later items' `depends_on` may name beside stored jobs' ids, so a graph is
+        created at once. InvalidRequest's details are keyed by the position of each bad item, under `jobs`."""
+        items = builtins.list(items)
+        if len(items) > schemas.BATCH_MAX:
+            raise InvalidRequest("the request is not valid", {"jobs": [f"at most {schemas.BATCH_MAX} jobs per batch"]})
         batch, errors = [], {}
         kinds: dict[str, NewJob] = {}  # the type and options of items checked before: checked once per batch
+        refs: builtins.list[tuple[str | None, builtins.list[str]]] = []  # each item's key and dependencies
         for index, item in enumerate(items):
+            found: dict[str, Any] = {}
+            refs.append((None, []))
             try:
                 given = dict(item)
                 type, name, params = given.pop("type", None), given.pop("name", None), given.pop("params", None)
+                refs[-1] = _refs(given.pop("key", None), given.pop("depends_on", None), found)
                 options = CreateOptions(**given)
                 given.pop("idempotency_key", None)
                 seen = repr((type, given))
@@ -148,11 +161,38 @@ class Jobs:
                 else:
                     key = _idempotency(options.idempotency_key)
                 batch.append(_of_kind(kind, *checked, key))
-            except (InvalidRequest, TypeError) as exc:
-                errors[str(index)] = exc.details if isinstance(exc, InvalidRequest) else {"_schema": [str(exc)]}
+            except (InvalidRequest, TypeError, ValueError) as exc:
+                found.update(exc.details if isinstance(exc, InvalidRequest) else {"_schema": [str(exc)]})
+            if found:
+                errors[str(index)] = found
+        if not errors:
+            graph.check(refs, errors)
         if errors:
-            raise InvalidRequest("some jobs are not valid: none was created", errors)
-        return [Job.from_snapshot(job) for job, _ in self.store.create_many(batch)]
+            for place, details in errors.items():
+                item_key = refs[int(place)][0]
+                if item_key is not None and "key" not in details:
+                    details["key"] = item_key  # the item's own key, beside its position
+            raise InvalidRequest("some jobs are not valid: none was created", {"jobs": errors})
+        resolved = graph.resolve(refs)
+        linked = [replace(new, depends_on=on) if on else new for new, on in zip(batch, resolved, strict=True)]
+        try:
+            created = self.store.create_many(linked)
+        except MissingDependency as exc:
+            bad = {str(at): {"depends_on": [str(exc)]} for at, new in enumerate(linked) if exc.job_id in new.depends_on}
+            raise InvalidRequest("some jobs are not valid: none was created", {"jobs": bad}) from None
+        return [Job.from_snapshot(job) for job, _ in created]
+
+    def create_batch(self, body: Mapping[str, Any]) -> builtins.list[Job]:
+        """Create the jobs of a batch request (POST /api/jobs/batch's body, `{jobs: [...]}`), all or none."""
+        data = _load(schemas.batch, body)
+        errors = {
+            str(at): {name: ["Unknown field."] for name in item if name not in schemas.batch_item.fields}
+            for at, item in enumerate(data["jobs"])
+        }
+        errors = {at: found for at, found in errors.items() if found}
+        if errors:
+            raise InvalidRequest("some jobs are not valid: none was created", {"jobs": errors})
+        return self.enqueue_many(data["jobs"])
 
     def create(self, body: Mapping[str, Any], idempotency_key: str | None = None) -> tuple[Job, bool]:
         """Create a job from a create request (POST /api/jobs's body); returns it and True, or, for a key used
@@ -160,7 +200,11 @@ class Jobs:
         data = _load(schemas.job_create, body)
         key = _idempotency(idempotency_key)
         new = _of_kind(self._kind(data), data["name"], data["params"], key)
-        job, created = self.store.create_many([new])[0]
+        new = replace(new, depends_on=tuple(dict.fromkeys(data["depends_on"])))
+        try:
+            job, created = self.store.create_many([new])[0]
+        except MissingDependency as exc:
+            raise InvalidRequest("the request is not valid", {"depends_on": [str(exc)]}) from None
         return Job.from_snapshot(job), created
 
     def _kind(self, data: Mapping[str, Any]) -> NewJob:
@@ -188,6 +232,7 @@ class Jobs:
             run_at if run_at is not None and run_at > now else None,  # no delay, or a past run_at: queued now
             None,
             start,
+            allow_failure=data["allow_failure"],
         )
 
     # -- reading -----------------------------------------------------------------------------
@@ -234,8 +279,13 @@ class Jobs:
         return _changed(job_id, self.store.retry(job_id, by), "retry")
 
     def delete(self, job_id: str, by: str | None = None) -> None:
-        """Delete a job that is not active, with its logs (the server's log says who deleted it)."""
-        _check(job_id, self.store.delete(job_id), "delete")
+        """Delete a job that is not active, and that no job which has not ended depends on, with its logs (the
+        server's log says who deleted it)."""
+        deleted = self.store.delete(job_id)
+        if deleted.result == NEEDED:
+            message = "cannot delete a job that others depend on before they end"
+            raise JobConflict(message, {"status": deleted.status, "dependents": self.get(job_id).dependents})
+        _check(job_id, deleted, "delete")
         logger.info("job %s deleted%s", job_id, f" by {by}" if by else "")
 
     def pause(self) -> None:
@@ -309,6 +359,20 @@ def _name_params(name: Any, params: Any) -> tuple[str, dict[str, Any]] | None:
         return None
 
 
+def _refs(key: Any, depends_on: Any, found: dict[str, Any]) -> tuple[str | None, builtins.list[str]]:
+    """A batch item's `key` and `depends_on` as the batch item schema loads them; what it refuses goes in
+    `found`, by field (the item is then left out of the graph)."""
+    given = schemas.batch_item.fields
+    loaded: dict[str, Any] = {"key": None, "depends_on": []}
+    for name, value in (("key", key), ("depends_on", depends_on)):
+        if value is not None:
+            try:
+                loaded[name] = given[name].deserialize(value)
+            except ValidationError as exc:
+                found[name] = exc.messages
+    return loaded["key"], builtins.list(dict.fromkeys(loaded["depends_on"]))
+
+
 def _idempotency(key: str | None) -> str | None:
     """An idempotency key checked as the Idempotency-Key header is."""
     if key is None:
@@ -322,18 +386,7 @@ def _of_kind(kind: NewJob, name: str, params: Mapping[str, Any], key: str | None
         loaded = kind.job_type.schema.load(params)
     except ValidationError as exc:
         raise InvalidRequest("the request is not valid", {"params": exc.messages}) from None
-    return NewJob(
-        kind.job_type,
-        name,
-        loaded,
-        kind.timeout,
-        kind.priority,
-        kind.max_attempts,
-        kind.backoff,
-        kind.run_at,
-        key,
-        kind.start,
-    )
+    return replace(kind, name=name, params=loaded, idempotency_key=key)
 
 
 def _load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:

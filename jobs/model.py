@@ -122,6 +122,10 @@ class Job:
     attempts: int
     max_attempts: int
     worker: str | None
+    depends_on: list[str] = field(default_factory=list)  # jobs that must end before it runs
+    allow_failure: bool = False  # runs even when a dependency failed or was canceled
+    waiting_for: list[str] = field(default_factory=list)  # its dependencies that have not ended yet
+    dependents: list[str] | None = field(default=None, compare=False)  # detail only: the jobs that depend on it
     logs: list[str] | None = field(default=None, compare=False)
     last_event_id: str | None = None
 
@@ -132,13 +136,16 @@ class Job:
     @classmethod
     def from_snapshot(cls, snapshot: dict[str, Any]) -> Job:
         """The job of a stored or published snapshot (one stored before priorities and retries: normal, and
-        with no attempt left)."""
+        with no attempt left; one stored before workflows: no dependency)."""
         values = {k: v for k, v in snapshot.items() if k in _FIELD_NAMES}
         values["priority"] = values.get("priority") or NORMAL
+        values["depends_on"] = values.get("depends_on") or []
+        values["allow_failure"] = bool(values.get("allow_failure"))
+        values["waiting_for"] = values.get("waiting_for") or []
         values["scheduled_for"] = values.get("scheduled_for")
         values["max_attempts"] = values.get("max_attempts") or values.get("attempts") or 1
         return cls(**values)
 
 
-DETAIL_ONLY = ("logs", "last_event_id")  # in a job's own view only: events and lists carry the rest
+DETAIL_ONLY = ("dependents", "logs", "last_event_id")  # in a job's own view only: events and lists carry the rest
 _FIELD_NAMES = frozenset(f.name for f in fields(Job))

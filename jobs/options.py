@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,8 @@ class CreateOptions:
     run_at: datetime | str | None = None  # start no sooner than this time (a past one: now)
     max_attempts: int | None = None  # attempts in all, automatic retries included
     backoff: Backoff | Mapping[str, Any] | None = None  # the wait before each automatic retry
+    depends_on: Sequence[str] | None = None  # jobs that must end first (in enqueue_many, also earlier items' keys)
+    allow_failure: bool | None = None  # run even when a dependency failed or was canceled
     # The same key within 24 h returns the job it created; over HTTP, the Idempotency-Key header.
     idempotency_key: str | None = field(default=None, metadata={"header": "Idempotency-Key"})
 
@@ -39,5 +41,7 @@ class CreateOptions:
                 value = value.isoformat()
             elif isinstance(value, Backoff):
                 value = value.as_dict()
+            elif isinstance(value, Sequence) and not isinstance(value, str):
+                value = list(value)
             body[option.name] = value
         return body

@@ -20,6 +20,9 @@ from jobs.webhooks.registry import EVENT_TYPES, WEBHOOK_ID_PATTERN
 NAME_MAX = 200  # characters of a job's name, and so of a search for one
 PAGE_MAX = 200  # jobs per page of the list
 CANCEL_MAX = 1000  # ids per cancel of several
+BATCH_MAX = 1000  # jobs per batch
+DEPENDS_MAX = 100  # dependencies per job
+KEY_MAX = 100  # characters of a batch item's key
 MAX_DELAY_AHEAD = 365 * DAY  # how far ahead a job may be scheduled: a year
 JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"
 JOB_ID = validate.Regexp(JOB_ID_PATTERN, error="not a job id")
@@ -61,6 +64,10 @@ class JobCreateSchema(Schema):
     run_at = fields.AwareDateTime(load_default=None, format="iso")
     max_attempts = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_ATTEMPTS))
     backoff = fields.Nested(BackoffSchema, load_default=None)
+    depends_on = fields.List(
+        fields.String(validate=JOB_ID), load_default=list, validate=validate.Length(0, DEPENDS_MAX)
+    )
+    allow_failure = JsonBoolean(load_default=False)
 
     @validates("run_at")
     def validate_run_at(self, value: datetime | None, **_: Any) -> None:
@@ -72,6 +79,22 @@ class JobCreateSchema(Schema):
     def validate_one_start(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("delay_seconds") is not None and data.get("run_at") is not None:
             raise ValidationError("give delay_seconds or run_at, not both", "run_at")
+
+
+class BatchItemSchema(JobCreateSchema):
+    """A job of a batch: `key` names it for the batch's later items, whose `depends_on` may name it."""
+
+    key = fields.String(load_default=None, validate=validate.Length(1, KEY_MAX))
+    depends_on = fields.List(
+        fields.String(validate=validate.Length(1, KEY_MAX)), load_default=list, validate=validate.Length(0, DEPENDS_MAX)
+    )
+
+
+class BatchSchema(Schema):
+    """POST /api/jobs/batch: its jobs, created all or none; each is then loaded (by its type) as enqueue_many
+    loads it, and described so in the OpenAPI document (BatchItemSchema per type)."""
+
+    jobs = fields.List(fields.Dict(), required=True, validate=validate.Length(1, BATCH_MAX))
 
 
 class IdempotencyKeySchema(Schema):
@@ -200,10 +223,12 @@ _DUMPED: dict[Any, type[fields.Field]] = {
 _JOB_HINTS = get_type_hints(Job)
 
 # ApiJob as jobs.model.Job declares it (a new attribute there is a new field here, typed from its hint); the
-# detail view adds `logs` (a list there: None only outside it) and `last_event_id`, whose events after it carry
-# log lines not in `logs`.
+# detail view adds `dependents` and `logs` (lists there: None only outside it) and `last_event_id`, whose events
+# after it carry log lines not in `logs`.
 JobSchema = Schema.from_dict({name: _dumped(_JOB_HINTS[name]) for name in SNAPSHOT_FIELDS}, name="JobSchema")
-_DETAIL = {name: _dumped(_JOB_HINTS[name]) for name in DETAIL_ONLY} | {"logs": fields.List(fields.String())}
+_DETAIL = {name: _dumped(_JOB_HINTS[name]) for name in DETAIL_ONLY} | {
+    name: fields.List(fields.String()) for name in ("dependents", "logs")
+}
 JobDetailSchema = JobSchema.from_dict(_DETAIL, name="JobDetailSchema")
 
 
@@ -235,6 +260,10 @@ class JobTypeSchema(Schema):
 
 class JobEnvelopeSchema(Schema):
     job = fields.Nested(JobSchema)
+
+
+class JobsSchema(Schema):
+    jobs = fields.List(fields.Nested(JobSchema))
 
 
 class JobDetailEnvelopeSchema(Schema):
@@ -352,6 +381,9 @@ class ErrorSchema(Schema):
 
 
 job_create = JobCreateSchema()
+batch_item = BatchItemSchema()
+batch = BatchSchema()
+jobs_out = JobsSchema()
 idempotency = IdempotencyKeySchema()
 job_query = JobQuerySchema()
 stream_query = StreamQuerySchema()

@@ -202,7 +202,7 @@ class JobstreamWorker(SimpleWorker):
         stop = RUNNING.stop
         if stop is not None and stop.job_id != job.id:
             RUNNING.stop = None  # a late stop for an earlier job
-        with running(self.store, job.id):
+        with running(self.store, job.id, taken.job.get("depends_on") or ()):
             ending = self._perform(job, queue, taken)
         ending = ending.counted(taken.job["type"], taken.job["started_at"], taken.ready_since)
         self._jobs_done += 1

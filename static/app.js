@@ -11,6 +11,7 @@ import { wireSelect } from "./select.js";
 import { setView, state } from "./state.js";
 import { startList, wireStream } from "./stream.js";
 import { wireTable } from "./table.js";
+import { wireWorkflow } from "./workflow.js";
 
 /** The list shows `view` ({status, q}): the URL keeps it, the controls show it, a fresh page loads. */
 function showView(view, fromUrl = false) {
@@ -47,6 +48,7 @@ drawSearch(state.view.q);
 wireTable();
 wireSelect();
 wireDetail(() => leaveJob(state.view));
+wireWorkflow();
 wireForm();
 wireQueue();
 wireCounts((status) => showView({ ...state.view, status }));

@@ -6,6 +6,7 @@ import { everySecond } from "./clock.js";
 import { between, duration, localTime, paceText, until } from "./format.js";
 import { priorityBadge } from "./priority.js";
 import { beginDetail, endDetail, newerId, pace, settleDetail, state, takeLiveLine } from "./state.js";
+import { showWorkflow } from "./workflow.js";
 
 const STICK_PX = 24; // this close to the bottom, the log follows new lines
 const COPIED_MS = 2000;
@@ -37,6 +38,7 @@ export async function openDetail(id, focus = true) {
   panel.hidden = false;
   panel.dataset.id = id;
   title.textContent = "Loading…";
+  document.getElementById("detail-workflow").hidden = true;
   showNotice("");
   lines = [];
   freshLines = [];
@@ -54,6 +56,7 @@ export async function openDetail(id, focus = true) {
     appendLines([...data.job.logs, ...missed]);
     drawDetail(state.detail.job);
     logs.scrollTop = logs.scrollHeight;
+    showWorkflow({ ...state.detail.job, dependents: data.job.dependents }, signal);
   } catch (err) {
     if (isAbort(err)) return;
     settleDetail(null);
@@ -131,12 +134,18 @@ function shownFields(job, now) {
     ["action", job.action],
     ["attempts", attempts],
     ["worker", job.worker],
+    ["waiting for", job.status === "pending" && job.waiting_for?.length ? plural(job.waiting_for.length) : null],
+    ["if one fails", job.depends_on?.length ? (job.allow_failure ? "runs anyway" : "canceled") : null],
     ["created", localTime(job.created_at)],
     ["starts", waiting ? `in ${until(job.scheduled_for, now)} (${localTime(job.scheduled_for)})` : null],
     ["started", job.started_at && localTime(job.started_at)],
     ["ended", job.ended_at && localTime(job.ended_at)],
     ["took", job.started_at ? duration(between(job.started_at, job.ended_at, now)) : null],
   ];
+}
+
+function plural(n) {
+  return `${n} job${n === 1 ? "" : "s"}`;
 }
 
 function drawDetail(job, now = Date.now()) {

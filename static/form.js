@@ -22,6 +22,8 @@ const backoff = {
   jitter: $("job-backoff-jitter"),
 };
 const retriesSummary = $("retries-summary");
+const dependsInput = $("job-depends-on");
+const allowFailure = $("job-allow-failure");
 const formError = $("form-error");
 
 export async function loadTypes() {
@@ -188,6 +190,9 @@ function payload() {
       jitter: backoff.jitter.checked,
     };
   }
+  const dependsOn = dependsInput.value.split(/[\s,]+/).filter(Boolean);
+  if (dependsOn.length) body.depends_on = dependsOn;
+  if (allowFailure.checked) body.allow_failure = true;
   return body;
 }
 
@@ -200,6 +205,7 @@ async function submitForm(event) {
     const { job } = await post(urls.jobs, body);
     nameInput.value = "";
     delayInput.value = "";
+    dependsInput.value = "";
     announce(`Created “${job.name}”${job.scheduled_for ? ", starting later" : ""}.`);
   } catch (err) {
     showServerErrors(err);
@@ -252,8 +258,10 @@ function fieldFor(path) {
     delay_seconds: delayInput,
     run_at: delayInput,
     max_attempts: attemptsInput,
+    depends_on: dependsInput,
+    allow_failure: allowFailure,
   };
-  if (path.length === 1) return single[top] || null;
+  if (path.length === 1 || top === "depends_on") return single[top] || null; // an id of the list is the list's
   if (top === "backoff" && path.length === 2) return backoff[name] || null;
   if (top !== "params" || !name) return null; // an item of a list param is that param's too
   return [...paramsBox.querySelectorAll("input, select, textarea")].find((input) => input.name === name) || null;

@@ -89,6 +89,10 @@ function texts(job, now) {
   const retrying = job.attempts > 1 && job.error;
   switch (job.status) {
     case "pending":
+      if (job.waiting_for?.length) {
+        const n = job.waiting_for.length;
+        return [`waiting for ${n} job${n === 1 ? "" : "s"}`, "", `queued ${duration(between(job.created_at, null, now))}`];
+      }
       if (job.scheduled_for) {
         const wait = until(job.scheduled_for, now);
         const clock = new Date(job.scheduled_for).toLocaleTimeString([], CLOCK_FORMAT);

@@ -18,6 +18,7 @@ import {
   streamAlive,
 } from "./state.js";
 import { scheduleFlush, showPage } from "./table.js";
+import { followWorkflow, removedFromWorkflow } from "./workflow.js";
 
 const RETRY_MS = 3000; // as the server's `retry:` says
 const OFFLINE_AFTER_MS = 20_000; // reconnecting this long (or the browser says so): offline
@@ -86,9 +87,11 @@ function onEvent(message) {
   if (event.type === "job-removed") {
     forgetProgress(event.id);
     removedDetail(event.id);
+    removedFromWorkflow(event.id);
   } else {
     noteProgress(event.job, message.lastEventId);
     followDetail(event.job, message.lastEventId, event.log);
+    followWorkflow(event.job);
   }
   if (listTakes(message.lastEventId, event)) applyToList(event);
 }

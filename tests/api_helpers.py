@@ -42,6 +42,9 @@ API_JOB_FIELDS = {
     "attempts",
     "max_attempts",
     "worker",
+    "depends_on",
+    "allow_failure",
+    "waiting_for",
 }
 STATUSES = ("pending", "active", "completed", "failed", "canceled")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -5,15 +5,22 @@ backoff's `max_delay_seconds` (default 3600) must not be less than its `delay_se
 refuses both with a 422 (tests/test_bad_input.py). So each generated create is moved into those bounds, in a
 way that keeps a negative case negative: only a well-formed date is moved, and the two delays are swapped or
 matched, which leaves a value out of range out of range.
+
+Nor can it say which ids exist, or that a batch's keys are unique: a well-formed `depends_on` (job ids, or a
+batch's keys) is emptied, and each well-formed key of a batch made unique, so a positive case stays positive;
+one out of shape is left as it is, negative.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import schemathesis
 
+from jobs.schemas import DEPENDS_MAX, JOB_ID_PATTERN, KEY_MAX
 from jobs.types.attempts import Backoff
 
 SOON = timedelta(hours=1)
@@ -23,12 +30,29 @@ DEFAULTS = Backoff()
 @schemathesis.hook
 def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
     if case.method.upper() == "POST" and case.path == "/api/jobs" and isinstance(case.body, dict):
-        case.body = within_bounds(case.body)
+        case.body = within_bounds(case.body, lambda ref: re.fullmatch(JOB_ID_PATTERN, ref) is not None)
+    if case.method.upper() == "POST" and case.path == "/api/jobs/batch" and isinstance(case.body, dict):
+        items = case.body.get("jobs")
+        if isinstance(items, list):
+            case.body = {**case.body, "jobs": [batch_item(item, at) for at, item in enumerate(items)]}
     return case
 
 
-def within_bounds(body: dict[str, Any]) -> dict[str, Any]:
+def batch_item(item: Any, at: int) -> Any:
+    """A batch's item within bounds, its well-formed key unique in the batch."""
+    if not isinstance(item, dict):
+        return item
+    item = within_bounds(item, lambda ref: 1 <= len(ref) <= KEY_MAX)
+    if isinstance(item.get("key"), str) and 1 <= len(item["key"]) <= KEY_MAX:
+        item["key"] = f"item-{at}"
+    return item
+
+
+def within_bounds(body: dict[str, Any], well_formed: Callable[[str], bool]) -> dict[str, Any]:
     body = dict(body)
+    refs = body.get("depends_on")
+    if isinstance(refs, list) and len(refs) <= DEPENDS_MAX and all(isinstance(r, str) and well_formed(r) for r in refs):
+        body["depends_on"] = []
     if _is_date(body.get("run_at")):
         body["run_at"] = (datetime.now(UTC) + SOON).isoformat().replace("+00:00", "Z")
     backoff = body.get("backoff")

@@ -273,6 +273,18 @@ def test_enqueue_passes_every_create_option(jobstream: Jobstream, name: str) -> 
     assert (job["status"], job["attempts"], job["max_attempts"], job["priority"]) == ("completed", 2, 2, "low")
 
 
+def test_enqueue_depends_on_waits_for_its_parents_and_show_names_them(jobstream: Jobstream, name: str) -> None:
+    parent = jobstream("--json", "enqueue", "demo.sleep", "--name", name, "--delay", "600").json()
+    args = ["--json", "enqueue", "demo.noop", "--name", f"{name} child", "--depends-on", parent["id"]]
+
+    child = jobstream(*args, "--allow-failure").json()
+
+    assert (child["status"], child["waiting_for"], child["allow_failure"]) == ("pending", [parent["id"]], True)
+    shown = jobstream("show", parent["id"])
+    assert f"dependents  {child['id']}" in shown.out
+    jobstream("cancel", parent["id"])
+
+
 def test_enqueue_wait_gives_up_at_its_timeout_with_1(jobstream: Jobstream, jobs: Jobs, name: str) -> None:
     result = jobstream("enqueue", "demo.sleep", "--name", name, "--param", "seconds=60", "--wait", "--timeout", "0.5")
     assert result.code == 1

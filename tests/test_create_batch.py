@@ -155,11 +155,11 @@ def test_an_item_refused_among_checked_ones_gets_the_details_it_gets_alone(
     for item in bad:
         with pytest.raises(InvalidRequest) as refused:
             jobs.enqueue_many([item])
-        alone.append(refused.value.details["0"])
+        alone.append(refused.value.details["jobs"]["0"])
 
     with pytest.raises(InvalidRequest) as refused:
         jobs.enqueue_many([{**SLEEP, "name": "good"}, *bad, {**SLEEP, "name": "good too"}])
 
-    assert refused.value.details == {str(n + 1): details for n, details in enumerate(alone)}
+    assert refused.value.details == {"jobs": {str(n + 1): details for n, details in enumerate(alone)}}
     assert "params" in alone[1] and "name" in alone[0] and "params" in alone[2]
     assert redis_client.zcard("jobstream:jobs") == 0

@@ -32,7 +32,7 @@ def recount(client: redis.Redis) -> dict[str, int]:
     """The counts by status, recounted from the job hashes themselves (what the counters must equal)."""
     counts = dict.fromkeys(STATUSES, 0)
     for key in client.scan_iter(match=job_key("*")):
-        if not key.endswith(b":logs"):
+        if not key.endswith((b":logs", b":dependents")):
             status = client.hget(key, "status")
             assert status is not None
             counts[status.decode().strip('"')] += 1

@@ -34,7 +34,7 @@ def test_get_job_includes_its_logs(client: FlaskClient, store: JobStore, redis_c
     store.report(job_id, 40, "Clicking button", log="clicked #submit\nwaited")
     job = client.get(f"/api/jobs/{job_id}").get_json()["job"]
 
-    assert set(job) == API_JOB_FIELDS | {"logs", "last_event_id"}
+    assert set(job) == API_JOB_FIELDS | {"dependents", "logs", "last_event_id"}
     assert job["logs"] == ["started on w1", "clicked #submit", "waited"]
     assert job["last_event_id"] == stored_events(redis_client)[-1].id  # its log lines are all in `logs`
     assert (job["status"], job["progress"], job["action"], job["worker"]) == ("active", 40, "Clicking button", "w1")

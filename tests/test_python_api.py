@@ -261,7 +261,7 @@ def test_enqueue_many_with_one_bad_item_creates_nothing(jobs: Jobs, redis_client
     with pytest.raises(InvalidRequest) as alone:
         jobs.enqueue(**items[6])
     assert refused.value.code == "validation_error"
-    assert refused.value.details == {"6": alone.value.details}
+    assert refused.value.details == {"jobs": {"6": alone.value.details}}
     assert redis_state(redis_client) == before
 
 
@@ -274,10 +274,10 @@ def test_enqueue_many_names_every_bad_item_by_its_index(jobs: Jobs, redis_client
     with pytest.raises(InvalidRequest) as refused:
         jobs.enqueue_many(items)
 
-    assert set(refused.value.details) == {"1", "3", "4"}
-    assert "priority" in refused.value.details["1"]
-    assert "type" in refused.value.details["3"]
-    assert "Idempotency-Key" in refused.value.details["4"]
+    assert set(refused.value.details["jobs"]) == {"1", "3", "4"}
+    assert "priority" in refused.value.details["jobs"]["1"]
+    assert "type" in refused.value.details["jobs"]["3"]
+    assert "Idempotency-Key" in refused.value.details["jobs"]["4"]
     assert redis_client.keys("*") == []
 
 

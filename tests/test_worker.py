@@ -16,6 +16,7 @@ from rq.serializers import JSONSerializer
 
 from jobs.config import Settings
 from jobs.connection import connect
+from jobs.model import DETAIL_ONLY
 from jobs.store.lifecycle import JobStore
 from runner.worker import make_worker
 from tests.api_helpers import (
@@ -77,7 +78,7 @@ def test_worker_runs_a_job_to_completion(
         assert event.job["action"]
     job = client.get(f"/api/jobs/{job_id}").get_json()["job"]
     assert job["result"] == {"steps": 3, "status": "done"}
-    assert events[-1].job == {key: value for key, value in job.items() if key not in ("logs", "last_event_id")}
+    assert events[-1].job == {key: value for key, value in job.items() if key not in DETAIL_ONLY}
     assert (job["worker"], job["action"], job["error"]) == (worker_name, None, None)
     assert worker_name == f"{socket.gethostname()}.{os.getpid()}"  # <host>.<pid>: the worker ran in this process
     assert job["created_at"] <= job["started_at"] <= job["ended_at"]

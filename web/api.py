@@ -51,6 +51,11 @@ def create_job() -> tuple[Response, int, dict[str, str]]:
     return jsonify(schemas.job_out.dump({"job": job})), 201 if created else 200, {"Location": location}
 
 
+def create_batch() -> tuple[Response, int]:
+    """Create up to 1,000 jobs, a graph of dependencies among them, all or none (201)."""
+    return jsonify(schemas.jobs_out.dump({"jobs": jobs().create_batch(json_object())})), 201
+
+
 def list_jobs() -> Response:
     """A page of jobs, newest first, with the counts and the event id to resume the stream from."""
     query = schemas.job_query.load(request.args.to_dict())
@@ -229,6 +234,15 @@ ROUTES = [
         headers=S.IdempotencyKeySchema,
         errors=(409,),
         links=JOB_LINKS,
+    ),
+    Route(
+        "/api/jobs/batch",
+        "POST",
+        create_batch,
+        "Create up to 1,000 jobs, items naming earlier items' keys in depends_on, all or none",
+        {201: S.JobsSchema},
+        body=S.BatchSchema,
+        typed_body=True,
     ),
     Route("/api/jobs", "GET", list_jobs, "List jobs, newest first", {200: S.JobPageSchema}, query=S.JobQuerySchema),
     Route(

@@ -9,7 +9,7 @@ from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema
+from marshmallow import Schema, validate
 
 from jobs import schemas
 from jobs.schemas import PATH_PATTERNS
@@ -84,7 +84,7 @@ class Route:
         if parameters:
             operation["parameters"] = parameters
         if self.body is not None:
-            body = _by_type(self.body, job_types) if self.typed_body else self.body
+            body = _typed(self.body, job_types) if self.typed_body else self.body
             operation["requestBody"] = {"required": True, **_content(body)}
         return operation
 
@@ -117,6 +117,17 @@ def _null_only(node: Any) -> Any:
     if node == {"type": "object", "nullable": True}:
         return {**node, "enum": [None]}
     return {key: _null_only(value) for key, value in node.items()}
+
+
+def _typed(body: type[Schema], job_types: list[dict[str, Any]]) -> type[Schema] | dict[str, Any]:
+    """A body that names job types: a create, or a batch of them (each item a create by its type, with `key`)."""
+    if body is not schemas.BatchSchema:
+        return _by_type(body, job_types)
+    jobs = body().fields["jobs"]
+    length = next(v for v in jobs.validators if isinstance(v, validate.Length))
+    items: dict[str, Any] = {"type": "array", "items": _by_type(schemas.BatchItemSchema, job_types)}
+    items.update(minItems=length.min, maxItems=length.max)
+    return {"type": "object", "required": ["jobs"], "properties": {"jobs": items}, "additionalProperties": False}
 
 
 def _by_type(body: type[Schema], job_types: list[dict[str, Any]]) -> dict[str, Any]:

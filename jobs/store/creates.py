@@ -14,14 +14,14 @@ import redis
 from rq import Queue
 
 from jobs.config import Settings
-from jobs.connection import replicated
+from jobs.connection import replicated, text
 from jobs.errors import IdempotencyConflict
-from jobs.model import DAY, isoformat, new_job_id
+from jobs.model import CANCELED, DAY, isoformat, new_job_id
 from jobs.store.handoff import waiting
 from jobs.store.keys import idempotency_key, job_key
 from jobs.store.queues import rq_data, rq_fields
 from jobs.store.reads import Reader
-from jobs.store.scripts import Scripts, dumps
+from jobs.store.scripts import Outcome, Scripts, dumps
 from jobs.stream.events import SNAPSHOT_FIELDS
 from jobs.telemetry import observe
 from jobs.telemetry.metrics import EVENTS_PUBLISHED
@@ -48,13 +48,26 @@ class NewJob:
     run_at: datetime | None = None  # None: queued now
     idempotency_key: str | None = None
     start: str | None = None  # when it may start, as asked ("delay_seconds=30", "run_at=..."), not as computed
+    # What it waits for: stored jobs' ids, and (in a batch) other items of the batch by their place in it.
+    depends_on: tuple[str | int, ...] = ()
+    allow_failure: bool = False
 
     @property
     def fingerprint(self) -> str:
         """What an idempotency key remembers of its request, to refuse the key for a different one."""
         body = [self.job_type.name, self.name, self.params, self.timeout, self.priority, self.max_attempts]
         body += [self.backoff.as_dict(), self.start]
+        if self.depends_on or self.allow_failure:  # a key remembered before workflows keeps its fingerprint
+            body += [list(self.depends_on), self.allow_failure]
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class MissingDependency(Exception):
+    """A job of the batch depends on a stored job that is not (any more): nothing was created."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job {job_id}")
+        self.job_id = job_id
 
 
 class Creator:
@@ -94,6 +107,7 @@ class Creator:
     ) -> list[tuple[dict[str, Any], bool]]:
         ids: list[str] = []
         fresh: list[tuple[str, NewJob]] = []
+        taken: list[str] = []  # the idempotency keys this transaction claims
         pipe.multi()
         for new in batch:
             key = idempotency_key(new.idempotency_key) if new.idempotency_key else None
@@ -107,20 +121,32 @@ class Creator:
             job_id = new_job_id()
             if key is not None:
                 claims[key] = (job_id, new.fingerprint)
+                taken.append(key)
                 pipe.set(key, dumps({"job": job_id, "fingerprint": new.fingerprint}), ex=IDEMPOTENCY_SECONDS)
             fresh.append((job_id, new))
             ids.append(job_id)
         jobs: dict[str, dict[str, Any]] = {}
+        links = _links(fresh, ids)
         if fresh:
             batch_of = Batch(self.queues)
             argv = [arg for job_id, new in fresh for arg in batch_of.add(job_id, new, jobs)]
-            self.scripts.create(batch_of.header(), argv, pipe)
-        pipe.execute()
+            self.scripts.create(batch_of.header(), argv, pipe, links)
+        replies = pipe.execute()
+        if links:
+            reply = replies[-1]
+            if reply[0] == b"missing":  # the script wrote nothing; the keys claimed name no job: free them
+                if taken:
+                    self.redis.delete(*taken)
+                raise MissingDependency(reply[1].decode())
+            linked = reply[1]
+            jobs.update((text(linked[at]), json.loads(linked[at + 1])) for at in range(0, len(linked), 2))
         if ids:  # a job returned for its Idempotency-Key too: the request that created it may have got a 503
             replicated(self.redis, self.settings.redis_min_replicas)
         EVENTS_PUBLISHED.inc(len(jobs))
         for job in jobs.values():
             observe.created(job)
+            if job["status"] == CANCELED:  # a stored dependency failed or was canceled: created canceled
+                observe.ended(Outcome("ok", CANCELED, "", job))
         created = set(jobs)
         claimed = [i for i in ids if i not in created]
         if claimed:
@@ -137,10 +163,31 @@ class Shape:
     pieces: list[str]  # the snapshot's JSON around the VARYING values
 
 
+def _links(fresh: list[tuple[str, NewJob]], ids: list[str]) -> dict[str, dict[str, Any]]:
+    """create.lua's `links`: per new job with dependencies (by its place among `fresh`, from 1), their ids (a
+    batch item's: the id `ids` gives its place) and its allow_failure."""
+    links = {}
+    for place, (_, new) in enumerate(fresh, 1):
+        if new.depends_on:
+            on = dict.fromkeys(ids[ref] if isinstance(ref, int) else ref for ref in new.depends_on)
+            links[str(place)] = {"on": list(on), "allow": new.allow_failure}
+    return links
+
+
 @lru_cache(maxsize=256)
-def shape(job_type: JobType, priority: str, timeout: int, max_attempts: int, backoff: Backoff, queue: Queue) -> Shape:
-    """The Shape of new jobs of these: each encoded once per process."""
+def shape(  # noqa: PLR0913 (each is a part of the shape)
+    job_type: JobType,
+    priority: str,
+    timeout: int,
+    max_attempts: int,
+    backoff: Backoff,
+    allow_failure: bool,
+    queue: Queue,
+) -> Shape:
+    """The Shape of new jobs of these: each encoded once per process (a job with dependencies has its own
+    `depends_on` and `waiting_for`, which create.lua writes)."""
     fields: dict[str, Any] = {"type": job_type.name, "priority": priority, "timeout": timeout, **waiting(attempts=1)}
+    fields.update(depends_on=[], allow_failure=allow_failure, waiting_for=[])
     fields.update(max_attempts=max_attempts, retry_budget=max_attempts, backoff=backoff.packed())
     script = {
         "fields": [part for name, value in fields.items() for part in (name, dumps(value))],
@@ -172,7 +219,7 @@ class Batch:
     def add(self, job_id: str, new: NewJob, snapshots: dict[str, dict[str, Any]]) -> list[Any]:
         """The job's entries of create.lua's ARGV (see there); its snapshot goes in `snapshots`."""
         queue = self.queues[new.priority]
-        found = shape(new.job_type, new.priority, new.timeout, new.max_attempts, new.backoff, queue)
+        found = shape(new.job_type, new.priority, new.timeout, new.max_attempts, new.backoff, new.allow_failure, queue)
         at = self._at.setdefault(found, len(self._at) + 1)
         scheduled_for = isoformat(new.run_at) if new.run_at else None
         varying: dict[str, Any] = {"id": job_id, "name": new.name, "params": new.params}

@@ -24,6 +24,7 @@ FAILURE_GROUPS_KEY = "jobstream:failure-groups"  # group key -> how many failed 
 FAILURE_META_KEY = "jobstream:failure-meta"  # group key -> JSON {type, error, example}
 FAILURE_PREFIX = "jobstream:failure:"  # + group key: its failed jobs' ids, scored by when they failed (ms)
 LOGS_SUFFIX = ":logs"  # JOB_PREFIX + id + this: the job's log lines
+DEPENDENTS_SUFFIX = ":dependents"  # JOB_PREFIX + id + this: the ids of the jobs that depend on it (a set)
 ALIVE_PREFIX = "jobstream:alive:"  # + id: set, with a TTL, by the worker running that job; gone when it leaves active
 WEBHOOKS_KEY = "jobstream:webhooks"  # webhook id -> its JSON (url, events, types, secret, times)
 WEBHOOK_GROUP = "jobstream-webhooks"  # the consumer group of EVENTS_KEY that the webhook dispatchers share
@@ -41,6 +42,10 @@ def alive_key(job_id: str) -> str:
 
 def logs_key(job_id: str) -> str:
     return f"{JOB_PREFIX}{job_id}{LOGS_SUFFIX}"
+
+
+def dependents_key(job_id: str) -> str:
+    return f"{JOB_PREFIX}{job_id}{DEPENDENTS_SUFFIX}"
 
 
 def ended_key(status: str, minute: str) -> str:

@@ -37,6 +37,7 @@ from jobs.types.registry import get_type
 
 logger = logging.getLogger(__name__)
 
+NEEDED = "needed"  # delete.lua's refusal: a job that has not ended depends on this one
 PROMOTE_BATCH = 500  # due jobs handed to the workers per promote.lua call
 UNDELETABLE = tuple(status for status in STATUSES if status not in ACTIONS["delete"])  # a worker holds an active job
 
@@ -144,7 +145,7 @@ class JobStore:
 
     def cancel(self, job_id: str, by: str | None = None) -> Outcome:
         """Cancel a pending job at once, or ask the worker to stop an active one (cancel_requested)."""
-        fields = {"status": CANCELED, **ended_fields()}
+        fields = {"status": CANCELED, **ended_fields(), "waiting_for": []}
         outcome = self.scripts.change(
             job_id, guard=(PENDING,), fields=fields, logs=["canceled before it ran" + _by(by)]
         )
@@ -179,36 +180,46 @@ class JobStore:
 
     def retry(self, job_id: str, by: str | None = None) -> Outcome:
         """failed or canceled → pending again now, same id, attempts + 1, logs kept, and as many automatic
-        attempts as a new job of it would have."""
+        attempts as a new job of it would have; one with dependencies that have not ended waits for them again."""
         key = job_key(job_id)
         names = ["status", "type", "params", "attempts", "timeout", "priority", "max_attempts", "retry_budget"]
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
                     pipe.watch(key)
-                    raw = pipe.hmget(key, names)
+                    raw = pipe.hmget(key, [*names, "depends_on"])
                     if raw[0] is None:
                         return Outcome("missing")
-                    status, type_name, params, attempts, timeout, priority, most, budget = (
+                    status, type_name, params, attempts, timeout, priority, most, budget, parents = (
                         json.loads(v or "null") for v in raw
                     )
                     job_type = get_type(type_name)
                     if status not in ACTIONS["retry"] or job_type is None:
                         return Outcome("conflict", status)
                     budget = budget or most or 1
+                    waiting_for = self._unended(pipe, parents or [])
                     pipe.multi()
                     fields = {**waiting(attempts + 1), "max_attempts": attempts + budget, "scheduled_for": None}
+                    fields["waiting_for"] = waiting_for
                     log = f"retry{_by(by)}: attempt {attempts + 1}"
                     self.scripts.change(job_id, guard=ACTIONS["retry"], fields=fields, logs=[log], client=pipe)
                     pipe.delete(Job.key_for(job_id))
                     queue = self.queues[priority or NORMAL]
                     for registry in (queue.failed_job_registry, queue.canceled_job_registry):
                         registry.remove(job_id, pipeline=pipe)
-                    save_rq_job(queue, job_type, job_id, params, timeout, pipe, queued=True)
+                    save_rq_job(queue, job_type, job_id, params, timeout, pipe, queued=not waiting_for)
                     arm(pipe, self.settings.queue)
                     return observe.retried(outcome(pipe.execute()[0]), by)
                 except redis.WatchError:
                     continue
+
+    def _unended(self, pipe: Any, parents: list[str]) -> list[str]:
+        """The jobs of `parents` that have not ended (a deleted one has), watched in `pipe` till its EXEC."""
+        if not parents:
+            return []
+        pipe.watch(*(job_key(parent) for parent in parents))
+        statuses = [pipe.hget(job_key(parent), "status") for parent in parents]
+        return [p for p, raw in zip(parents, statuses, strict=True) if raw and json.loads(raw) in (PENDING, ACTIVE)]
 
     def delete(self, job_id: str, keep: tuple[str, ...] = UNDELETABLE) -> Outcome:
         """Delete a job unless its status is in `keep` (a conflict), with its logs and RQ's copy."""
@@ -216,12 +227,17 @@ class JobStore:
 
     def delete_many(self, ids: Iterable[str], keep: tuple[str, ...]) -> list[str]:
         """Delete each job unless its status is in `keep`, in one round trip; returns the deleted ids."""
+        return [job_id for job_id, done in self.delete_each(ids, keep) if done.ok]
+
+    def delete_each(self, ids: Iterable[str], keep: tuple[str, ...]) -> list[tuple[str, Outcome]]:
+        """Delete each job unless its status is in `keep` or a job not ended depends on it (NEEDED), in one
+        round trip; each id with its outcome."""
         ids = list(ids)
         with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 self.scripts.remove(job_id, keep, client=pipe)
             replies = pipe.execute()
-        return [job_id for job_id, reply in zip(ids, replies, strict=True) if outcome(reply).ok]
+        return [(job_id, outcome(reply)) for job_id, reply in zip(ids, replies, strict=True)]
 
     def promote(self) -> int:
         """Hand the due jobs of the scheduled set to the workers; returns how many were due."""

@@ -9,8 +9,8 @@ from typing import Any
 import redis
 
 from jobs.connection import text
-from jobs.model import STATUSES, new_id_shape
-from jobs.store.keys import COUNTS_KEY, EVENTS_KEY, INDEX_KEY, STATUS_PREFIX, job_key, logs_key
+from jobs.model import COMPLETED, STATUSES, new_id_shape
+from jobs.store.keys import COUNTS_KEY, EVENTS_KEY, INDEX_KEY, STATUS_PREFIX, dependents_key, job_key, logs_key
 from jobs.stream.events import SNAPSHOT_FIELDS, newest_id
 
 SEARCH_BUDGET = 10_000  # ids a name search looks at per call
@@ -30,12 +30,27 @@ class Reader:
             if with_logs:
                 pipe.lrange(logs_key(job_id), 0, -1)
                 pipe.xrevrange(EVENTS_KEY, count=1)
+                pipe.smembers(dependents_key(job_id))
             replies = pipe.execute()
         job = _decode(replies[0])
         if job is not None and with_logs:
             job["logs"] = [line.decode("utf-8", "replace") for line in replies[1]]
             job["last_event_id"] = replies[2][0][0].decode() if replies[2] else None
+            job["dependents"] = sorted(text(i) for i in replies[3])
         return job
+
+    def results(self, ids: Iterable[str]) -> dict[str, Any]:
+        """{id: result} of the jobs of `ids` that completed, in one round trip."""
+        ids = list(ids)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hmget(job_key(job_id), ["status", "result"])
+            rows = pipe.execute()
+        return {
+            job_id: json.loads(result)
+            for job_id, (status, result) in zip(ids, rows, strict=True)
+            if status is not None and json.loads(status) == COMPLETED
+        }
 
     def page(
         self, status: str | None = None, q: str | None = None, limit: int = 50, cursor: str | None = None

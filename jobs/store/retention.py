@@ -13,7 +13,7 @@ import uuid
 from jobs.connection import text
 from jobs.model import ACTIVE, ENDED, PENDING
 from jobs.store.keys import ENDED_AT_PREFIX, SWEEP_LOCK
-from jobs.store.lifecycle import JobStore
+from jobs.store.lifecycle import NEEDED, JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +29,18 @@ def ended_before(store: JobStore, status: str, cutoff: float, limit: int = BATCH
 
 
 def delete(store: JobStore, status: str, ids: list[str]) -> list[str]:
-    """Delete these ended jobs (never one that ran again since: it is pending or active); their ids."""
-    deleted = store.delete_many(ids, keep=(ACTIVE, PENDING))
-    store.redis.zrem(ENDED_AT_PREFIX + status, *ids)  # also an id whose job is gone or running again
-    return deleted
+    """Delete these ended jobs (never one that ran again since: it is pending or active); their ids. One that a
+    job not ended yet depends on (it waits for it, or will read its result) is kept, as if it ended now."""
+    outcomes = store.delete_each(ids, keep=(ACTIVE, PENDING))
+    needed = [job_id for job_id, done in outcomes if done.result == NEEDED]
+    gone = [job_id for job_id, done in outcomes if done.result != NEEDED]
+    with store.redis.pipeline(transaction=False) as pipe:
+        if gone:
+            pipe.zrem(ENDED_AT_PREFIX + status, *gone)  # also an id whose job is gone or running again
+        if needed:
+            pipe.zadd(ENDED_AT_PREFIX + status, dict.fromkeys(needed, int(time.time() * 1000)), xx=True)
+        pipe.execute()
+    return [job_id for job_id, done in outcomes if done.ok]
 
 
 def delete_ended(store: JobStore, statuses: tuple[str, ...], cutoff: float, deadline: float) -> list[str]:

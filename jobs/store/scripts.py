@@ -20,10 +20,11 @@ from rq.suspension import WORKERS_SUSPENDED
 from rq.worker import WorkerStatus
 
 from jobs.config import Settings
-from jobs.model import ACTIVE, ENDED, FAILED, PENDING, STATUSES, utcnow
+from jobs.model import ACTIVE, CANCELED, COMPLETED, ENDED, FAILED, PENDING, STATUSES, utcnow
 from jobs.store.keys import (
     ALIVE_PREFIX,
     COUNTS_KEY,
+    DEPENDENTS_SUFFIX,
     ENDED_AT_PREFIX,
     EVENTS_KEY,
     FAILURE_GROUPS_KEY,
@@ -104,12 +105,14 @@ def _whole(common: str, header: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a guarded change did: `ok`, or why not (`missing`, `conflict` with the status, `held`)."""
+    """What a guarded change did: `ok`, or why not (`missing`, `conflict` with the status, `held`); `followed`:
+    the jobs that its end released or canceled, each with its own event."""
 
     result: str
     status: str = ""
     event_id: str = ""
     job: dict[str, Any] | None = None
+    followed: tuple[dict[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -124,6 +127,7 @@ class Scripts:
         self._fixed = {
             "job_prefix": JOB_PREFIX,
             "logs_suffix": LOGS_SUFFIX,
+            "dependents_suffix": DEPENDENTS_SUFFIX,
             "index_key": INDEX_KEY,
             "events_key": EVENTS_KEY,
             "counts_key": COUNTS_KEY,
@@ -149,6 +153,7 @@ class Scripts:
             "rq_results_prefix": Result.get_key(""),  # a failure's Result outlives RQ's job hash by days
             "rq_queued": JobStatus.QUEUED.value,
             "rq_scheduled": JobStatus.SCHEDULED.value,
+            "rq_deferred": JobStatus.DEFERRED.value,  # RQ's state of a job that waits for its dependencies
             "rq_failed": JobStatus.FAILED.value,
             "rq_busy": WorkerStatus.BUSY.value,
             "failure_ttl": FAILURE_TTL,
@@ -156,7 +161,9 @@ class Scripts:
             "pending": PENDING,
             "active": ACTIVE,
             "failed": FAILED,
+            "completed": COMPLETED,
             "active_json": dumps(ACTIVE),
+            "canceled_json": dumps(CANCELED),
             "ended": list(ENDED),
             "statuses": list(STATUSES),
             "ended_ttl": ENDED_COUNTER_TTL,
@@ -207,11 +214,15 @@ class Scripts:
         reply = self._apply(self.common(), header, client=client)
         return reply if client is not None else outcome(reply)
 
-    def create(self, batch: dict[str, Any], argv: list[Any], pipe: Any) -> None:
-        """Queue create.lua in transaction `pipe`: the new jobs of one batch (see creates.Batch), one event each;
-        NoScriptError from its EXEC: call `lost()` and run the transaction again."""
-        self.common()  # the counters are made before this store's first change
-        self._create.queue(pipe, self._create_common, {"event": JOB_UPDATE, "ts": utcnow(), **batch}, argv)
+    def create(self, batch: dict[str, Any], argv: list[Any], pipe: Any, links: dict[str, Any]) -> None:
+        """Queue create.lua in transaction `pipe`: the new jobs of one batch (see creates.Batch), one event each,
+        and what those with dependencies wait for (`links`: they need the whole header, plain batches a part of
+        it); NoScriptError from its EXEC: call `lost()` and run the transaction again."""
+        common = self.common()  # the counters are made before this store's first change
+        if links:
+            self._create.queue(pipe, common, {**self.header("", JOB_UPDATE), **batch, "links": links}, argv)
+        else:
+            self._create.queue(pipe, self._create_common, {"event": JOB_UPDATE, "ts": utcnow(), **batch}, argv)
 
     def lost(self) -> None:
         """Redis lost its scripts: load create.lua again on its next use."""
@@ -300,6 +311,7 @@ def outcome(reply: list[Any]) -> Outcome:
     result = reply[0].decode()
     if result != "ok":
         return Outcome(result, reply[1].decode())
-    EVENTS_PUBLISHED.inc()
+    followed = tuple(json.loads(snapshot) for snapshot in reply[3]) if len(reply) > 3 else ()
+    EVENTS_PUBLISHED.inc(1 + len(followed))
     job = json.loads(reply[2]) if reply[2] else None
-    return Outcome(result, job["status"] if job else "", reply[1].decode(), job)
+    return Outcome(result, job["status"] if job else "", reply[1].decode(), job, followed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from jobs.model import ENDED, FAILED, PENDING, parse_time
+from jobs.model import CANCELED, ENDED, FAILED, PENDING, parse_time
 from jobs.store.scripts import Outcome
 from jobs.telemetry.metrics import JOB_DURATION, JOB_WAIT, JOBS_CREATED, JOBS_ENDED
 
@@ -57,10 +57,17 @@ def started(outcome: Outcome, ready_since: str | None) -> Outcome:
 
 
 def ended(outcome: Outcome) -> Outcome:
-    """The job ended (completed, failed, canceled), or its attempt failed and the next one waits."""
-    job = outcome.job
-    if not outcome.ok or job is None:
-        return outcome
+    """The job ended (completed, failed, canceled), or its attempt failed and the next one waits; and so did the
+    dependents that its end canceled (those it released are told by the worker that starts them)."""
+    if outcome.ok and outcome.job is not None:
+        _ended(outcome.job)
+        for job in outcome.followed:
+            if job["status"] in ENDED:
+                _ended(job)
+    return outcome
+
+
+def _ended(job: dict[str, Any]) -> None:
     status = job["status"]
     if status in ENDED:
         duration = _seconds(job.get("started_at"), job.get("ended_at"))
@@ -68,7 +75,7 @@ def ended(outcome: Outcome) -> Outcome:
         if duration is not None:
             JOB_DURATION.labels(job["type"]).observe(max(0.0, duration))
         took = f" after {duration:.3f} s" if duration is not None else " before it started"
-        why = f": {job.get('error')}" if status == FAILED and job.get("error") else ""
+        why = f": {job.get('error')}" if status in (FAILED, CANCELED) and job.get("error") else ""
         logger.info(
             "job %s %s: %s%s%s",
             job["id"],
@@ -88,7 +95,6 @@ def ended(outcome: Outcome) -> Outcome:
             job.get("scheduled_for"),
             extra=_fields(job, "attempt_failed", error=job.get("error"), scheduled_for=job.get("scheduled_for")),
         )
-    return outcome
 
 
 def retried(outcome: Outcome, by: str | None) -> Outcome:

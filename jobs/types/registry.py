@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -80,6 +80,8 @@ class JobFunction(Generic[P, R]):
         run_at: datetime | str | None = None,
         max_attempts: int | None = None,
         backoff: Backoff | Mapping[str, Any] | None = None,
+        depends_on: Sequence[str] | None = None,
+        allow_failure: bool | None = None,
         idempotency_key: str | None = None,
     ) -> BoundJobFunction[P]:
         """This function enqueued through `jobs` (default: the process's) with these CreateOptions."""
@@ -94,6 +96,8 @@ class JobFunction(Generic[P, R]):
             run_at=run_at,
             max_attempts=max_attempts,
             backoff=backoff,
+            depends_on=depends_on,
+            allow_failure=allow_failure,
             idempotency_key=idempotency_key,
         )
         return BoundJobFunction(self, jobs, options)

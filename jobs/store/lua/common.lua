@@ -15,6 +15,12 @@ end
 
 local function job_key(id) return H.job_prefix .. id end
 local function logs_key(id) return H.job_prefix .. id .. H.logs_suffix end
+local function dependents_key(id) return H.job_prefix .. id .. H.dependents_suffix end
+
+-- A list of ids as the job hash holds it (cjson writes an empty table as an object).
+local function id_list(ids)
+  return #ids == 0 and '[]' or cjson.encode(ids)
+end
 
 -- The message is "<event id>\n<event name>\n<json data>", so a subscriber frames it without parsing the JSON.
 local function emit(id, event, data)
@@ -109,8 +115,20 @@ local function moved(J, jtype, old, new, popped)
   end
 end
 
--- Set J.fields and J.logs on the job, keep the indexes, publish the job-update with the full snapshot.
--- `old_status` and `jtype` are what the caller read of the job; returns {'ok', event id, snapshot}.
+-- The job's ApiJob snapshot (without the detail view's fields), as its events carry it.
+local function snapshot_of(id)
+  local values = redis.call('HMGET', job_key(id), unpack(H.snapshot))
+  local parts = {}
+  for i, name in ipairs(H.snapshot) do parts[i] = '"' .. name .. '":' .. (values[i] or 'null') end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+local settled  -- a job's end reaching its dependents: defined below change(), which calls it
+local followed = {}  -- the snapshots of the jobs that an end released or canceled, for the caller to tell
+
+-- Set J.fields and J.logs on the job, keep the indexes, publish the job-update with the full snapshot; an end
+-- then reaches the job's dependents. `old_status` and `jtype` are what the caller read of the job; returns
+-- {'ok', event id, snapshot}.
 local function change(J, old_status, jtype, popped)
   local key = job_key(J.id)
   local args = {}
@@ -129,16 +147,73 @@ local function change(J, old_status, jtype, popped)
     log_text = table.concat(J.logs, '\n')
   end
 
-  local values = redis.call('HMGET', key, unpack(H.snapshot))
-  local parts = {}
-  for i, name in ipairs(H.snapshot) do parts[i] = '"' .. name .. '":' .. (values[i] or 'null') end
-  local snapshot = '{' .. table.concat(parts, ',') .. '}'
+  local snapshot = snapshot_of(J.id)
 
   local data = '{"type":"' .. J.event .. '","job":' .. snapshot
   if log_text then data = data .. ',"log":' .. cjson.encode(log_text) end
   if new_status ~= old_status then data = data .. ',"counts":' .. counts() end
   data = data .. ',"timestamp":"' .. H.ts .. '"}'
-  return {'ok', emit(J.id, J.event, data), snapshot}
+  local xid = emit(J.id, J.event, data)
+  if new_status ~= old_status and member(new_status, H.ended) then settled(J.id, new_status) end
+  return {'ok', xid, snapshot}
+end
+
+-- Cancel the pending job `id` that may not run without a dependency that did not complete (`reason` names it);
+-- its own dependents follow.
+local function doom(id, jtype, reason)
+  redis.call('DEL', H.rq_job_prefix .. id)
+  local reply = change({id = id, event = H.job_update, mode = 'update', logs = {'canceled: ' .. reason}, fields = {
+    status = H.canceled_json, error = cjson.encode(reason), waiting_for = '[]', action = 'null',
+    ended_at = '"' .. H.ts .. '"', cancel_requested = 'false', scheduled_for = 'null'}}, H.pending, jtype)
+  followed[#followed + 1] = reply[3]
+end
+
+-- `child` waited for `parent`, which ended with `ended`: it counts that end (completed, or any end under
+-- allow_failure) and goes where a new job would once it waits for nothing (its queue, or the scheduled set while
+-- its delay lasts); else it is canceled, naming the parent. One that ended, or counted this end, is left alone.
+local function follow(child, parent, ended)
+  local current = redis.call('HMGET', job_key(child), 'status', 'waiting_for', 'allow_failure', 'type', 'start_at')
+  if unquote(current[1]) ~= H.pending or not current[2] then return end
+  local waiting, left = cjson.decode(current[2]), {}
+  for _, each in ipairs(waiting) do if each ~= parent then left[#left + 1] = each end end
+  if #left == #waiting then return end
+  local J = {id = child, event = H.job_update, mode = 'update', logs = {}}
+  if ended == H.completed or current[3] == 'true' then
+    J.fields = {waiting_for = id_list(left)}
+    local start = tonumber(current[5] or '')
+    if #left == 0 then
+      J.logs = {'released: its dependencies ended'}
+      if start and start > H.now_ms then J.schedule_at = start end
+    end
+    followed[#followed + 1] = change(J, H.pending, unquote(current[4]))[3]
+    if #left == 0 and not J.schedule_at then requeue(child) end
+  else
+    doom(child, unquote(current[4]), 'dependency ' .. parent .. ' ' .. ended)
+  end
+end
+
+-- Ends not yet passed on to their dependents, in order: a cancel that ends dependents queues their ends here, and
+-- the one loop below passes each on in turn (no recursion, however long the chain).
+local ends, settling = {}, false
+
+settled = function(id, status)
+  if redis.call('EXISTS', dependents_key(id)) == 0 then return end  -- a job that none depends on: all it costs
+  ends[#ends + 1] = {id, status}
+  if settling then return end
+  settling = true
+  local at = 1
+  while at <= #ends do
+    local parent, ended = ends[at][1], ends[at][2]
+    for _, child in ipairs(redis.call('SORT', dependents_key(parent), 'ALPHA')) do follow(child, parent, ended) end
+    at = at + 1
+  end
+  ends, settling = {}, false
+end
+
+-- A change's reply with the snapshots of the jobs its end released or canceled (see `followed`).
+local function told(reply)
+  if reply[1] == 'ok' then reply[4] = followed end
+  return reply
 end
 
 -- A guarded change of an existing job (J.guard: statuses allowed before, [] = any; J.worker: JSON of the worker

@@ -5,7 +5,12 @@
 --   and enqueued_at, in its format), `stride` (ARGV entries per job).
 -- ARGV[2..] holds, per job, `stride` entries: id, shape (1-based), name, params, created_at, scheduled_for (JSON
 --   values), the time it may start (ms, '' for now), its snapshot's JSON, and RQ's `data` (bytes: not in JSON).
--- Returns how many jobs it created (each published one event).
+-- H.links, in a batch with dependencies only (its header is then the whole of common.lua's, and `now_ms`,
+--   `ended_keys`): per job that has some (its place in ARGV, from 1, as a string), `on` (the ids it depends on:
+--   this batch's or stored ones) and `allow` (allow_failure). Such a job waits (pending, out of every queue) for
+--   those that have not ended; one whose stored dependency failed or was canceled is canceled after its creation.
+-- Returns how many jobs it created (each published one event); with links, {count, {id, snapshot, ...}} of the
+--   linked jobs as the batch left them, or {'missing', id} for a stored dependency that is not, before any write.
 
 local function chunked(command, key, flat, stride)  -- Lua's unpack takes a few thousand values at a time
   local step = 4000 * stride
@@ -16,7 +21,34 @@ end
 
 local count = (#ARGV - 1) / H.stride
 if count < 1 then return 0 end
+
+local waits, doomed = {}, {}  -- per linked job (by place): the ids it waits for; why it may not run
+local any_doomed = false
+if H.links then
+  local fresh = {}
+  for n = 1, count do fresh[ARGV[2 + (n - 1) * H.stride]] = true end
+  for place, link in pairs(H.links) do
+    local n, waiting = tonumber(place), {}
+    for _, dep in ipairs(link.on) do
+      if fresh[dep] then
+        waiting[#waiting + 1] = dep
+      else
+        local status = redis.call('HGET', job_key(dep), 'status')
+        if not status then return {'missing', dep} end
+        status = unquote(status)
+        if not member(status, H.ended) then
+          waiting[#waiting + 1] = dep
+        elseif status ~= H.completed and not link.allow and not doomed[n] then
+          doomed[n] = 'dependency ' .. dep .. ' ' .. status
+          any_doomed = true
+        end
+      end
+    end
+    waits[n] = waiting
+  end
+end
 local ids, scored, pending = {}, {}, {}
+local linked = {}  -- id, snapshot, ... of the jobs with dependencies
 local queued = {}  -- queue key -> its new ids in order
 local scheduled = {}  -- ms, id, ms, id, ...
 local by_type = {}  -- type -> its new jobs, for the pending count by type
@@ -48,7 +80,18 @@ for n = 1, count do
   redis.call('HSET', job_key(id), 'id', '"' .. id .. '"', 'name', ARGV[at + 3], 'params', ARGV[at + 4],
     'created_at', ARGV[at + 5], 'scheduled_for', ARGV[at + 6], unpack(shape.fields))
   local rq_key = H.rq_job_prefix .. id
-  if start == '' then
+  local waiting = waits[n]
+  if waiting then
+    local link = H.links[tostring(n)]
+    redis.call('HSET', job_key(id), 'depends_on', id_list(link.on), 'waiting_for', id_list(waiting))
+    for _, dep in ipairs(link.on) do redis.call('SADD', dependents_key(dep), id) end
+    snapshot = snapshot_of(id)
+    linked[#linked + 1] = id; linked[#linked + 1] = snapshot
+  end
+  if waiting and (#waiting > 0 or doomed[n]) then  -- in no queue until its dependencies end
+    redis.call('HSET', rq_key, 'data', data, 'created_at', H.rq_now, 'status', H.rq_deferred, unpack(shape.rq))
+    if start ~= '' then redis.call('HSET', job_key(id), 'start_at', start) end
+  elseif start == '' then
     redis.call('HSET', rq_key, 'data', data, 'created_at', H.rq_now, 'status', H.rq_queued,
       'enqueued_at', H.rq_now, unpack(shape.rq))
     local list = queued[shape.queue]
@@ -74,4 +117,11 @@ if #scheduled > 0 then chunked('ZADD', H.scheduled_key, scheduled, 2) end
 for _, shape in ipairs(H.shapes) do redis.call('SADD', H.rq_queues_key, shape.queue) end
 for queue, list in pairs(queued) do chunked('RPUSH', queue, list, 1) end
 arm()
-return count
+if not H.links then return count end
+if any_doomed then  -- canceled after their creation, their dependents in the batch after them: read again
+  for n = 1, count do
+    if doomed[n] then doom(ids[n], H.shapes[tonumber(ARGV[3 + (n - 1) * H.stride])].type, doomed[n]) end
+  end
+  for at = 1, #linked, 2 do linked[at + 1] = snapshot_of(linked[at]) end
+end
+return {count, linked}

@@ -1,10 +1,19 @@
--- Delete one job (hash, logs, every index, RQ's copy) unless its status is kept; publish job-removed.
+-- Delete one job (hash, logs, every index, RQ's copy) unless its status is kept, or a job that depends on it has
+-- not ended (it waits for it, or will read its result); publish job-removed.
 -- H (beside common.lua's): id, event, keep (statuses that may not be deleted), rq_registries (RQ's sets to leave)
+-- Returns {'ok', event id, ''}, or {why, status}: missing, conflict (a kept status), needed (a dependent lives).
 local key = job_key(H.id)
-local current = redis.call('HMGET', key, 'status', 'type', 'priority')
+local current = redis.call('HMGET', key, 'status', 'type', 'priority', 'depends_on')
 if not current[1] then return {'missing', ''} end
 local status = unquote(current[1])
 if member(status, H.keep) then return {'conflict', status} end
+for _, child in ipairs(redis.call('SMEMBERS', dependents_key(H.id))) do
+  local its = redis.call('HGET', job_key(child), 'status')
+  if its and not member(unquote(its), H.ended) then return {'needed', status} end
+end
+for _, parent in ipairs(current[4] and cjson.decode(current[4]) or {}) do
+  redis.call('SREM', dependents_key(parent), H.id)
+end
 local jtype = unquote(current[2])
 if status == H.pending then  -- out of its queue too (a scan of that queue: deleting a waiting job is rare)
   redis.call('HINCRBY', H.type_pending_key, jtype, -1)
@@ -13,7 +22,7 @@ if status == H.pending then  -- out of its queue too (a scan of that queue: dele
   redis.call('ZREM', H.held_prefix .. jtype, H.id)
 end
 if status == H.failed then unfailed(H.id) end
-redis.call('DEL', key, logs_key(H.id), H.rq_job_prefix .. H.id, H.rq_results_prefix .. H.id)
+redis.call('DEL', key, logs_key(H.id), dependents_key(H.id), H.rq_job_prefix .. H.id, H.rq_results_prefix .. H.id)
 redis.call('ZREM', H.index_key, H.id)
 redis.call('ZREM', H.status_prefix .. status, H.id)
 redis.call('HINCRBY', H.counts_key, status, -1)

@@ -5,12 +5,13 @@
 -- H.take: worker (name), worker_json, worker_key (RQ's hash of the worker), current_job (its field that names the
 --   job), started_at (JSON), id (take this job
 --   instead of the next in line: a test's begin)
--- Returns {done's {'ok', event id, snapshot} or {why, status} or false, take's reply or false}, where take's reply
+-- Returns {done's {'ok', event id, snapshot, the snapshots of the dependents its end released or canceled} or
+--   {why, status} or false, take's reply or false}, where take's reply
 --   is {'ok', id, event id, snapshot, RQ's job hash (flat), scheduled_for, created_at, backoff, retry_budget},
 --   {'paused'}, {'empty'} or {why, status} for a given id that could not begin.
 
 local function finish(D)
-  local reply = apply(D)
+  local reply = told(apply(D))
   if reply[1] ~= 'ok' then return reply end
   local rq_key = H.rq_job_prefix .. D.id
   if D.alive then redis.call('DEL', H.alive_prefix .. D.id) end
