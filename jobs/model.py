@@ -122,6 +122,8 @@ class Job:
     attempts: int
     max_attempts: int
     worker: str | None
+    schedule_id: str | None = None  # the schedule that created it
+    schedule_tick: str | None = None  # the tick it was created for (None: a schedule's run now)
     logs: list[str] | None = field(default=None, compare=False)
     last_event_id: str | None = None
 

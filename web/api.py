@@ -24,6 +24,7 @@ from web import page
 from web.context import jobs, json_body, json_object, services
 from web.errors import error
 from web.openapi import Route, document
+from web.schedules import SCHEDULE_ROUTES
 from web.security import acting_user, can_change
 from web.webhooks import WEBHOOK_ROUTES
 
@@ -304,6 +305,7 @@ ROUTES = [
     Route("/api/queue/pause", "POST", pause_queue, "Stop handing out pending jobs", {200: S.PausedSchema}),
     Route("/api/queue/resume", "POST", resume_queue, "Hand out pending jobs again", {200: S.PausedSchema}),
     *WEBHOOK_ROUTES,
+    *SCHEDULE_ROUTES,
     Route("/api/openapi.json", "GET", openapi_document, "This document", {200: "application/json"}),
 ]
 

@@ -17,7 +17,7 @@ from jobs.schemas import PATH_PATTERNS
 ERROR_DESCRIPTIONS = {
     400: "the body is not valid JSON, or not an object",
     401: "authentication required (JOBSTREAM_AUTH)",
-    404: "no such job, failure group or webhook",
+    404: "no such job, failure group, webhook or schedule",
     409: "the job's status does not allow this (conflict), or the idempotency key was used for another request",
     413: "the body is over the size limit",
     415: "the body is not sent as application/json",
