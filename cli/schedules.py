@@ -15,7 +15,14 @@ from jobs import Schedule
 
 @click.group()
 def schedule() -> None:
-    """Recurring jobs: a job of one type on a cron or every N seconds, each tick once however many pools run."""
+    """Recurring jobs: a job of one type on a cron or every N seconds, each tick once however many pools run.
+
+    \b
+    Examples:
+      jobstream schedule set nightly-export demo.sleep --cron "0 3 * * *" --tz Europe/Berlin
+      jobstream schedule list
+      jobstream schedule run nightly-export
+    """
 
 
 @schedule.command("set")

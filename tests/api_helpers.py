@@ -42,6 +42,8 @@ API_JOB_FIELDS = {
     "attempts",
     "max_attempts",
     "worker",
+    "schedule_id",
+    "schedule_tick",
 }
 STATUSES = ("pending", "active", "completed", "failed", "canceled")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

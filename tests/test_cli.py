@@ -27,7 +27,7 @@ from tests.conftest import Stack
 COMMAND = ROOT / ".venv" / "bin" / "jobstream"
 RUN_SECONDS = START_SECONDS  # a command that does not wait for a job: it starts, asks Redis and prints
 SUBCOMMANDS = (
-    "info enqueue list show cancel retry delete pause resume clean watch web worker".split()  # every one
+    "info enqueue list show cancel retry delete pause resume clean watch web worker schedule".split()  # every one
 )
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # a terminal's control sequences, in the bars' output
 QUICK = {"steps": 1, "step_seconds": 0}  # a demo.web_agent job that ends at once
@@ -558,7 +558,8 @@ def test_watch_follows_every_job_until_interrupted(jobstream: Jobstream, stack: 
     events = [json.loads(line) for line in as_json.out().splitlines()]
     mine = [event for event in events if event["job_id"] == job["id"]]
     assert [event["job"]["progress"] for event in mine if event["job"]["status"] == "active"] == [0, 50, 100]
-    assert all(set(event) == {"id", "type", "job_id", "job", "log", "counts", "timestamp"} for event in mine)
+    keys = {"id", "type", "job_id", "job", "log", "counts", "timestamp", "schedule_id", "schedule", "skipped"}
+    assert all(set(event) == keys and event["schedule"] is None for event in mine)
 
     for process in (watching, as_json):
         process.process.send_signal(signal.SIGINT)
