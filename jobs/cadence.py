@@ -9,6 +9,7 @@ change skips at the change itself (tests/test_cadence.py holds both tables).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,17 @@ from croniter.croniter import CroniterError
 
 NAMED = ("@hourly", "@daily", "@weekly", "@monthly")  # the @-names a cron may be, beside five fields
 FIELDS = 5
+# A field as cron has it: numbers, *, ranges, lists and steps; month and weekday names in their fields. Not
+# croniter's extensions (L, W, #, ?, and H or R, which hash or draw a different time per process).
+PLAIN_FIELD = re.compile(r"[\d*/,-]+")
+NAMES = (
+    None,
+    None,
+    None,
+    re.compile(r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"),
+    re.compile(r"sun|mon|tue|wed|thu|fri|sat"),
+)
+TOO_LATE = (OverflowError, ValueError, CroniterError)  # a tick past year 9999
 SEARCH_LIMIT = 1000  # wall-clock candidates looked at for one tick: a cron that never matches ends here
 
 
@@ -47,8 +59,12 @@ def check_cron(expression: str) -> str:
         if text.lower() not in NAMED:
             raise CadenceError("cron", f"not one of {', '.join(NAMED)}")
         return text.lower()
-    if len(text.split(" ")) != FIELDS:
+    parts = text.split(" ")
+    if len(parts) != FIELDS:
         raise CadenceError("cron", "needs five fields: minute hour day-of-month month day-of-week")
+    for part, names in zip(parts, NAMES, strict=True):
+        if not PLAIN_FIELD.fullmatch(names.sub("0", part.lower()) if names else part):
+            raise CadenceError("cron", f"not a cron field: {part!r} (numbers, *, -, /, and names of months and days)")
     try:
         croniter(text, datetime(2000, 1, 1)).get_next(datetime)  # one that never matches (Feb 30) fails here
     except (CroniterError, ValueError, KeyError, IndexError) as exc:
@@ -70,11 +86,14 @@ class Cadence:
         return next(self.ticks(after))
 
     def ticks(self, after: datetime) -> Iterator[datetime]:
-        """The ticks strictly after `after`, in order, in UTC."""
-        if self.every_seconds is not None:
-            yield from self._every(after)
-        else:
-            yield from self._cron(after)
+        """The ticks strictly after `after`, in order, in UTC (until the year 9999 ends)."""
+        try:
+            if self.every_seconds is not None:
+                yield from self._every(after)
+            else:
+                yield from self._cron(after)
+        except TOO_LATE:
+            return
 
     def latest_until(self, start: datetime, now: datetime) -> datetime:
         """The last tick at or before `now`, `start` (a tick) being one: the tick a catch-up job stands for."""

@@ -4,7 +4,9 @@ JSON Schema has no "now": `run_at` must lie at most a year ahead. Nor can it com
 backoff's `max_delay_seconds` (default 3600) must not be less than its `delay_seconds` (default 1). The server
 refuses both with a 422 (tests/test_bad_input.py). So each generated create is moved into those bounds, in a
 way that keeps a negative case negative: only a well-formed date is moved, and the two delays are swapped or
-matched, which leaves a value out of range out of range.
+matched, which leaves a value out of range out of range. A schedule's `cron` and `timezone` strings are made real
+ones (a JSON Schema cannot tell a cron from text), and a preview's query gets exactly one of cron and every_seconds
+(query parameters cannot say "one of"; the PUT body's document does).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import schemathesis
 from jobs.types.attempts import Backoff
 
 SOON = timedelta(hours=1)
+CRON, ZONE = "*/5 * * * *", "Europe/Berlin"
 DEFAULTS = Backoff()
 
 
@@ -24,7 +27,34 @@ DEFAULTS = Backoff()
 def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
     if case.method.upper() == "POST" and case.path == "/api/jobs" and isinstance(case.body, dict):
         case.body = within_bounds(case.body)
+    if case.method.upper() == "PUT" and case.path == "/api/schedules/{schedule_id}" and isinstance(case.body, dict):
+        case.body = a_real_cadence(case.body)
+    if case.method.upper() == "GET" and case.path == "/api/schedules/preview" and isinstance(case.query, dict):
+        case.query = one_cadence(a_real_cadence(case.query))
     return case
+
+
+def a_real_cadence(given: dict[str, Any]) -> dict[str, Any]:
+    """A cron or time zone that is a string becomes a real one (a JSON Schema cannot tell cron from text); what
+    is no string stays as it is, so a negative case stays negative."""
+    given = dict(given)
+    if isinstance(given.get("cron"), str):
+        given["cron"] = CRON
+    if isinstance(given.get("timezone"), str):
+        given["timezone"] = ZONE
+    backoff = given.get("backoff")
+    if isinstance(backoff, dict):
+        given["backoff"] = _ordered(dict(backoff))
+    return given
+
+
+def one_cadence(query: dict[str, Any]) -> dict[str, Any]:
+    """A preview's query with exactly one of cron and every_seconds (query parameters cannot say "one of")."""
+    if query.get("cron") is not None and query.get("every_seconds") is not None:
+        query.pop("every_seconds")
+    elif query.get("cron") is None and query.get("every_seconds") is None:
+        query["cron"] = CRON
+    return query
 
 
 def within_bounds(body: dict[str, Any]) -> dict[str, Any]:

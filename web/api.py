@@ -212,6 +212,13 @@ class FailureKeyConverter(BaseConverter):
     regex = schemas.FAILURE_KEY_PATTERN.removeprefix("^").removesuffix("$")
 
 
+class ScheduleIdConverter(BaseConverter):
+    """<schedule_id:...> is any path segment but "preview", so /api/schedules/preview is never the schedule
+    "preview" (nor its Allow that); the view checks the id itself (a 422 at `id`)."""
+
+    regex = f"(?!{schemas.PREVIEW}$)[^/]+"
+
+
 S = schemas
 JOB_LINKS = ("get_job", "cancel_job", "retry_job", "delete_job")  # what may follow an answer with a job in it
 ROUTES = [
@@ -314,5 +321,6 @@ def register_routes(app: Flask) -> None:
     """Serve ROUTES (openapi_document() describes this very table)."""
     app.url_map.converters["job_id"] = JobIdConverter
     app.url_map.converters["failure_key"] = FailureKeyConverter
+    app.url_map.converters["schedule_id"] = ScheduleIdConverter
     for route in ROUTES:
         app.add_url_rule(route.rule, route.view.__name__, route.view, methods=[route.method])

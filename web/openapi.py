@@ -32,6 +32,14 @@ ONE_START = {
         "properties": {"delay_seconds": {"type": "number"}, "run_at": {"type": "string"}},
     }
 }
+NULL = {"type": "object", "nullable": True, "enum": [None]}  # null alone (see _null_only)
+# SchedulePutSchema's "exactly one of cron and every_seconds"
+ONE_CADENCE = {
+    "oneOf": [
+        {"required": ["cron"], "properties": {"cron": {"type": "string"}, "every_seconds": NULL}},
+        {"required": ["every_seconds"], "properties": {"every_seconds": {"type": "integer"}, "cron": NULL}},
+    ]
+}
 Kind = type[Schema] | str | tuple[str, type[Schema]] | None  # a schema, a media type (with its schema), no body
 
 
@@ -122,7 +130,9 @@ def _null_only(node: Any) -> Any:
 def _by_type(body: type[Schema], job_types: list[dict[str, Any]]) -> dict[str, Any]:
     """`body` once per registered type: its `type` that type's name (optional for the default type), its
     `params` that type's params schema; so the document allows exactly the params that the server loads."""
-    default = body().fields["type"].load_default
+    given = body().fields
+    default = given["type"].load_default
+    rules = {**(ONE_START if "run_at" in given else {}), **(ONE_CADENCE if "cron" in given else {})}
     variants = []
     for job_type in job_types:
         narrowed: dict[str, Any] = {
@@ -130,7 +140,7 @@ def _by_type(body: type[Schema], job_types: list[dict[str, Any]]) -> dict[str, A
         }
         if job_type["name"] != default:
             narrowed["required"] = ["type"]
-        variants.append({"allOf": [body, {**narrowed, **ONE_START}]})
+        variants.append({"allOf": [body, {**narrowed, **rules}]})
     return {"oneOf": variants}
 
 

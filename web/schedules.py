@@ -51,7 +51,7 @@ def preview_schedule() -> Response:
     return jsonify(schemas.runs_out.dump({"runs": jobs().preview_schedule(**request.args.to_dict())}))
 
 
-SCHEDULE = "/api/schedules/<schedule_id>"
+SCHEDULE = "/api/schedules/<schedule_id:schedule_id>"
 ONE: dict[int, Kind] = {200: S.ScheduleEnvelopeSchema}
 SCHEDULE_ROUTES = [
     Route(
