@@ -669,3 +669,26 @@ def test_failures_lists_the_groups_and_retries_one(jobstream: Jobstream, jobs: J
     for job in failed:
         assert jobs.wait(job.id, timeout=JOB_SECONDS).status == "failed"  # it runs again, and fails again
     assert jobstream("failures", "--delete", "0000000000000000").code == 2  # no such group
+
+
+def test_schedule_set_list_pause_run_resume_rm(jobstream: Jobstream, jobs: Jobs, name: str) -> None:
+    schedule_id = f"cli-{uuid.uuid4().hex[:8]}"
+    made = jobstream(
+        "--json", "schedule", "set", schedule_id, "demo.sleep", "--cron", "0 3 * * *", "--tz", "Europe/Berlin",
+        "--param", "seconds=0", "--name", name,
+    )  # fmt: skip
+    try:
+        assert made.code == 0, made.err
+        assert made.json()["params"] == {"seconds": 0} and made.json()["timezone"] == "Europe/Berlin"
+        listed = jobstream("schedule", "list")
+        assert listed.code == 0 and schedule_id in listed.out and "0 3 * * * (Europe/Berlin)" in listed.out
+        assert jobstream("--json", "schedule", "pause", schedule_id).json()["paused"] is True
+        ran = jobstream("--json", "schedule", "run", schedule_id)
+        assert ran.code == 0 and ran.json()["schedule_id"] == schedule_id and ran.json()["schedule_tick"] is None
+        assert jobstream("--json", "schedule", "resume", schedule_id).json()["next_run_at"].endswith(":00:00.000Z")
+        bad = jobstream("schedule", "set", schedule_id, "demo.sleep", "--every", "0")
+        assert bad.code == 2 and "every_seconds" in bad.err
+    finally:
+        assert jobstream("schedule", "rm", schedule_id).code == 0
+    assert jobstream("schedule", "rm", schedule_id).code == 2
+    assert all(each.id != schedule_id for each in jobs.schedules())

@@ -164,6 +164,18 @@ def test_a_tick_is_claimed_once_and_its_job_carries_schedule_and_tick(
     assert [e.name for e in tick_events][-2:] == ["job-update", "schedule-update"]  # the job first, then the tick
 
 
+def test_an_upsert_read_before_a_tick_cannot_write_that_tick_back(
+    client: FlaskClient, redis_client: redis.Redis, schedules: ScheduleStore
+) -> None:
+    put(client, "race", EVERY)
+    due_ms = in_the_past(redis_client, "race", 1)
+    schedule, version, next_ms = schedules._stored("race")  # an upsert's read ...
+    assert schedules.tick("race", due_ms) == CREATED  # ... then a pool claims the tick ...
+    now = datetime.now(UTC)
+    assert schedules._set(schedule, {}, version, next_ms, now) is None  # ... and the upsert's write is refused
+    assert schedules.tick("race", due_ms) == TAKEN  # so the tick is never due again
+
+
 def test_overlap_skip_makes_no_second_job_while_the_last_is_pending(
     client: FlaskClient, redis_client: redis.Redis, schedules: ScheduleStore
 ) -> None:

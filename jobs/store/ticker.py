@@ -19,6 +19,10 @@ BATCH = 200  # due ticks read at once
 # 1 s after its upsert) is seen within this, and fired within SPEC's second of its tick.
 WAIT_SECONDS = 0.5
 RETRY_SECONDS = 1.0  # after a Redis error
+# Each wake comes up to this much after the tick, at random: pools that would all wake at one instant and race for
+# the same tick (each preparing its job, all but one in vain) mostly find it fired already. It halves the tickers'
+# CPU with two pools and costs a tick at most this much lateness (docs/BENCHMARKS.md "Schedules (issue 19)").
+JITTER_SECONDS = 0.02
 
 
 class Ticker(threading.Thread):
@@ -63,4 +67,4 @@ class Ticker(threading.Thread):
         head = next_due(self.schedules.store)
         if head is None:
             return WAIT_SECONDS
-        return max(0.0, min(WAIT_SECONDS, head - time.time()))
+        return max(0.0, min(WAIT_SECONDS, head - time.time() + random.uniform(0, JITTER_SECONDS)))

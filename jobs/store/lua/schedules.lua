@@ -1,6 +1,6 @@
 -- Shared by the schedule scripts (after common.lua): a schedule's snapshot and its events.
 -- A schedule's hash (keys.SCHEDULE_PREFIX .. id): `def`, the JSON object of its definition (id ... overlap, in
--- wire order); `version`, counted up by every change of `def` or `paused`; `next_ms`, its next tick in ms ('' while
+-- wire order); `version`, counted up by every change and every tick claimed; `next_ms`, its next tick in ms ('' while
 -- paused); and the JSON values of H.schedule_state, which the snapshot appends to `def` in that order.
 -- H.sid is the schedule's id; its event's "job" is H.schedule_events .. id (no job has such an id).
 
