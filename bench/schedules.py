@@ -31,6 +31,7 @@ from jobs.model import parse_time
 from scripts.harness import RedisServer, start_pool
 
 PAGE = 200
+WINDOW = 10.0  # seconds: the lateness is shown per window too, so a stall of the machine shows as one
 
 
 def seconds(value: str | None) -> float:
@@ -124,6 +125,9 @@ def main() -> None:
         ordered = sorted(set(ticks))
         missed += sum(round((b - a) / args.every) - 1 for a, b in zip(ordered, ordered[1:], strict=False))
     ms = [v * 1000 for v in lateness]
+    windows: dict[int, list[float]] = defaultdict(list)  # the lateness of the ticks of each 10 s, to see a stall
+    for _, tick, created in found:
+        windows[int((tick - started) // WINDOW)].append((created - tick) * 1000)
     ticks_in_window = sum(1 for _, tick, _ in found if started <= tick <= started + elapsed)
     print(
         json.dumps(
@@ -144,7 +148,9 @@ def main() -> None:
                     "p99": round(percentile(ms, 99), 1),
                     "max": round(max(ms), 1),
                     "early": sum(1 for v in ms if v < 0),
+                    "over_1s": sum(1 for v in ms if v > 1000),
                 },
+                "p99_ms_by_10s": [round(percentile(windows[w], 99)) for w in sorted(windows)],
                 "ticker_cpu_ms_per_tick": round(cpu_spent * 1000 / max(ticks_in_window, 1), 3),
                 "redis_cpu_ms_per_tick_with_its_job": round(redis_spent * 1000 / max(ticks_in_window, 1), 3),
                 "load_average": [round(load_before, 2), round(load_after, 2)],

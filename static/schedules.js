@@ -15,7 +15,12 @@ const list = $("schedule-list");
 const count = $("schedules-count");
 const empty = $("schedules-empty");
 const WEEKDAYS = { "mon-fri": "weekdays", "1-5": "weekdays", "sat,sun": "weekends", "0,6": "weekends" };
-const NAMED = { "@hourly": "hourly", "@daily": "daily at 00:00", "@weekly": "weekly, Sunday 00:00", "@monthly": "monthly, the 1st at 00:00" };
+const NAMED = {
+  "@hourly": "hourly",
+  "@daily": "daily at 00:00",
+  "@weekly": "weekly, Sunday 00:00",
+  "@monthly": "monthly, the 1st at 00:00",
+};
 const schedules = new Map(); // id -> {schedule, li, next, status}
 const lastJobs = new Map(); // schedule id -> {id, status} of the newest job seen from it
 let wired = false;
@@ -55,8 +60,7 @@ export function noteSchedule(event) {
     schedules.delete(event.id);
     lastJobs.delete(event.id);
   } else {
-    show(event.schedule);
-    if (event.skipped) announce(`Schedule “${event.schedule.id}” skipped a run: ${event.skipped}.`);
+    show(event.schedule, event.skipped);
   }
   summarize();
 }
@@ -96,8 +100,9 @@ function summarize() {
   empty.hidden = schedules.size > 0;
 }
 
-/** Draw `schedule` into its item (made the first time), items kept sorted by id. */
-function show(schedule) {
+/** Draw `schedule` into its item (made the first time), items kept sorted by id; `skipped`: why its last tick
+ * made no job (shown until its next event). */
+function show(schedule, skipped = null) {
   let entry = schedules.get(schedule.id);
   if (!entry) {
     entry = item(schedule.id);
@@ -110,6 +115,9 @@ function show(schedule) {
   entry.type.textContent = schedule.type;
   entry.cadence.textContent = `${cadenceText(schedule)}${schedule.cron ? ` (${schedule.timezone})` : ""}`;
   entry.li.dataset.paused = String(schedule.paused);
+  const why = skipped === "overlap" ? "its last job had not ended" : skipped;
+  entry.skipped.textContent = skipped ? `last tick skipped: ${why}` : "";
+  entry.skipped.hidden = !skipped;
   entry.pause.textContent = schedule.paused ? "Resume" : "Pause";
   entry.pause.dataset.do = schedule.paused ? "resume" : "pause";
   entry.pause.setAttribute("aria-label", `${schedule.paused ? "Resume" : "Pause"} schedule ${schedule.id}`);
@@ -127,11 +135,14 @@ function item(id) {
   const next = line("p", "schedule-next muted");
   next.setAttribute("role", "timer");
   const last = line("p", "schedule-last");
+  const skipped = line("p", "schedule-skipped muted");
+  skipped.hidden = true;
   const buttons = line("p", "schedule-buttons changes");
   const pause = button("pause", "Pause", `Pause schedule ${id}`);
-  buttons.append(pause, button("run", "Run now", `Run schedule ${id} now`), button("delete", "Delete", `Delete schedule ${id}`));
-  li.append(title, type, cadence, next, last, buttons);
-  return { li, title, type, cadence, next, last, pause, schedule: null };
+  const run = button("run", "Run now", `Run schedule ${id} now`);
+  buttons.append(pause, run, button("delete", "Delete", `Delete schedule ${id}`));
+  li.append(title, type, cadence, next, last, skipped, buttons);
+  return { li, title, type, cadence, next, last, skipped, pause, schedule: null };
 }
 
 function line(tag, className) {
@@ -152,7 +163,8 @@ function button(what, label, aria) {
 
 function drawNext(entry, now) {
   const { schedule } = entry;
-  const text = schedule.paused ? "paused" : schedule.next_run_at ? `next run in ${until(schedule.next_run_at, now)}` : "";
+  const next = schedule.next_run_at ? `next run in ${until(schedule.next_run_at, now)}` : "";
+  const text = schedule.paused ? "paused" : next;
   if (entry.next.textContent !== text) entry.next.textContent = text;
   entry.next.title = schedule.next_run_at ? new Date(schedule.next_run_at).toLocaleString() : "";
 }

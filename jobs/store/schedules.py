@@ -96,11 +96,10 @@ class ScheduleStore:
                 updated_at=stamp,
             )
             fields = {"def": dumps(schedule.definition()), "created_at": dumps(created_at)}
-            if paused or not (same and old is not None and not old.paused):
-                next_ms = ""
-            elif old is not None:
+            keep = old is not None and same and not old.paused and not paused  # its next tick stays
+            if keep and old is not None:
                 fields["next_run_at"] = dumps(old.next_run_at)
-            result = self._set(schedule, fields, version, next_ms if next_ms else None, now)
+            result = self._set(schedule, fields, version, next_ms if keep else None, now)
             if result is not None:
                 return result, old is None
 
