@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,10 @@ from jobs import InvalidRequest, Jobs, ScheduleNotFound
 from jobs.store.keys import SCHEDULE_DUE_KEY, SCHEDULE_PREFIX
 from jobs.store.schedules import CREATED, SKIPPED, TAKEN, ScheduleStore
 from jobs.store.ticker import Ticker
+from scripts.harness import request, wait_until
 from tests.api_helpers import TIMESTAMP, stored_events
+from tests.bounds import EVENT_SECONDS, JOB_SECONDS
+from tests.helpers import OpenSSE, SSEClient, create
 
 DAILY = {"type": "demo.noop", "cron": "0 3 * * *", "timezone": "Europe/Berlin"}
 EVERY = {"type": "demo.noop", "every_seconds": 60}
@@ -309,3 +313,27 @@ def test_schedule_times_are_utc(jobs_api: Jobs) -> None:
     made = jobs_api.schedule("tz", "demo.noop", cron="0 12 * * *", timezone="Asia/Tokyo")
     assert made.next_run_at is not None and made.next_run_at.endswith("T03:00:00.000Z")
     assert datetime.fromisoformat(made.next_run_at) > datetime.now(UTC)
+
+
+def test_the_stream_carries_schedule_events_to_all_jobs_streams_not_to_one_jobs(base: str, sse: OpenSSE) -> None:
+    job = create(base, "watched", steps=1, step_seconds=0)
+    wait_until(lambda: request(base, "GET", f"/api/jobs/{job['id']}")[1]["job"]["status"] == "completed", JOB_SECONDS)
+    everything = sse(base)
+    one_job = sse(base, path=f"/api/jobs/stream?job={job['id']}")
+    schedule_id = f"stream-{uuid.uuid4().hex[:8]}"
+    status, data, _ = request(base, "PUT", f"/api/schedules/{schedule_id}", EVERY)
+    assert status == 201, data
+    assert request(base, "DELETE", f"/api/schedules/{schedule_id}")[0] == 204
+
+    def mine(client: SSEClient) -> list[str]:
+        found = []
+        for event in client.events:
+            about = event["data"].get("id") or event["data"].get("schedule", {}).get("id")
+            if event["event"].startswith("schedule-") and about == schedule_id:
+                found.append(event["event"])
+        return found
+
+    everything.wait_for(lambda c: mine(c) == ["schedule-update", "schedule-removed"], EVENT_SECONDS, "both events")
+    assert request(base, "DELETE", f"/api/jobs/{job['id']}")[0] == 204  # its own event comes after them ...
+    one_job.wait_for(lambda c: any(e["event"] == "job-removed" for e in c.events), EVENT_SECONDS, "job-removed")
+    assert mine(one_job) == []  # ... and none of the schedule's came before it
