@@ -121,6 +121,7 @@ function appendLines(more) {
 function shownFields(job, now) {
   const attempts = job.max_attempts > 1 ? `${job.attempts} of ${job.max_attempts}` : String(job.attempts);
   const waiting = job.status === "pending" && job.scheduled_for;
+  const tick = job.schedule_tick ? `tick ${localTime(job.schedule_tick)}` : "run now"; // a schedule's job
   return [
     ["id", job.id],
     ["type", job.type],
@@ -131,6 +132,7 @@ function shownFields(job, now) {
     ["action", job.action],
     ["attempts", attempts],
     ["worker", job.worker],
+    ["schedule", job.schedule_id && `${job.schedule_id}, ${tick}`],
     ["created", localTime(job.created_at)],
     ["starts", waiting ? `in ${until(job.scheduled_for, now)} (${localTime(job.scheduled_for)})` : null],
     ["started", job.started_at && localTime(job.started_at)],

@@ -64,6 +64,9 @@ def test_a_schedule_appears_counts_down_fires_and_pauses_by_keyboard(page: Page,
     expect(entry.locator(".schedule-last .badge")).to_have_text(re.compile("pending|active|completed"))
     expect(row_by_id(page, job_id)).to_have_count(1)  # the job it made is in the list, live
     expect(entry.locator(".schedule-last .badge")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    link.click()  # its detail names the schedule and the tick
+    expect(page.locator("#detail-fields")).to_contain_text(f"{schedule_id}, tick ")
+    page.keyboard.press("Escape")
 
     pause = entry.locator('button[data-do="pause"]')
     pause.focus()

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 HELPERS = ("schedules",)  # the Lua every schedule script shares, after common.lua
 OVERLAP, UNKNOWN_TYPE = "overlap", "unknown_type"  # why a tick made no job (a schedule-update's `skipped`)
-CREATED, SKIPPED, TAKEN, STALE, MISSING = "created", "skipped", "taken", "stale", "missing"  # tick.lua's answers
+CREATED, SKIPPED, TAKEN, MISSING = "created", "skipped", "taken", "missing"  # tick.lua's answers (and "stale")
 # What the schedule scripts are told of where things live and what the events are called.
 WHERE = {
     "schedule_prefix": SCHEDULE_PREFIX,
