@@ -182,7 +182,7 @@ class ScheduleStore:
         if outcome == CREATED:
             SCHEDULE_LATENESS.observe(max(0.0, now.timestamp() - tick.timestamp()))
         if outcome in (CREATED, SKIPPED):
-            SCHEDULE_TICKS.labels(outcome.replace(CREATED, "fired")).inc()
+            SCHEDULE_TICKS.labels("fired" if outcome == CREATED else "skipped").inc()
         return outcome
 
     def _fire(
@@ -191,7 +191,7 @@ class ScheduleStore:
         """Run tick.lua: the claim (None: a run now) and the job of `tick`; the outcome and the new job."""
         moment = now or datetime.now(UTC)
         header = {**self._header(schedule.id), "expected_ms": "", **(claim or {})}
-        header.update(skip_live=schedule.overlap == SKIP, skipped=OVERLAP, run_at=dumps(isoformat(moment)))
+        header.update(skip_live=schedule.overlap == SKIP, skipped=OVERLAP, last_run_at=dumps(isoformat(moment)))
         kind = job_kind(schedule)
         if kind is None:  # a type this process does not know: the tick goes, skipped, rather than stay due
             logger.warning("schedule %s: unknown job type %r, tick skipped", schedule.id, schedule.type)

@@ -1,11 +1,11 @@
 -- A schedule's tick, claimed and turned into its job (or skipped) atomically, so a claimed tick always has its job
 -- and no two pools both have it: the tick must still be the schedule's `next_ms` (H.expected_ms; else 'taken') and
--- its definition the one read (H.version; else 'stale'). The claim moves `next_ms` to H.next_ms and counts the
--- version up. With
--- H.skip_live, a previous job of the schedule still pending or active skips the tick (a schedule-update with
--- skipped H.skipped); H.skip skips it whatever ran (with that reason). H.expected_ms '' is a run now: no claim, no overlap check, `next_ms` kept.
+-- its version the one read (H.version; else 'stale'). The claim moves `next_ms` to H.next_ms and counts the version
+-- up. With H.skip_live, a previous job of the schedule still pending or active skips the tick (a schedule-update
+-- with skipped H.skipped); H.skip skips it whatever ran, with that reason. H.expected_ms '' is a run now: no claim,
+-- no overlap check, `next_ms` kept.
 -- The job (H.job: common.lua's J, mode "create") is created with change(), its RQ copy (H.rq, H.rq_now, ARGV[2]:
--- RQ's data) queued on H.queue; then the schedule's last_run_at (H.run_at) and last_job_id, and its event.
+-- RQ's data) queued on H.queue; then the schedule's last_run_at (H.last_run_at) and last_job_id, and its event.
 -- Returns {'created', event id, job snapshot} | {'skipped'} | {'taken'} | {'stale'} | {'missing'}.
 local key = schedule_key(H.sid)
 local state = redis.call('HMGET', key, 'version', 'next_ms', 'last_job_id')
@@ -37,6 +37,6 @@ redis.call('HSET', H.rq_job_prefix .. J.id, 'data', ARGV[2], 'created_at', H.rq_
 redis.call('RPUSH', H.queue, J.id)
 redis.call('SADD', H.rq_queues_key, H.queue)
 arm()
-redis.call('HSET', key, 'last_run_at', H.run_at, 'last_job_id', '"' .. J.id .. '"')
+redis.call('HSET', key, 'last_run_at', H.last_run_at, 'last_job_id', '"' .. J.id .. '"')
 schedule_event(H.sid, nil)
 return {'created', created[2], created[3]}
