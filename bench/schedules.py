@@ -26,23 +26,12 @@ from typing import Any
 
 import psutil
 
+from bench.delays import percentile, seconds
 from jobs import Jobs
-from jobs.model import parse_time
 from scripts.harness import RedisServer, start_pool
 
 PAGE = 200
 WINDOW = 10.0  # seconds: the lateness is shown per window too, so a stall of the machine shows as one
-
-
-def seconds(value: str | None) -> float:
-    moment = parse_time(value)
-    assert moment is not None
-    return moment.timestamp()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def declare(jobs: Jobs, count: int, every: int) -> None:
