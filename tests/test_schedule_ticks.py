@@ -1,10 +1,12 @@
 """Schedules fired by real worker pools: two pools and an `every_seconds: 1` schedule make one job per tick, on
-time; a pool killed with SIGKILL loses or doubles no tick; an upsert changes the cadence of the running pools."""
+time; a pool killed with SIGKILL loses or doubles no tick; an upsert changes the cadence of the running pools;
+ticks missed while no pool ran (and Redis restarted from its AOF) make one catch-up job."""
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from tests.bounds import JOB_SECONDS
 from tests.schedule_helpers import LATE_SECONDS, Cluster, cluster_in, moment
 
 TICKS = 6  # ticks watched per phase: several seconds of an every-second schedule
+MISSED = 3.0  # seconds of ticks that go by with no pool running
 
 
 def scheduled_jobs(cluster: Cluster, schedule_id: str) -> list[Any]:
@@ -89,3 +92,29 @@ def test_overlap_skip_waits_for_the_running_job(tmp_path: Path) -> None:
             if event[1][b"event"] == b"schedule-update" and b'"skipped":"overlap"' in event[1][b"data"]
         ]
         assert skipped, "no tick was skipped though each job outlasted two ticks"
+
+
+def test_ticks_missed_while_every_pool_was_down_make_one_job_and_survive_a_redis_restart(tmp_path: Path) -> None:
+    with cluster_in(tmp_path) as cluster:
+        pool = cluster.pool(concurrency=1)
+        cluster.jobs.schedule("gap", "demo.noop", every_seconds=1, overlap="allow")
+        wait_until(lambda: len(scheduled_jobs(cluster, "gap")) >= 2, JOB_SECONDS, "two ticks")
+        cluster.stop(pool)
+        cluster.redis_server.stop()
+        cluster.redis_server.start()  # same port, same directory: the AOF brings the schedule back
+        before = scheduled_jobs(cluster, "gap")
+
+        def missed_several() -> bool:
+            next_run = cluster.jobs.get_schedule("gap").next_run_at
+            return next_run is not None and time.time() - moment(next_run) > MISSED
+
+        wait_until(missed_several, JOB_SECONDS, f"{MISSED} s of ticks to go by with no pool")
+        cluster.pool(concurrency=1)
+        wait_until(lambda: len(scheduled_jobs(cluster, "gap")) >= len(before) + 3, JOB_SECONDS, "ticks again")
+        cluster.jobs.pause_schedule("gap")
+        after = scheduled_jobs(cluster, "gap")[len(before) :]
+        catch_up = after[0]
+        ticks = ticks_of(after)
+        assert ticks[0] - ticks_of(before)[-1] > MISSED, "a job per missed tick, not one for all"
+        assert 0 <= moment(catch_up.created_at) - ticks[0] < 1.0, "the catch-up is not for the latest tick missed"
+        assert_each_tick_once(after, 1.0)  # then the cadence, from the next tick after now
