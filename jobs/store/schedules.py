@@ -8,7 +8,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from jobs.connection import text
+from jobs.connection import replicated, text
 from jobs.errors import InvalidRequest
 from jobs.model import isoformat, new_job_id
 from jobs.schedules import DEFINITION, STATE, Schedule, ScheduleNotFound, job_kind
@@ -219,6 +219,7 @@ class ScheduleStore:
         if outcome != CREATED:
             return outcome, None
         EVENTS_PUBLISHED.inc(2)  # the job's, the schedule's
+        replicated(self.redis, self.store.settings.redis_min_replicas)  # as a job created by the API waits
         created: dict[str, Any] = json.loads(reply[2])
         observe.created(created)
         return outcome, created
