@@ -10,6 +10,7 @@ from __future__ import annotations
 from cli import commands, processes
 from cli.app import jobstream
 from cli.failures import failures
+from cli.schedules import schedule
 from cli.watch import watch
 
 for command in (
@@ -24,6 +25,7 @@ for command in (
     commands.resume,
     commands.clean,
     failures,
+    schedule,
     watch,
     processes.web,
     processes.worker,

@@ -203,7 +203,7 @@ def enqueue(
     params = {**(params_json or {}), **pairs} if params_json is not None or pairs else None
     job = session.jobs.submit(job_type, name, params, CreateOptions(**options))
     if not wait:
-        _print_job(session, job)
+        print_job(session, job)
         return
     if not session.json:
         session.console.print(job_line(job))
@@ -212,7 +212,7 @@ def enqueue(
     except TimeoutError as exc:
         click.echo(f"jobstream: {exc}", err=True)
         raise SystemExit(JOB_FAILED) from None
-    _print_job(session, job)
+    print_job(session, job)
     if job.status != COMPLETED:
         raise SystemExit(JOB_FAILED)
 
@@ -296,7 +296,7 @@ def retry(session: Session, job_id: str) -> None:
     Example:
       jobstream retry 0193a5c4f2b0000a1b2c3
     """
-    _print_job(session, session.jobs.retry(job_id))
+    print_job(session, session.jobs.retry(job_id))
 
 
 @click.command()
@@ -366,7 +366,7 @@ def clean(session: Session, status: str | None, older_than: int) -> None:
     _print_done(session, {"deleted": len(ids), "ids": ids}, f"deleted {len(ids)} ended jobs")
 
 
-def _print_job(session: Session, job: Job) -> None:
+def print_job(session: Session, job: Job) -> None:
     if session.json:
         click.echo(to_json(job))
         return

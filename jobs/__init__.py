@@ -21,6 +21,7 @@ from jobs.client import CancelResult, Jobs, Page
 from jobs.errors import IdempotencyConflict, InvalidRequest, JobConflict, JobNotFound, JobsError
 from jobs.model import Job
 from jobs.options import CreateOptions
+from jobs.schedules import Schedule, ScheduleNotFound
 from jobs.stream.follow import JobEvent
 from jobs.types.registry import register
 from jobs.types.running import attempt, dependency_results, progress
@@ -41,6 +42,8 @@ __all__ = [
     "Page",
     "Range",
     "Regexp",
+    "Schedule",
+    "ScheduleNotFound",
     "attempt",
     "dependency_results",
     "progress",

@@ -17,14 +17,18 @@ import redis
 from marshmallow import Schema, ValidationError, missing
 
 from jobs import graph, schemas
+from jobs.cadence import preview
 from jobs.config import CHECKOUT, Settings
 from jobs.connection import connect
 from jobs.errors import InvalidRequest, JobConflict, JobNotFound
 from jobs.model import Job, isoformat
 from jobs.options import CreateOptions
+from jobs.schedules import Schedule, declared, preview_of
+from jobs.schedules import schedule_id as checked_schedule_id
 from jobs.store import control, failures
 from jobs.store.creates import MissingDependency, NewJob
 from jobs.store.lifecycle import NEEDED, UNDELETABLE, JobStore
+from jobs.store.schedules import ScheduleStore
 from jobs.store.scripts import Outcome
 from jobs.stream import follow
 from jobs.stream.follow import JobEvent
@@ -64,6 +68,7 @@ class Jobs:
         self.settings = settings or Settings()
         self.redis = connection
         self.store = JobStore(connection, self.settings)
+        self.schedule_store = ScheduleStore(self.store)
         load(self.settings.job_type_modules)  # enqueue knows every type its workers run
 
     @classmethod
@@ -295,6 +300,65 @@ class Jobs:
     def resume(self) -> None:
         """Hand out pending jobs again."""
         control.unpause(self.store)
+
+    # -- schedules ---------------------------------------------------------------------------
+
+    def schedule(
+        self,
+        schedule_id: str,
+        type: str | JobFunction[Any, Any],
+        *,
+        cron: str | None = None,
+        every_seconds: int | None = None,
+        timezone: str | None = None,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        overlap: str | None = None,
+        paused: bool | None = None,
+        **options: Any,
+    ) -> Schedule:
+        """Create or replace (upsert) the schedule `schedule_id`: a job of `type` on a `cron` in `timezone`, or
+        every `every_seconds`; `options` as enqueue()'s (priority, timeout_seconds, max_attempts, backoff).
+        Its next run and created_at stay when its cadence does, so code may declare it at every start."""
+        given = {"cron": cron, "every_seconds": every_seconds, "timezone": timezone, "name": name, "params": params}
+        given.update(overlap=overlap, paused=paused, **CreateOptions(**options).body())
+        body: dict[str, Any] = {"type": type.job_type if isinstance(type, JobFunction) else type}
+        body.update((key, value) for key, value in given.items() if value is not None)
+        return self.put_schedule(schedule_id, body)[0]
+
+    def put_schedule(self, schedule_id: str, body: Mapping[str, Any]) -> tuple[Schedule, bool]:
+        """schedule() from a PUT /api/schedules/<id> body: the schedule, and True when it is new."""
+        return self.schedule_store.put(declared(schedule_id, body))
+
+    def schedules(self) -> builtins.list[Schedule]:
+        """Every schedule, by id."""
+        return self.schedule_store.all()
+
+    def get_schedule(self, schedule_id: str) -> Schedule:
+        """One schedule (ScheduleNotFound when there is none)."""
+        return self.schedule_store.get(checked_schedule_id(schedule_id))
+
+    def pause_schedule(self, schedule_id: str) -> Schedule:
+        """No more ticks until resumed."""
+        return self.schedule_store.pause(checked_schedule_id(schedule_id))
+
+    def resume_schedule(self, schedule_id: str) -> Schedule:
+        """Tick again, from the next tick after now."""
+        return self.schedule_store.resume(checked_schedule_id(schedule_id))
+
+    def run_schedule(self, schedule_id: str) -> Job:
+        """The schedule's job, now (paused or not, whatever runs): its next run and pause stay as they are."""
+        return Job.from_snapshot(self.schedule_store.run(checked_schedule_id(schedule_id)))
+
+    def unschedule(self, schedule_id: str) -> None:
+        """Delete a schedule; the jobs it made stay."""
+        self.schedule_store.remove(checked_schedule_id(schedule_id))
+
+    def preview_schedule(self, **query: Any) -> builtins.list[str]:
+        """The next ticks (UTC, the API's format) of a cadence: `cron` or `every_seconds`, `timezone`, `after`
+        (default now), `count` (default 5), as GET /api/schedules/preview takes them."""
+        cadence, after, count = preview_of(query)
+        return [isoformat(tick) for tick in preview(cadence, after, count)]
 
     # -- failures ----------------------------------------------------------------------------
 

@@ -125,6 +125,8 @@ class Job:
     depends_on: list[str] = field(default_factory=list)  # jobs that must end before it runs
     allow_failure: bool = False  # runs even when a dependency failed or was canceled
     waiting_for: list[str] = field(default_factory=list)  # its dependencies that have not ended yet
+    schedule_id: str | None = None  # the schedule that created it
+    schedule_tick: str | None = None  # the tick it was created for (None: a schedule's run now)
     dependents: list[str] | None = field(default=None, compare=False)  # detail only: the jobs that depend on it
     logs: list[str] | None = field(default=None, compare=False)
     last_event_id: str | None = None

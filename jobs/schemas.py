@@ -11,7 +11,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
 from jobs.model import DAY, DETAIL_ONLY, ENDED, PRIORITIES, STATUSES, Job
-from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, RESET, SNAPSHOT_FIELDS
+from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, RESET, SCHEDULE_REMOVED, SCHEDULE_UPDATE, SNAPSHOT_FIELDS
 from jobs.types.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, Backoff
 from jobs.types.hints import JsonBoolean, JsonNumber
 from jobs.types.registry import MAX_TIMEOUT_SECONDS
@@ -24,11 +24,19 @@ BATCH_MAX = 1000  # jobs per batch
 DEPENDS_MAX = 100  # dependencies per job
 KEY_MAX = 100  # characters of a batch item's key
 MAX_DELAY_AHEAD = 365 * DAY  # how far ahead a job may be scheduled: a year
+PREVIEW_MAX = 50  # ticks per preview
+PREVIEW = "preview"  # GET /api/schedules/preview: the one name no schedule may have
+UTC_NAME, SKIP, OVERLAPS = "UTC", "skip", ("skip", "allow")  # a schedule's default time zone and overlap
 JOB_ID_PATTERN = r"^[0-9a-f]{12,40}$"
 JOB_ID = validate.Regexp(JOB_ID_PATTERN, error="not a job id")
 FAILURE_KEY_PATTERN = r"^[0-9a-f]{16}$"  # jobs.store.failures.group_of's key
 # every path parameter's shape
-PATH_PATTERNS = {"job_id": JOB_ID_PATTERN, "key": FAILURE_KEY_PATTERN, "webhook_id": WEBHOOK_ID_PATTERN}
+PATH_PATTERNS = {
+    "job_id": JOB_ID_PATTERN,
+    "key": FAILURE_KEY_PATTERN,
+    "webhook_id": WEBHOOK_ID_PATTERN,
+    "schedule_id": WEBHOOK_ID_PATTERN,  # SPEC's id rule is the schedules' (beside it, "preview" is a route)
+}
 # One character that str.strip() keeps (re's \s is str.isspace); in the OpenAPI document, a pattern too.
 NOT_BLANK = validate.Regexp(r"[\s\S]*\S", error="must not be blank")
 # http(s):// and a host (letters, digits, IPv6 brackets, user info), then printable ASCII: one pattern that the
@@ -123,7 +131,9 @@ class StreamEventSchema(Schema):
     """One event of the live stream as an SSE client parses it (`retry:` and `: ping` are not events)."""
 
     id = fields.String()
-    event = fields.String(required=True, validate=validate.OneOf((JOB_UPDATE, JOB_REMOVED, RESET)))
+    event = fields.String(
+        required=True, validate=validate.OneOf((JOB_UPDATE, JOB_REMOVED, SCHEDULE_UPDATE, SCHEDULE_REMOVED, RESET))
+    )
     data = fields.String(required=True)  # the event's JSON
 
 
@@ -200,6 +210,93 @@ class DeliverySchema(Schema):
 
 class DeliveriesSchema(Schema):
     deliveries = fields.List(fields.Nested(DeliverySchema))
+
+
+class ScheduleIdSchema(Schema):
+    id = fields.String(
+        required=True,
+        validate=[
+            validate.Regexp(WEBHOOK_ID_PATTERN, error="not a schedule id: 1..100 of A-Z a-z 0-9 . _ : -"),
+            validate.NoneOf((PREVIEW,), error="preview is not a schedule id"),
+        ],
+    )
+
+
+class SchedulePutSchema(Schema):
+    """A schedule as PUT declares it: the job's type, name (default: the id), params and options, the cadence."""
+
+    type = fields.String(required=True, validate=validate.Length(1, 100))
+    name = fields.String(load_default=None, validate=[validate.Length(1, NAME_MAX), NOT_BLANK])
+    params = fields.Dict(keys=fields.String(), load_default=dict)
+    priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
+    timeout_seconds = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_TIMEOUT_SECONDS))
+    max_attempts = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_ATTEMPTS))
+    backoff = fields.Nested(BackoffSchema, load_default=None)
+    cron = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 200))
+    every_seconds = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(1, MAX_DELAY_AHEAD)
+    )
+    timezone = fields.String(load_default=UTC_NAME, validate=validate.Length(1, 64))
+    overlap = fields.String(load_default=SKIP, validate=validate.OneOf(OVERLAPS))
+    paused = JsonBoolean(load_default=None, allow_none=True)  # absent: as it was (a new one runs)
+
+    @validates_schema
+    def validate_one_cadence(self, data: dict[str, Any], **_: Any) -> None:
+        _one_cadence(data)
+
+
+class SchedulePreviewSchema(Schema):
+    cron = fields.String(load_default=None, validate=validate.Length(1, 200))
+    every_seconds = fields.Integer(load_default=None, validate=validate.Range(1, MAX_DELAY_AHEAD))
+    timezone = fields.String(load_default=UTC_NAME, validate=validate.Length(1, 64))
+    after = fields.AwareDateTime(load_default=None, format="iso")
+    count = fields.Integer(load_default=5, validate=validate.Range(1, PREVIEW_MAX))
+
+    @validates_schema
+    def validate_one_cadence(self, data: dict[str, Any], **_: Any) -> None:
+        _one_cadence(data)
+
+
+def _one_cadence(data: dict[str, Any]) -> None:
+    """Exactly one of cron and every_seconds (a 422 at `cron`)."""
+    given = [name for name in ("cron", "every_seconds") if data.get(name) is not None]
+    if len(given) != 1:
+        raise ValidationError("give exactly one of cron and every_seconds", "cron")
+
+
+class ScheduleSchema(Schema):
+    """A schedule: its job's type, name, params and options (null: the type's default), its cadence and state."""
+
+    id = fields.String()
+    type = fields.String()
+    name = fields.String()
+    params = fields.Dict()
+    priority = fields.String(allow_none=True)
+    timeout_seconds = fields.Integer(allow_none=True)
+    max_attempts = fields.Integer(allow_none=True)
+    backoff = fields.Dict(allow_none=True)
+    cron = fields.String(allow_none=True)
+    every_seconds = fields.Integer(allow_none=True)
+    timezone = fields.String()
+    overlap = fields.String()
+    paused = fields.Boolean()
+    next_run_at = fields.String(allow_none=True)
+    last_run_at = fields.String(allow_none=True)
+    last_job_id = fields.String(allow_none=True)
+    created_at = fields.String()
+    updated_at = fields.String()
+
+
+class ScheduleEnvelopeSchema(Schema):
+    schedule = fields.Nested(ScheduleSchema)
+
+
+class SchedulesSchema(Schema):
+    schedules = fields.List(fields.Nested(ScheduleSchema))
+
+
+class RunsSchema(Schema):
+    runs = fields.List(fields.String())  # UTC ticks
 
 
 def _dumped(hint: Any) -> fields.Field:
@@ -406,3 +503,9 @@ webhook_put = WebhookPutSchema()
 webhook_out = WebhookEnvelopeSchema()
 webhooks_out = WebhooksSchema()
 deliveries_out = DeliveriesSchema()
+schedule_id = ScheduleIdSchema()
+schedule_put = SchedulePutSchema()
+schedule_preview = SchedulePreviewSchema()
+schedule_out = ScheduleEnvelopeSchema()
+schedules_out = SchedulesSchema()
+runs_out = RunsSchema()

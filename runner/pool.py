@@ -21,6 +21,8 @@ from jobs.config import Settings
 from jobs.connection import connect
 from jobs.store.lifecycle import JobStore
 from jobs.store.orphans import sweep_orphans
+from jobs.store.schedules import ScheduleStore
+from jobs.store.ticker import Ticker
 from jobs.store.upkeep import Upkeep
 from jobs.telemetry.metrics import process_dead
 from jobs.webhooks.dispatcher import Dispatcher
@@ -51,6 +53,7 @@ class JobstreamPool(WorkerPool):
         self.settings = settings
         self.upkeep = Upkeep(JobStore(connect(settings.redis_url), settings))  # its own connection
         self.dispatcher = Dispatcher(connect(settings.redis_url), settings.webhook_retry_seconds)  # and its own
+        self.ticker = Ticker(ScheduleStore(JobStore(connect(settings.redis_url), settings)))  # and its own
         self.grace = settings.shutdown_grace_seconds
         self._stop_at: float | None = None
         self._last_stop = 0.0
@@ -62,11 +65,13 @@ class JobstreamPool(WorkerPool):
 
     def start(self, burst: bool = False, logging_level: str = "INFO") -> None:
         """RQ's pool loop (WorkerPool.start), but its waits end at a stop signal instead of sleeping on for up
-        to 1.5 s, and it leaves the moment its last worker has; the upkeep and webhook threads run beside it."""
+        to 1.5 s, and it leaves the moment its last worker has; the upkeep, webhook and
+        schedule threads run beside it."""
         setup_loghandlers(logging_level, DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT, name="rq.worker_pool")
         self._burst, self.status = burst, self.Status.STARTED
         start_helper(self.upkeep)
         start_helper(self.dispatcher)
+        start_helper(self.ticker)
         try:
             self.start_workers(burst=burst, logging_level=logging_level)
             self._install_signal_handlers()  # after the forks, as RQ's: a stop until then ends the pool at once
@@ -80,6 +85,7 @@ class JobstreamPool(WorkerPool):
         finally:
             self.upkeep.stop()
             self.dispatcher.stop()
+            self.ticker.stop()
 
     def start_worker(
         self, count: int | None = None, burst: bool = True, _sleep: float = 0, logging_level: str = "INFO"

@@ -12,6 +12,7 @@ export const urls = {
   cancelMany: settings.cancelUrl,
   clean: settings.cleanUrl,
   failures: settings.failuresUrl,
+  schedules: settings.schedulesUrl,
 };
 /** The server's bounds (web/page.py): name, page, cancel_ids, max_attempts, backoff_seconds, log_lines. */
 export const limits = JSON.parse(settings.limits);

@@ -6,6 +6,7 @@ import { loadTypes, wireForm } from "./form.js";
 import { wireOverview } from "./overview.js";
 import { wireQueue } from "./queue.js";
 import { keepView, leaveJob, onRoute, readRoute } from "./router.js";
+import { wireSchedules } from "./schedules.js";
 import { drawSearch, wireSearch } from "./search.js";
 import { wireSelect } from "./select.js";
 import { setView, state } from "./state.js";
@@ -32,12 +33,13 @@ function followRoute(route) {
 
 const PHONE = "(max-width: 600px)"; // there the form and the overview start folded, the list first in view
 
-/** What the first rows need not wait for (the form's types, the stats, the failure groups): asked once they
+/** What the first rows need not wait for (the form's types, the stats, failures, schedules): asked once they
  * are painted, so that their requests and drawing come after the rows on a busy machine. */
 function afterFirstRows() {
   if (state.canChange) loadTypes(); // read-only credentials get no form (CSS hides what they may not do)
   wireOverview();
   wireFailures();
+  wireSchedules();
 }
 
 const route = readRoute();

@@ -124,6 +124,7 @@ function appendLines(more) {
 function shownFields(job, now) {
   const attempts = job.max_attempts > 1 ? `${job.attempts} of ${job.max_attempts}` : String(job.attempts);
   const waiting = job.status === "pending" && job.scheduled_for;
+  const tick = job.schedule_tick ? `tick ${localTime(job.schedule_tick)}` : "run now"; // a schedule's job
   return [
     ["id", job.id],
     ["type", job.type],
@@ -136,6 +137,7 @@ function shownFields(job, now) {
     ["worker", job.worker],
     ["waiting for", job.status === "pending" && job.waiting_for?.length ? plural(job.waiting_for.length) : null],
     ["if one fails", job.depends_on?.length ? (job.allow_failure ? "runs anyway" : "canceled") : null],
+    ["schedule", job.schedule_id && `${job.schedule_id}, ${tick}`],
     ["created", localTime(job.created_at)],
     ["starts", waiting ? `in ${until(job.scheduled_for, now)} (${localTime(job.scheduled_for)})` : null],
     ["started", job.started_at && localTime(job.started_at)],

@@ -2,6 +2,7 @@
 // priority, attempts and backoff preset to the type's defaults, an optional delay; the browser's and the
 // server's complaints shown next to the fields they name.
 import { announce, api, post, urls } from "./api.js";
+import { until } from "./format.js";
 import { setTypes, state } from "./state.js";
 
 const DEFAULT_TYPE = "demo.web_agent";
@@ -24,6 +25,16 @@ const backoff = {
 const retriesSummary = $("retries-summary");
 const dependsInput = $("job-depends-on");
 const allowFailure = $("job-allow-failure");
+// "Repeat": the same type, name, params and options, saved as a schedule (PUT /api/schedules/<id>) instead
+const repeat = {
+  on: $("schedule-on"),
+  id: $("schedule-id"),
+  cron: $("schedule-cron"),
+  every_seconds: $("schedule-every"),
+  timezone: $("schedule-timezone"),
+};
+const repeatSummary = $("repeat-summary");
+const submitButton = $("create-submit");
 const formError = $("form-error");
 
 export async function loadTypes() {
@@ -196,10 +207,46 @@ function payload() {
   return body;
 }
 
+/** The form as a schedule's PUT body: the job's fields but its start, and the cadence. */
+function schedulePayload() {
+  const { delay_seconds: _, ...body } = payload();
+  if (body.name === "") delete body.name; // the schedule's id names its jobs
+  if (repeat.cron.value.trim() !== "") body.cron = repeat.cron.value.trim();
+  if (repeat.every_seconds.value !== "") body.every_seconds = Number(repeat.every_seconds.value);
+  body.timezone = repeat.timezone.value.trim() || "UTC";
+  return body;
+}
+
+/** Repeat on or off: the schedule's fields are asked for, the name and the start are not. */
+function toggleRepeat() {
+  const on = repeat.on.checked;
+  repeat.id.required = on;
+  nameInput.required = !on;
+  delayInput.disabled = on;
+  if (on && !repeat.timezone.value) repeat.timezone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  repeatSummary.textContent = on ? "(on a schedule)" : "(once)";
+  submitButton.textContent = on ? "Save schedule" : "Create job";
+}
+
+async function saveSchedule() {
+  const url = `${urls.schedules}/${encodeURIComponent(repeat.id.value)}`;
+  try {
+    const { schedule } = await api(url, { method: "PUT", body: JSON.stringify(schedulePayload()) });
+    const next = schedule.paused ? "paused" : `next run in ${until(schedule.next_run_at)}`;
+    announce(`Saved schedule “${schedule.id}”: ${next}.`);
+  } catch (err) {
+    showServerErrors(err);
+  }
+}
+
 async function submitForm(event) {
   event.preventDefault();
   clearFormErrors();
   if (!checkFields()) return;
+  if (repeat.on.checked) {
+    await saveSchedule();
+    return;
+  }
   const body = payload();
   try {
     const { job } = await post(urls.jobs, body);
@@ -260,6 +307,10 @@ function fieldFor(path) {
     max_attempts: attemptsInput,
     depends_on: dependsInput,
     allow_failure: allowFailure,
+    id: repeat.id,
+    cron: repeat.cron,
+    every_seconds: repeat.every_seconds,
+    timezone: repeat.timezone,
   };
   if (path.length === 1 || top === "depends_on") return single[top] || null; // an id of the list is the list's
   if (top === "backoff" && path.length === 2) return backoff[name] || null;
@@ -299,6 +350,7 @@ function showFormError(message) {
 export function wireForm() {
   form.addEventListener("submit", submitForm);
   typeSelect.addEventListener("change", chooseType);
+  repeat.on.addEventListener("change", toggleRepeat);
   for (const field of [attemptsInput, backoff.type, backoff.delay_seconds]) {
     field.addEventListener("change", summarizeRetries);
   }

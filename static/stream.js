@@ -5,6 +5,7 @@ import { everySecond } from "./clock.js";
 import { followDetail, removedDetail } from "./detail.js";
 import { noteFailures } from "./failures.js";
 import { ago } from "./format.js";
+import { noteScheduledJob, noteSchedule, readSchedules } from "./schedules.js";
 import {
   forgetProgress,
   listTakes,
@@ -66,7 +67,12 @@ function openStream(lastEventId) {
   source.addEventListener("error", () => onStreamError(source));
   source.addEventListener("job-update", onEvent);
   source.addEventListener("job-removed", onEvent);
-  source.addEventListener("reset", () => startList()); // the server cannot replay what we missed
+  source.addEventListener("schedule-update", onScheduleEvent);
+  source.addEventListener("schedule-removed", onScheduleEvent);
+  source.addEventListener("reset", () => {
+    startList(); // the server cannot replay what we missed
+    readSchedules();
+  });
 }
 
 function onStreamError(source) {
@@ -90,10 +96,16 @@ function onEvent(message) {
     removedFromWorkflow(event.id);
   } else {
     noteProgress(event.job, message.lastEventId);
+    noteScheduledJob(event.job);
     followDetail(event.job, message.lastEventId, event.log);
     followWorkflow(event.job);
   }
   if (listTakes(message.lastEventId, event)) applyToList(event);
+}
+
+function onScheduleEvent(message) {
+  streamAlive(message.lastEventId);
+  noteSchedule(JSON.parse(message.data));
 }
 
 function applyToList(event) {

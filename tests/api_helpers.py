@@ -45,6 +45,8 @@ API_JOB_FIELDS = {
     "depends_on",
     "allow_failure",
     "waiting_for",
+    "schedule_id",
+    "schedule_tick",
 }
 STATUSES = ("pending", "active", "completed", "failed", "canceled")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -4,7 +4,9 @@ JSON Schema has no "now": `run_at` must lie at most a year ahead. Nor can it com
 backoff's `max_delay_seconds` (default 3600) must not be less than its `delay_seconds` (default 1). The server
 refuses both with a 422 (tests/test_bad_input.py). So each generated create is moved into those bounds, in a
 way that keeps a negative case negative: only a well-formed date is moved, and the two delays are swapped or
-matched, which leaves a value out of range out of range.
+matched, which leaves a value out of range out of range. A schedule's `cron` and `timezone` strings are made real
+ones (a JSON Schema cannot tell a cron from text), and a preview's query gets exactly one of cron and every_seconds
+(query parameters cannot say "one of"; the PUT body's document does).
 
 Nor can it say which ids exist, or that a batch's keys are unique: a well-formed `depends_on` (job ids, or a
 batch's keys) is emptied, and each well-formed key of a batch made unique, so a positive case stays positive;
@@ -24,6 +26,7 @@ from jobs.schemas import DEPENDS_MAX, JOB_ID_PATTERN, KEY_MAX
 from jobs.types.attempts import Backoff
 
 SOON = timedelta(hours=1)
+CRON, ZONE = "*/5 * * * *", "Europe/Berlin"
 DEFAULTS = Backoff()
 
 
@@ -35,7 +38,34 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
         items = case.body.get("jobs")
         if isinstance(items, list):
             case.body = {**case.body, "jobs": [batch_item(item, at) for at, item in enumerate(items)]}
+    if case.method.upper() == "PUT" and case.path == "/api/schedules/{schedule_id}" and isinstance(case.body, dict):
+        case.body = a_real_cadence(case.body)
+    if case.method.upper() == "GET" and case.path == "/api/schedules/preview" and isinstance(case.query, dict):
+        case.query = one_cadence(a_real_cadence(case.query))
     return case
+
+
+def a_real_cadence(given: dict[str, Any]) -> dict[str, Any]:
+    """A cron or time zone that is a string becomes a real one (a JSON Schema cannot tell cron from text); what
+    is no string stays as it is, so a negative case stays negative."""
+    given = dict(given)
+    if isinstance(given.get("cron"), str):
+        given["cron"] = CRON
+    if isinstance(given.get("timezone"), str):
+        given["timezone"] = ZONE
+    backoff = given.get("backoff")
+    if isinstance(backoff, dict):
+        given["backoff"] = _ordered(dict(backoff))
+    return given
+
+
+def one_cadence(query: dict[str, Any]) -> dict[str, Any]:
+    """A preview's query with exactly one of cron and every_seconds (query parameters cannot say "one of")."""
+    if query.get("cron") is not None and query.get("every_seconds") is not None:
+        query.pop("every_seconds")
+    elif query.get("cron") is None and query.get("every_seconds") is None:
+        query["cron"] = CRON
+    return query
 
 
 def batch_item(item: Any, at: int) -> Any:

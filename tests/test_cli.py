@@ -27,7 +27,7 @@ from tests.conftest import Stack
 COMMAND = ROOT / ".venv" / "bin" / "jobstream"
 RUN_SECONDS = START_SECONDS  # a command that does not wait for a job: it starts, asks Redis and prints
 SUBCOMMANDS = (
-    "info enqueue list show cancel retry delete pause resume clean watch web worker".split()  # every one
+    "info enqueue list show cancel retry delete pause resume clean watch web worker schedule".split()  # every one
 )
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # a terminal's control sequences, in the bars' output
 QUICK = {"steps": 1, "step_seconds": 0}  # a demo.web_agent job that ends at once
@@ -570,7 +570,8 @@ def test_watch_follows_every_job_until_interrupted(jobstream: Jobstream, stack: 
     events = [json.loads(line) for line in as_json.out().splitlines()]
     mine = [event for event in events if event["job_id"] == job["id"]]
     assert [event["job"]["progress"] for event in mine if event["job"]["status"] == "active"] == [0, 50, 100]
-    assert all(set(event) == {"id", "type", "job_id", "job", "log", "counts", "timestamp"} for event in mine)
+    keys = {"id", "type", "job_id", "job", "log", "counts", "timestamp", "schedule_id", "schedule", "skipped"}
+    assert all(set(event) == keys and event["schedule"] is None for event in mine)
 
     for process in (watching, as_json):
         process.process.send_signal(signal.SIGINT)
@@ -680,3 +681,26 @@ def test_failures_lists_the_groups_and_retries_one(jobstream: Jobstream, jobs: J
     for job in failed:
         assert jobs.wait(job.id, timeout=JOB_SECONDS).status == "failed"  # it runs again, and fails again
     assert jobstream("failures", "--delete", "0000000000000000").code == 2  # no such group
+
+
+def test_schedule_set_list_pause_run_resume_rm(jobstream: Jobstream, jobs: Jobs, name: str) -> None:
+    schedule_id = f"cli-{uuid.uuid4().hex[:8]}"
+    made = jobstream(
+        "--json", "schedule", "set", schedule_id, "demo.sleep", "--cron", "0 3 * * *", "--tz", "Europe/Berlin",
+        "--param", "seconds=0", "--name", name,
+    )  # fmt: skip
+    try:
+        assert made.code == 0, made.err
+        assert made.json()["params"] == {"seconds": 0} and made.json()["timezone"] == "Europe/Berlin"
+        listed = jobstream("schedule", "list")
+        assert listed.code == 0 and schedule_id in listed.out and "0 3 * * * (Europe/Berlin)" in listed.out
+        assert jobstream("--json", "schedule", "pause", schedule_id).json()["paused"] is True
+        ran = jobstream("--json", "schedule", "run", schedule_id)
+        assert ran.code == 0 and ran.json()["schedule_id"] == schedule_id and ran.json()["schedule_tick"] is None
+        assert jobstream("--json", "schedule", "resume", schedule_id).json()["next_run_at"].endswith(":00:00.000Z")
+        bad = jobstream("schedule", "set", schedule_id, "demo.sleep", "--every", "0")
+        assert bad.code == 2 and "every_seconds" in bad.err
+    finally:
+        assert jobstream("schedule", "rm", schedule_id).code == 0
+    assert jobstream("schedule", "rm", schedule_id).code == 2
+    assert all(each.id != schedule_id for each in jobs.schedules())

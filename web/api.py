@@ -24,6 +24,7 @@ from web import page
 from web.context import jobs, json_body, json_object, services
 from web.errors import error
 from web.openapi import Route, document
+from web.schedules import SCHEDULE_ROUTES
 from web.security import acting_user, can_change
 from web.webhooks import WEBHOOK_ROUTES
 
@@ -216,6 +217,13 @@ class FailureKeyConverter(BaseConverter):
     regex = schemas.FAILURE_KEY_PATTERN.removeprefix("^").removesuffix("$")
 
 
+class ScheduleIdConverter(BaseConverter):
+    """<schedule_id:...> is any path segment but "preview", so /api/schedules/preview is never the schedule
+    "preview" (nor its Allow that); the view checks the id itself (a 422 at `id`)."""
+
+    regex = f"(?!{schemas.PREVIEW}$)[^/]+"
+
+
 S = schemas
 JOB_LINKS = ("get_job", "cancel_job", "retry_job", "delete_job")  # what may follow an answer with a job in it
 ROUTES = [
@@ -318,6 +326,7 @@ ROUTES = [
     Route("/api/queue/pause", "POST", pause_queue, "Stop handing out pending jobs", {200: S.PausedSchema}),
     Route("/api/queue/resume", "POST", resume_queue, "Hand out pending jobs again", {200: S.PausedSchema}),
     *WEBHOOK_ROUTES,
+    *SCHEDULE_ROUTES,
     Route("/api/openapi.json", "GET", openapi_document, "This document", {200: "application/json"}),
 ]
 
@@ -326,5 +335,6 @@ def register_routes(app: Flask) -> None:
     """Serve ROUTES (openapi_document() describes this very table)."""
     app.url_map.converters["job_id"] = JobIdConverter
     app.url_map.converters["failure_key"] = FailureKeyConverter
+    app.url_map.converters["schedule_id"] = ScheduleIdConverter
     for route in ROUTES:
         app.add_url_rule(route.rule, route.view.__name__, route.view, methods=[route.method])

@@ -17,7 +17,7 @@ from jobs.schemas import PATH_PATTERNS
 ERROR_DESCRIPTIONS = {
     400: "the body is not valid JSON, or not an object",
     401: "authentication required (JOBSTREAM_AUTH)",
-    404: "no such job, failure group or webhook",
+    404: "no such job, failure group, webhook or schedule",
     409: "the job's status does not allow this (conflict), or the idempotency key was used for another request",
     413: "the body is over the size limit",
     415: "the body is not sent as application/json",
@@ -31,6 +31,14 @@ ONE_START = {
         "required": ["delay_seconds", "run_at"],
         "properties": {"delay_seconds": {"type": "number"}, "run_at": {"type": "string"}},
     }
+}
+NULL = {"type": "object", "nullable": True, "enum": [None]}  # null alone (see _null_only)
+# SchedulePutSchema's "exactly one of cron and every_seconds"
+ONE_CADENCE = {
+    "oneOf": [
+        {"required": ["cron"], "properties": {"cron": {"type": "string"}, "every_seconds": NULL}},
+        {"required": ["every_seconds"], "properties": {"every_seconds": {"type": "integer"}, "cron": NULL}},
+    ]
 }
 Kind = type[Schema] | str | tuple[str, type[Schema]] | None  # a schema, a media type (with its schema), no body
 
@@ -133,7 +141,9 @@ def _typed(body: type[Schema], job_types: list[dict[str, Any]]) -> type[Schema] 
 def _by_type(body: type[Schema], job_types: list[dict[str, Any]]) -> dict[str, Any]:
     """`body` once per registered type: its `type` that type's name (optional for the default type), its
     `params` that type's params schema; so the document allows exactly the params that the server loads."""
-    default = body().fields["type"].load_default
+    given = body().fields
+    default = given["type"].load_default
+    rules = {**(ONE_START if "run_at" in given else {}), **(ONE_CADENCE if "cron" in given else {})}
     variants = []
     for job_type in job_types:
         narrowed: dict[str, Any] = {
@@ -141,7 +151,7 @@ def _by_type(body: type[Schema], job_types: list[dict[str, Any]]) -> dict[str, A
         }
         if job_type["name"] != default:
             narrowed["required"] = ["type"]
-        variants.append({"allOf": [body, {**narrowed, **ONE_START}]})
+        variants.append({"allOf": [body, {**narrowed, **rules}]})
     return {"oneOf": variants}
 
 

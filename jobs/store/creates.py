@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from rq import Queue
 from jobs.config import Settings
 from jobs.connection import replicated, text
 from jobs.errors import IdempotencyConflict
-from jobs.model import CANCELED, DAY, isoformat, new_job_id
+from jobs.model import CANCELED, DAY, Job, isoformat, new_job_id
 from jobs.store.handoff import waiting
 from jobs.store.keys import idempotency_key, job_key
 from jobs.store.queues import rq_data, rq_fields
@@ -32,6 +33,8 @@ IDEMPOTENCY_SECONDS = DAY
 # A new job's fields that its Shape leaves open, in the snapshot's order (created_at: the same in one batch).
 VARYING = ("id", "name", "params", "created_at", "scheduled_for")
 STRIDE = 9  # create.lua's ARGV entries per job
+# The snapshot's fields that a new job leaves at the model's default (schedule_id...): not written to its hash
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(Job) if f.default is not dataclasses.MISSING}
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ def shape(  # noqa: PLR0913 (each is a part of the shape)
         "queue": queue.key,
         "type": job_type.name,
     }
-    values = {**fields, **dict.fromkeys(VARYING)}
+    values = {**DEFAULTS, **fields, **dict.fromkeys(VARYING)}
     pieces, text = [], "{"
     for at, name in enumerate(SNAPSHOT_FIELDS):
         text += ("," if at else "") + f'"{name}":'

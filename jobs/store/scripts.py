@@ -76,8 +76,9 @@ class Script:
     """One registered event script behind the shared prelude: EVALSHA with one JSON header as ARGV[1], loading
     the script when Redis lacks it. The header's constant part (`common`) comes encoded already."""
 
-    def __init__(self, client: redis.Redis, name: str) -> None:
-        self._script = client.register_script(source(PRELUDE) + "\n" + source(name))
+    def __init__(self, client: redis.Redis, name: str, helpers: tuple[str, ...] = ()) -> None:
+        parts = (PRELUDE, *helpers, name)  # `helpers`: more shared Lua between the prelude and the script
+        self._script = client.register_script("\n".join(source(part) for part in parts))
         self.loaded = False  # known to Redis: a transaction sends its hash alone
 
     def __call__(self, common: str, header: dict[str, Any], client: Any = None, more: list[Any] | None = None) -> Any:

@@ -21,6 +21,11 @@ from jobs.store.keys import EVENTS_KEY
 CHANNEL_PREFIX, CHANNEL_SUFFIX = "job:", ":progress"
 JOB_UPDATE = "job-update"
 JOB_REMOVED = "job-removed"
+SCHEDULE_UPDATE = "schedule-update"
+SCHEDULE_REMOVED = "schedule-removed"
+# A schedule's events go out as a job's would, named by this prefix and its id: never a job id, so a ?job= stream
+# leaves them out and a stream of every job carries them.
+SCHEDULE_EVENTS = "schedule:"
 RESET = "reset"
 
 BEGINNING = "0-0"  # the id before every event: where a client that has seen none starts

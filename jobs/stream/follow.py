@@ -7,12 +7,23 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
 from jobs.errors import JobNotFound
 from jobs.model import ENDED, Job
-from jobs.stream.events import BEGINNING, JOB_REMOVED, RESET, Event, channel, id_key, missed, newest_id
+from jobs.stream.events import (
+    BEGINNING,
+    JOB_REMOVED,
+    RESET,
+    SCHEDULE_EVENTS,
+    Event,
+    channel,
+    id_key,
+    missed,
+    newest_id,
+)
 from jobs.stream.subscription import RedisSubscription
 
 logger = logging.getLogger(__name__)
@@ -23,8 +34,9 @@ UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError)  # Redis gone, or answ
 
 @dataclass(frozen=True, slots=True)
 class JobEvent:
-    """One event of the stream: `job-update` (with the job), `job-removed`, or `reset` (the events after the
-    id you resumed from are gone: refetch what you show, then go on from this event's id)."""
+    """One event of the stream: `job-update` (with the job), `job-removed`, `schedule-update` (with the schedule
+    as a dict, and `skipped`), `schedule-removed` (`schedule_id`), or `reset` (the events after the id you
+    resumed from are gone: refetch what you show, then go on from this event's id)."""
 
     id: str | None
     type: str
@@ -33,10 +45,27 @@ class JobEvent:
     log: str | None = None
     counts: dict[str, int] | None = None
     timestamp: str | None = None
+    schedule_id: str | None = None
+    schedule: dict[str, Any] | None = None
+    skipped: str | None = None
 
     @classmethod
     def from_event(cls, event: Event) -> JobEvent:
         data = json.loads(event.data)
+        if event.job_id.startswith(SCHEDULE_EVENTS):
+            schedule_id = event.job_id.removeprefix(SCHEDULE_EVENTS)
+            return cls(
+                event.id,
+                event.name,
+                None,
+                None,
+                None,
+                None,
+                data.get("timestamp"),
+                schedule_id,
+                data.get("schedule"),
+                data.get("skipped"),
+            )
         job = Job.from_snapshot(data["job"]) if "job" in data else None
         return cls(event.id, event.name, event.job_id, job, data.get("log"), data.get("counts"), data.get("timestamp"))
 

@@ -76,6 +76,18 @@ WEBHOOK_DELIVERIES = Counter(
     ["outcome"],
 )
 
+# A schedule's job is due at its tick and promised within a second of it (SPEC); a catch-up after pools were down
+# is hours late.
+LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 30, 300, 3600)
+SCHEDULE_TICKS = Counter(
+    "jobstream_schedule_ticks", "Schedule ticks claimed, by outcome: fired (a job created) or skipped", ["outcome"]
+)
+SCHEDULE_LATENESS = Histogram(
+    "jobstream_schedule_lateness_seconds",
+    "From a schedule's tick to the creation of its job (a catch-up: from the latest tick missed)",
+    buckets=LATENESS_BUCKETS,
+)
+
 
 class RedisCollector:
     """The series read from Redis at scrape time (through `stats`, i.e. Jobs.stats): jobs by status, queue

@@ -22,7 +22,7 @@ import redis
 
 from jobs.model import CANCELED, COMPLETED, FAILED, PENDING
 from jobs.store.keys import EVENTS_KEY, WEBHOOK_GROUP, webhook_due_key
-from jobs.stream.events import JOB_UPDATE
+from jobs.stream.events import JOB_UPDATE, SCHEDULE_UPDATE
 from jobs.webhooks.delivery import Sender
 from jobs.webhooks.registry import (
     JOB_CANCELED,
@@ -42,7 +42,6 @@ CLAIM_SECONDS = 5.0  # how often entries left pending by a dead dispatcher are l
 STALE_MS = 15_000  # an entry pending this long belongs to a dead dispatcher (a live one acks in milliseconds)
 FORGET_MS = 3_600_000  # a consumer idle this long with nothing pending is removed from the group
 JOIN_SECONDS = 1.0  # how long a stop waits for the senders to give back what they took (a hanging one cannot)
-SCHEDULE_UPDATE = "schedule-update"  # the schedules' event, whose `skipped` says a tick was skipped
 ENDED_TYPES = {COMPLETED: JOB_COMPLETED, FAILED: JOB_FAILED, CANCELED: JOB_CANCELED}
 RETRY_LINE = "attempt "  # the first log line of a failed attempt that has another coming (store.handoff.failed)
 

@@ -1,0 +1,134 @@
+"""Schedules: what one is (Schedule, in wire order) and the checks of a declared one, before the store keeps it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import ValidationError
+
+from jobs import schemas
+from jobs.cadence import Cadence, CadenceError, check_cron, zone
+from jobs.errors import InvalidRequest, JobsError
+from jobs.model import parse_time
+from jobs.types.attempts import Backoff
+from jobs.types.registry import JobType, get_type
+
+
+class ScheduleNotFound(JobsError):
+    code = "not_found"
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A schedule as the API shows it, its fields in wire order: the definition (id ... overlap), then its state."""
+
+    id: str
+    type: str
+    name: str
+    params: dict[str, Any]
+    priority: str | None
+    timeout_seconds: int | None
+    max_attempts: int | None
+    backoff: dict[str, Any] | None
+    cron: str | None
+    every_seconds: int | None
+    timezone: str
+    overlap: str
+    paused: bool
+    next_run_at: str | None
+    last_run_at: str | None
+    last_job_id: str | None
+    created_at: str
+    updated_at: str
+
+    @property
+    def cadence(self) -> Cadence:
+        """When it ticks; `every_seconds` ticks count from its created_at."""
+        created = parse_time(self.created_at)
+        assert created is not None  # a stored schedule has its creation time
+        return Cadence(self.cron, self.every_seconds, self.timezone, created.timestamp())
+
+    def definition(self) -> dict[str, Any]:
+        """Its definition's fields, in wire order (the store keeps them as one JSON object)."""
+        return {name: getattr(self, name) for name in DEFINITION}
+
+
+FIELDS = tuple(f.name for f in fields(Schedule))
+DEFINITION = FIELDS[: FIELDS.index("overlap") + 1]
+STATE = FIELDS[len(DEFINITION) :]  # what the store keeps beside the definition, one JSON value each
+
+
+def schedule_id(value: str) -> str:
+    """`value` if it may name a schedule; InvalidRequest at `id` otherwise."""
+    try:
+        return str(schemas.schedule_id.load({"id": value})["id"])
+    except ValidationError as exc:
+        raise InvalidRequest("the request is not valid", _details(exc)) from None
+
+
+def declared(schedule_id_: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """A PUT body checked (each bad field named, as a 422): the definition's fields, and `paused` (None: as
+    it was). The params are loaded by the type's schema; the cadence parsed once here."""
+    checked_id = schedule_id(schedule_id_)
+    try:
+        data = schemas.schedule_put.load(body)
+    except ValidationError as exc:
+        raise InvalidRequest("the request is not valid", _details(exc)) from None
+    errors: dict[str, Any] = {}
+    try:
+        zone(data["timezone"])
+        if data["cron"] is not None:
+            data["cron"] = check_cron(data["cron"])
+    except CadenceError as exc:
+        errors[exc.field] = [str(exc)]
+    job_type = get_type(data["type"])
+    if job_type is None:
+        errors["type"] = [f"unknown job type {data['type']!r}"]
+    else:
+        try:
+            data["params"] = job_type.schema.load(data["params"])
+        except ValidationError as exc:
+            errors["params"] = exc.messages
+    if errors:
+        raise InvalidRequest("the request is not valid", errors)
+    backoff: Backoff | None = data["backoff"]
+    data.update(id=checked_id, name=data["name"] or checked_id, backoff=backoff.as_dict() if backoff else None)
+    return data
+
+
+def preview_of(query: Mapping[str, Any]) -> tuple[Cadence, datetime, int]:
+    """A preview query checked: the cadence (every_seconds counted from `after`), `after` (default now), and how
+    many ticks."""
+    try:
+        data = schemas.schedule_preview.load(query)
+        zone(data["timezone"])
+        cron = check_cron(data["cron"]) if data["cron"] is not None else None
+    except ValidationError as exc:
+        raise InvalidRequest("the request is not valid", _details(exc)) from None
+    except CadenceError as exc:
+        raise InvalidRequest("the request is not valid", {exc.field: [str(exc)]}) from None
+    after: datetime = data["after"] or datetime.now(UTC)
+    return Cadence(cron, data["every_seconds"], data["timezone"], after.timestamp()), after, data["count"]
+
+
+def job_kind(schedule: Schedule) -> tuple[JobType, str, int, int, Backoff] | None:
+    """The type and options of the schedule's next job, its type's defaults where it leaves them; None when this
+    process knows no such type."""
+    job_type = get_type(schedule.type)
+    if job_type is None:
+        return None
+    backoff = Backoff(**schedule.backoff) if schedule.backoff else job_type.backoff
+    return (
+        job_type,
+        schedule.priority or job_type.priority,
+        schedule.timeout_seconds or job_type.timeout,
+        schedule.max_attempts or job_type.max_attempts,
+        backoff,
+    )
+
+
+def _details(exc: ValidationError) -> dict[str, Any]:
+    return exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
