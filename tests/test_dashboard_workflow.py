@@ -82,6 +82,8 @@ def test_the_list_says_what_a_job_waits_for_and_the_detail_draws_the_graph_live(
 
     depends.nth(1).click()  # to a branch: its own dependency above, its dependent below
     expect(page).to_have_url(f"{base}/jobs/{right}")
+    expect(page.locator("#detail-name")).to_have_text(diamond["right"]["name"])  # the branch's detail is drawn
+    expect(page.locator("#detail-depends a.job-link")).to_have_count(1)
     expect(page.locator("#detail-depends a.job-link")).to_have_attribute("href", f"/jobs/{root}")
     expect(page.locator("#detail-dependents a.job-link")).to_have_attribute("href", f"/jobs/{join}")
 
