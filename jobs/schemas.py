@@ -62,16 +62,21 @@ class BackoffSchema(Schema):
         return Backoff(**data)
 
 
-class JobCreateSchema(Schema):
-    name = fields.String(required=True, validate=[validate.Length(1, NAME_MAX), NOT_BLANK])
-    type = fields.String(load_default="demo.web_agent", validate=validate.Length(1, 100))
+class JobOptionsSchema(Schema):
+    """What a job and a schedule's jobs are given alike: params and the options (None: the type's default)."""
+
     params = fields.Dict(keys=fields.String(), load_default=dict)
     timeout_seconds = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_TIMEOUT_SECONDS))
     priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
-    delay_seconds = JsonNumber(load_default=None, validate=validate.Range(0, MAX_DELAY_AHEAD), allow_nan=False)
-    run_at = fields.AwareDateTime(load_default=None, format="iso")
     max_attempts = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_ATTEMPTS))
     backoff = fields.Nested(BackoffSchema, load_default=None)
+
+
+class JobCreateSchema(JobOptionsSchema):
+    name = fields.String(required=True, validate=[validate.Length(1, NAME_MAX), NOT_BLANK])
+    type = fields.String(load_default="demo.web_agent", validate=validate.Length(1, 100))
+    delay_seconds = JsonNumber(load_default=None, validate=validate.Range(0, MAX_DELAY_AHEAD), allow_nan=False)
+    run_at = fields.AwareDateTime(load_default=None, format="iso")
     depends_on = fields.List(
         fields.String(validate=JOB_ID), load_default=list, validate=validate.Length(0, DEPENDS_MAX)
     )
@@ -222,16 +227,11 @@ class ScheduleIdSchema(Schema):
     )
 
 
-class SchedulePutSchema(Schema):
+class SchedulePutSchema(JobOptionsSchema):
     """A schedule as PUT declares it: the job's type, name (default: the id), params and options, the cadence."""
 
     type = fields.String(required=True, validate=validate.Length(1, 100))
     name = fields.String(load_default=None, validate=[validate.Length(1, NAME_MAX), NOT_BLANK])
-    params = fields.Dict(keys=fields.String(), load_default=dict)
-    priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
-    timeout_seconds = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_TIMEOUT_SECONDS))
-    max_attempts = fields.Integer(load_default=None, strict=True, validate=validate.Range(1, MAX_ATTEMPTS))
-    backoff = fields.Nested(BackoffSchema, load_default=None)
     cron = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 200))
     every_seconds = fields.Integer(
         load_default=None, allow_none=True, strict=True, validate=validate.Range(1, MAX_DELAY_AHEAD)
