@@ -5,7 +5,7 @@ import { announce, api, clearNotice, post, showProblem, urls } from "./api.js";
 import { everySecond } from "./clock.js";
 import { confirmInPage } from "./confirm.js";
 import { ago } from "./format.js";
-import { goToJob, jobHref } from "./router.js";
+import { jobHref, wirePanelClicks } from "./router.js";
 import { state } from "./state.js";
 
 const EVERY_MS = 1000; // at most one read per second, however many events arrive
@@ -163,16 +163,7 @@ function tick(now) {
 export function wireFailures() {
   if (!urls.failures) return; // a server without failure groups: their panel stays hidden
   section.hidden = jump.hidden = false;
-  list.addEventListener("click", (event) => {
-    const link = event.target.closest("a[data-job]");
-    if (link && !(event.ctrlKey || event.metaKey || event.shiftKey)) {
-      event.preventDefault();
-      goToJob(link.dataset.job, state.view);
-      return;
-    }
-    const button = event.target.closest("button[data-do]");
-    if (button) act(button.closest("li[data-key]").dataset.key, button.dataset.do);
-  });
+  wirePanelClicks(list, (item, what) => act(item.dataset.key, what), () => state.view);
   jump.addEventListener("click", (event) => {
     event.preventDefault();
     section.querySelector("details").open = true;

@@ -39,6 +39,21 @@ export function goToJob(id, view) {
   onChange(readRoute());
 }
 
+/** A panel's list of items: a job's link (`a[data-job]`) opens its detail here, unless a modifier asks for a new
+ * tab; a button with `data-do` calls `act(item, what)` with the item (`li`) it is in. */
+export function wirePanelClicks(list, act, view) {
+  list.addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-job]");
+    if (link && !(event.ctrlKey || event.metaKey || event.shiftKey)) {
+      event.preventDefault();
+      goToJob(link.dataset.job, view());
+      return;
+    }
+    const button = event.target.closest("button[data-do]");
+    if (button) act(button.closest("li"), button.dataset.do);
+  });
+}
+
 /** Close the detail: back to the list's entry when we came from it, else replace this one. */
 export function leaveJob(view) {
   if (window.history.state?.fromList) {

@@ -6,7 +6,7 @@ import { announce, api, clearNotice, jobUrl, post, showProblem, urls } from "./a
 import { everySecond } from "./clock.js";
 import { confirmInPage } from "./confirm.js";
 import { until } from "./format.js";
-import { goToJob, jobHref } from "./router.js";
+import { jobHref, wirePanelClicks } from "./router.js";
 import { state } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
@@ -234,16 +234,7 @@ function tick(now) {
 export function wireSchedules() {
   if (!urls.schedules) return;
   section.hidden = false;
-  list.addEventListener("click", (event) => {
-    const link = event.target.closest("a[data-job]");
-    if (link && !(event.ctrlKey || event.metaKey || event.shiftKey)) {
-      event.preventDefault();
-      goToJob(link.dataset.job, state.view);
-      return;
-    }
-    const target = event.target.closest("button[data-do]");
-    if (target) act(target.closest("li[data-id]").dataset.id, target.dataset.do);
-  });
+  wirePanelClicks(list, (item, what) => act(item.dataset.id, what), () => state.view);
   everySecond(tick);
   wired = true;
   readSchedules();
