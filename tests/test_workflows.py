@@ -156,6 +156,24 @@ def test_dependencies_that_ended_count_at_once(jobs: Jobs) -> None:
     assert jobs.store.read.counts() == recount(jobs.redis)
 
 
+def test_a_batch_item_doomed_twice_is_canceled_once(jobs: Jobs) -> None:
+    """b depends on a stored failed job directly and through a: a's cancel reaches b first, the batch's own
+    look at b's dependencies must not cancel it again (counts, its events)."""
+    failed = jobs.enqueue("demo.noop", name="failed")
+    run(jobs, failed.id, error="boom")
+    a, b = jobs.enqueue_many(
+        [
+            {**NOOP, "name": "a", "key": "a", "depends_on": [failed.id]},
+            {**NOOP, "name": "b", "depends_on": ["a", failed.id]},
+        ]
+    )
+    assert (a.status, b.status) == ("canceled", "canceled")
+    assert jobs.store.read.counts() == recount(jobs.redis)
+    assert int(jobs.redis.hget(TYPE_PENDING_KEY, "demo.noop") or 0) == 0
+    updates = [e for e in stored_events(jobs.redis) if e.job_id == b.id and e.job["status"] == "canceled"]
+    assert len(updates) == 1
+
+
 def test_a_released_job_goes_to_its_prioritys_queue_behind_those_already_there(jobs: Jobs) -> None:
     a = jobs.enqueue("demo.noop", name="a")
     urgent = jobs.enqueue("demo.noop", name="urgent", depends_on=[a.id], priority="high")

@@ -159,8 +159,9 @@ local function change(J, old_status, jtype, popped)
 end
 
 -- Cancel the pending job `id` that may not run without a dependency that did not complete (`reason` names it);
--- its own dependents follow.
+-- its own dependents follow. One that a cascade already ended (a batch's item doomed twice) is left alone.
 local function doom(id, jtype, reason)
+  if unquote(redis.call('HGET', job_key(id), 'status')) ~= H.pending then return end
   redis.call('DEL', H.rq_job_prefix .. id)
   local reply = change({id = id, event = H.job_update, mode = 'update', logs = {'canceled: ' .. reason}, fields = {
     status = H.canceled_json, error = cjson.encode(reason), waiting_for = '[]', action = 'null',
