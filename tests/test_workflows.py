@@ -3,6 +3,8 @@ in the script that ends the last of them, and a batch is a graph created all or 
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from typing import Any
 
 import pytest
@@ -16,6 +18,8 @@ from jobs.store.keys import SCHEDULED_KEY, TYPE_PENDING_KEY, dependents_key
 from jobs.store.lifecycle import JobStore
 from tests.api_helpers import error_details, queued_ids, redis_state, stored_events
 from tests.test_engine import recount
+
+TRIM_BUDGET_SECONDS = 20  # far beyond a trim that stops: one that spins uses all of it
 
 NOOP = {"type": "demo.noop"}
 
@@ -236,6 +240,27 @@ def test_deleting_a_job_that_others_need_is_a_conflict_and_retention_keeps_it(jo
     assert jobs.get(a.id).dependents == []  # a deleted dependent leaves its parent's set
     jobs.delete(a.id)
     assert jobs.redis.exists(dependents_key(a.id)) == 0
+
+
+def test_retention_past_keep_ended_max_keeps_needed_jobs_and_stops(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    """The oldest ended jobs that a live dependent needs are kept, and the trim ends instead of taking them up
+    again and again until its time budget runs out."""
+    jobs = Jobs(redis_client, dataclasses.replace(settings, keep_ended_max=2))
+    old = [jobs.enqueue("demo.noop", name=f"old {n}") for n in range(2)]
+    for job in old:
+        run(jobs, job.id)
+    parents = [jobs.enqueue("demo.noop", name=f"parent {n}") for n in range(4)]
+    child = jobs.enqueue("demo.noop", name="child", depends_on=[p.id for p in parents])
+    for parent in parents:
+        run(jobs, parent.id)  # child released, not run: it still needs their results
+
+    started = time.monotonic()
+    assert retention.trim(jobs.store, started + TRIM_BUDGET_SECONDS) == 2
+    assert time.monotonic() - started < TRIM_BUDGET_SECONDS / 2  # it stopped; it did not spin to its deadline
+    assert [jobs.get(p.id).status for p in parents] == ["completed"] * 4
+    assert status(jobs, child.id) == ("pending", [])
 
 
 def test_a_missing_dependency_is_refused_at_its_field_and_nothing_is_written(

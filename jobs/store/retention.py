@@ -63,16 +63,18 @@ def sweep(store: JobStore) -> int:
     count = 0
     for status in ENDED:
         count += len(delete_ended(store, (status,), now - store.settings.keep_seconds(status), deadline))
-    count += _trim(store, deadline)
+    count += trim(store, deadline)
     store.redis.delete(SWEEP_LOCK)  # done: the next tick (SWEEP_SECONDS) may sweep again, not LOCK_SECONDS later
     if count:
         logger.info("retention: deleted %d ended jobs", count)
     return count
 
 
-def _trim(store: JobStore, deadline: float) -> int:
-    """Delete the oldest ended jobs while more than JOBSTREAM_KEEP_ENDED_MAX exist."""
+def trim(store: JobStore, deadline: float) -> int:
+    """Delete the oldest ended jobs while more than JOBSTREAM_KEEP_ENDED_MAX exist; stop when the oldest are all
+    jobs kept in this sweep (needed by a dependent: more may exist than the limit then)."""
     count = 0
+    kept: set[str] = set()
     while time.monotonic() < deadline:
         with store.redis.pipeline(transaction=False) as pipe:
             for status in ENDED:
@@ -88,8 +90,13 @@ def _trim(store: JobStore, deadline: float) -> int:
         oldest = sorted(
             (score, status, raw.decode()) for status, head in zip(ENDED, heads, strict=True) for raw, score in head
         )
+        candidates = {job_id for _, _, job_id in oldest[:take]}
+        if candidates <= kept:
+            break
         for status in ENDED:
             ids = [job_id for _, each, job_id in oldest[:take] if each == status]
             if ids:
-                count += len(delete(store, status, ids))
+                deleted = delete(store, status, ids)
+                count += len(deleted)
+                kept.update(set(ids) - set(deleted))
     return count
