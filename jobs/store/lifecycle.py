@@ -14,7 +14,7 @@ from rq.job import Job
 from rq.worker import SimpleWorker
 
 from jobs.config import Settings
-from jobs.model import ACTIONS, ACTIVE, CANCELED, NORMAL, PENDING, STATUSES
+from jobs.model import ACTIONS, ACTIVE, CANCELED, ENDED, NORMAL, PENDING, STATUSES
 from jobs.store.creates import Creator, NewJob
 from jobs.store.handoff import (
     Ending,
@@ -219,7 +219,7 @@ class JobStore:
             return []
         pipe.watch(*(job_key(parent) for parent in parents))
         statuses = [pipe.hget(job_key(parent), "status") for parent in parents]
-        return [p for p, raw in zip(parents, statuses, strict=True) if raw and json.loads(raw) in (PENDING, ACTIVE)]
+        return [p for p, raw in zip(parents, statuses, strict=True) if raw and json.loads(raw) not in ENDED]
 
     def delete(self, job_id: str, keep: tuple[str, ...] = UNDELETABLE) -> Outcome:
         """Delete a job unless its status is in `keep` (a conflict), with its logs and RQ's copy."""
