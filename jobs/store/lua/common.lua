@@ -46,6 +46,14 @@ local function arm()
   if redis.call('LLEN', H.wake_key) == 0 then redis.call('RPUSH', H.wake_key, '1') end
 end
 
+-- Write RQ's copy of a new job: its `data` (RQ's bytes), the shape's constant fields `rq`, and `status` (enqueued
+-- now when it is RQ's queued).
+local function rq_copy(id, data, status, rq)
+  local key = H.rq_job_prefix .. id
+  redis.call('HSET', key, 'data', data, 'created_at', H.rq_now, 'status', status, unpack(rq))
+  if status == H.rq_queued then redis.call('HSET', key, 'enqueued_at', H.rq_now) end
+end
+
 -- Put `id` back in its priority's queue (a job waiting for a limit or a time) and wake an idle worker.
 local function requeue(id)
   local priority = unquote(redis.call('HGET', job_key(id), 'priority'))

@@ -79,7 +79,6 @@ for n = 1, count do
   local start, snapshot, data = ARGV[at + 7], ARGV[at + 8], ARGV[at + 9]
   redis.call('HSET', job_key(id), 'id', '"' .. id .. '"', 'name', ARGV[at + 3], 'params', ARGV[at + 4],
     'created_at', ARGV[at + 5], 'scheduled_for', ARGV[at + 6], unpack(shape.fields))
-  local rq_key = H.rq_job_prefix .. id
   local waiting = waits[n]
   if waiting then
     local link = H.links[tostring(n)]
@@ -89,17 +88,15 @@ for n = 1, count do
     linked[#linked + 1] = id; linked[#linked + 1] = snapshot
   end
   if waiting and (#waiting > 0 or doomed[n]) then  -- in no queue until its dependencies end
-    redis.call('HSET', rq_key, 'data', data, 'created_at', H.rq_now, 'status', H.rq_deferred, unpack(shape.rq))
+    rq_copy(id, data, H.rq_deferred, shape.rq)
     if start ~= '' then redis.call('HSET', job_key(id), 'start_at', start) end
   elseif start == '' then
-    redis.call('HSET', rq_key, 'data', data, 'created_at', H.rq_now, 'status', H.rq_queued,
-      'enqueued_at', H.rq_now, unpack(shape.rq))
+    rq_copy(id, data, H.rq_queued, shape.rq)
     local list = queued[shape.queue]
     if not list then list = {}; queued[shape.queue] = list end
     list[#list + 1] = id
   else
-    redis.call('HSET', rq_key, 'data', data, 'created_at', H.rq_now, 'status', H.rq_scheduled,
-      unpack(shape.rq))
+    rq_copy(id, data, H.rq_scheduled, shape.rq)
     scheduled[#scheduled + 1] = start; scheduled[#scheduled + 1] = id
   end
   ids[n] = id

@@ -32,8 +32,7 @@ end
 
 local J = H.job
 local created = change(J, '', unquote(J.fields.type))
-redis.call('HSET', H.rq_job_prefix .. J.id, 'data', ARGV[2], 'created_at', H.rq_now, 'status', H.rq_queued,
-  'enqueued_at', H.rq_now, unpack(H.rq))
+rq_copy(J.id, ARGV[2], H.rq_queued, H.rq)
 redis.call('RPUSH', H.queue, J.id)
 redis.call('SADD', H.rq_queues_key, H.queue)
 arm()
