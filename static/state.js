@@ -134,12 +134,13 @@ export function beginDetail(id) {
   return state.detail.view.signal;
 }
 
-/** The detail's log holds every line up to event `after`; returns the buffered lines newer than that. */
+/** The detail's log holds every line up to event `after`; returns the buffered lines newer than that, one per
+ * line of the log (an event's text may hold several, a traceback's). */
 export function settleDetail(after) {
   const buffered = state.detail.buffer || [];
   state.detail.buffer = null;
   state.detail.after = after;
-  return buffered.filter(([eventId]) => !after || newerId(eventId, after)).map(([, line]) => line);
+  return buffered.filter(([eventId]) => !after || newerId(eventId, after)).flatMap(([, text]) => text.split("\n"));
 }
 
 /** A live log line for the detail: buffered while its log loads, returned only if the log shown lacks it. */

@@ -157,6 +157,44 @@ def test_a_failed_job_shows_its_error_and_traceback(page: Page, base: str) -> No
     expect(page.locator("#detail-result-box")).to_be_hidden()
 
 
+def test_a_traceback_that_arrives_while_the_log_loads_is_shown(page: Page, base: str) -> None:
+    """Both attempts fail while the detail's GET is held: their tracebacks (each one event of several lines) come
+    from the events kept meanwhile, and the newest is the one shown."""
+    open_dashboard(page, base)
+    job = create_job(
+        base,
+        unique("fails while loading"),
+        "demo.flaky",
+        params={"fail_times": 5},
+        max_attempts=2,
+        delay_seconds=1,
+        backoff={"type": "fixed", "delay_seconds": 0, "max_delay_seconds": 0},
+    )
+    errors: list[Exception] = []
+
+    def hold(route: Route) -> None:
+        response = route.fetch()  # read while the job waits for its start
+        try:
+            page.wait_for_function(
+                "(id) => document.querySelector(`#jobs tbody tr[data-id='${id}'] .badge`)?.textContent === 'failed'",
+                arg=job["id"],
+                polling="raf",
+                timeout=JOB_TIMEOUT_MS,
+            )
+        except Exception as exc:  # reported by the test below, not lost in Playwright's event loop
+            errors.append(exc)
+        finally:
+            route.fulfill(response=response)
+
+    page.route(lambda url: urlsplit(url).path == f"/api/jobs/{job['id']}", hold)
+    row_by_id(page, job["id"]).locator(".name").click()
+    expect(page.locator("#detail-status")).to_have_text("failed", timeout=JOB_TIMEOUT_MS)
+    trace = page.locator("#detail-traceback")
+    expect(trace).to_contain_text(re.compile(r"^Traceback \(most recent call last\):"))
+    expect(trace).to_contain_text(re.compile(r"RuntimeError: attempt 2 fails on purpose \(the first 5 do\)$"))
+    assert not errors, errors
+
+
 def test_detail_keeps_a_live_line_that_arrives_while_its_log_loads(page: Page, base: str) -> None:
     """The detail's GET is answered, then held until the page has the next step's event: no line lost or doubled."""
     open_dashboard(page, base)
