@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from jobs import InvalidRequest, Jobs, ScheduleNotFound
+from jobs.cadence import Cadence, CadenceError
 from jobs.store.keys import SCHEDULE_DUE_KEY, SCHEDULE_PREFIX
 from jobs.store.schedules import CREATED, SKIPPED, TAKEN, ScheduleStore
 from jobs.store.ticker import Ticker
@@ -86,6 +87,11 @@ def test_put_creates_then_replaces_keeping_next_run_and_created_at(client: Flask
         ({**DAILY, "cron": "* * * *"}, "cron"),
         ({**DAILY, "cron": "@yearly"}, "cron"),
         ({**DAILY, "timezone": "Mars/Olympus_Mons"}, "timezone"),
+        # files of the zone database that ZoneInfo loads but that name no IANA zone
+        ({**DAILY, "timezone": "localtime"}, "timezone"),
+        ({**DAILY, "timezone": "posix/Europe/Berlin"}, "timezone"),
+        ({**DAILY, "timezone": "right/Europe/Berlin"}, "timezone"),
+        ({**DAILY, "timezone": "Factory"}, "timezone"),
         ({**DAILY, "every_seconds": 10}, "cron"),  # both
         ({"type": "demo.noop"}, "cron"),  # neither
         ({**EVERY, "every_seconds": 0}, "every_seconds"),
@@ -307,6 +313,13 @@ def test_a_bad_preview_is_a_422_at_the_field(client: FlaskClient, query: dict[st
     response = client.get("/api/schedules/preview", query_string=query)
     assert response.status_code == 422
     assert field in response.get_json()["error"]["details"]
+
+
+def test_a_cadence_in_an_unknown_zone_raises_its_fault_not_the_end_of_its_ticks() -> None:
+    cadence = Cadence("0 3 * * *", None, "Mars/Olympus_Mons")
+    with pytest.raises(CadenceError) as raised:
+        cadence.next_after(datetime.now(UTC))
+    assert raised.value.field == "timezone"
 
 
 def test_schedule_times_are_utc(jobs_api: Jobs) -> None:
