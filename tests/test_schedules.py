@@ -4,6 +4,7 @@ claimed once, overlap skipped, missed ticks caught up by one job, and the DST ta
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -19,11 +20,12 @@ from jobs import InvalidRequest, Jobs, ScheduleNotFound
 from jobs.cadence import Cadence, CadenceError
 from jobs.store.keys import SCHEDULE_DUE_KEY, SCHEDULE_PREFIX
 from jobs.store.schedules import CREATED, SKIPPED, TAKEN, ScheduleStore
-from jobs.store.ticker import Ticker
+from jobs.store.ticker import HOLD_SECONDS, Ticker
 from scripts.harness import request, wait_until
 from tests.api_helpers import TIMESTAMP, stored_events
 from tests.bounds import EVENT_SECONDS, JOB_SECONDS
 from tests.helpers import OpenSSE, SSEClient, create
+from tests.schedule_helpers import LATE_SECONDS, moment
 
 DAILY = {"type": "demo.noop", "cron": "0 3 * * *", "timezone": "Europe/Berlin"}
 EVERY = {"type": "demo.noop", "every_seconds": 60}
@@ -213,6 +215,41 @@ def test_missed_ticks_make_one_catch_up_job_for_the_latest_then_the_cadence_resu
     assert tick == pytest.approx(due_ms + 6000, abs=1)
     next_run = datetime.fromisoformat(client.get("/api/schedules/every2").get_json()["schedule"]["next_run_at"])
     assert next_run.timestamp() * 1000 == pytest.approx(due_ms + 8000, abs=1)
+
+
+def test_a_schedule_whose_tick_raises_is_held_while_the_others_keep_their_ticks(
+    client: FlaskClient, redis_client: redis.Redis, schedules: ScheduleStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    put(client, "broken", {**DAILY, "cron": "* * * * *"})
+    # stored by a process whose zone database knows a zone this one does not: every tick of it raises here
+    definition = json.loads(redis_client.hget(SCHEDULE_PREFIX + "broken", "def") or "{}")
+    redis_client.hset(SCHEDULE_PREFIX + "broken", "def", json.dumps({**definition, "timezone": "Mars/Olympus_Mons"}))
+    due_ms = int(time.time() * 1000) - 1000
+    redis_client.hset(SCHEDULE_PREFIX + "broken", "next_ms", due_ms)
+    redis_client.zadd(SCHEDULE_DUE_KEY, {"broken": due_ms})
+    put(client, "good", {**EVERY, "every_seconds": 1, "overlap": "allow"})
+
+    def three_good_jobs() -> list[dict[str, Any]]:
+        found = [job for job in client.get("/api/jobs").get_json()["jobs"] if job["schedule_id"] == "good"]
+        return found if len(found) >= 3 else []
+
+    ticker = Ticker(schedules)
+    started = time.monotonic()
+    ticker.start()
+    try:
+        jobs = wait_until(three_good_jobs, JOB_SECONDS, "three ticks of the good one")
+    finally:
+        ticker.stop()
+        ticker.join(JOB_SECONDS)
+    elapsed = time.monotonic() - started
+    ticks = sorted(moment(job["schedule_tick"]) for job in jobs)
+    assert all(later - earlier == pytest.approx(1, abs=0.002) for earlier, later in itertools.pairwise(ticks))
+    for job in jobs:
+        late = moment(job["created_at"]) - moment(job["schedule_tick"])
+        assert 0 <= late < LATE_SECONDS, f"job {job['id']} created {late:.3f} s after its tick"
+    failures = [r for r in caplog.records if r.getMessage().startswith("schedule broken: tick failed")]
+    assert 1 <= len(failures) <= 1 + elapsed // HOLD_SECONDS  # held between tries, not retried on every wake
+    assert redis_client.zscore(SCHEDULE_DUE_KEY, "broken") == due_ms  # still due, for a pool that can fire it
 
 
 def test_upsert_of_a_running_schedule_with_a_new_cadence_moves_its_next_tick(
