@@ -118,6 +118,20 @@ def test_bad_input_is_a_422_at_the_field_and_stores_nothing(
     assert raised.value.details == error["details"]
 
 
+def test_every_bad_field_is_named_at_once(client: FlaskClient, jobs_api: Jobs) -> None:
+    body = {"type": "no.such_type", "cron": "61 * * * *", "timezone": "Nowhere/Land", "colour": "red"}
+    response = client.put("/api/schedules/has%20space", json=body)
+    assert response.status_code == 422, response.get_json()
+    details = response.get_json()["error"]["details"]
+    assert set(details) == {"id", "type", "cron", "timezone", "colour"}, details
+    with pytest.raises(InvalidRequest) as raised:
+        jobs_api.put_schedule("has space", body)
+    assert raised.value.details == details
+    preview = client.get("/api/schedules/preview", query_string={"cron": "61 * * * *", "timezone": "Nowhere/Land"})
+    assert preview.status_code == 422
+    assert set(preview.get_json()["error"]["details"]) == {"cron", "timezone"}
+
+
 @pytest.mark.parametrize("schedule_id", ["has space", "x" * 101, "preview", "é"])
 def test_a_bad_id_is_a_422_at_id(client: FlaskClient, jobs_api: Jobs, schedule_id: str) -> None:
     with pytest.raises(InvalidRequest) as raised:
