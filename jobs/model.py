@@ -78,8 +78,9 @@ def new_id_shape(text: str) -> bool:
 
 
 def isoformat(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and Z, the API's one time format."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO 8601 UTC with milliseconds and Z, the API's one time format (the year in four digits, as strftime's %Y
+    is not on every platform)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def isoformat_ms(epoch_ms: int) -> str:

@@ -350,6 +350,12 @@ def test_every_seconds_preview_counts_from_after_and_ignores_the_clock(client: F
     assert now + 9 < datetime.fromisoformat(default[0]).timestamp() < time.time() + 10.01
 
 
+def test_a_preview_from_early_years_gives_four_digit_years(client: FlaskClient) -> None:
+    runs = preview(client, every_seconds=5, after="0001-01-01T00:00:00Z", count=2)
+    assert runs == ["0001-01-01T00:00:05.000Z", "0001-01-01T00:00:10.000Z"]
+    assert all(TIMESTAMP.match(run) for run in runs)
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
