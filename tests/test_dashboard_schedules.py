@@ -89,9 +89,13 @@ def test_a_schedule_is_made_from_the_job_form(page: Page, base: str, schedule_id
     open_dashboard(page, base)
     page.locator("#job-type").select_option("demo.sleep")
     page.locator("#params input[name='seconds']").fill("0.1")
+    page.locator("#workflow summary").click()  # filled before the repeat: a schedule's PUT leaves them out
+    page.locator("#job-depends-on").fill("0123456789abcdef")
+    page.locator("#job-allow-failure").check()
     page.locator("#repeat summary").click()
     page.locator("#schedule-on").check()
     expect(page.locator("#create-submit")).to_have_text("Save schedule")
+    expect(page.locator("#job-depends-on")).to_be_disabled()
     page.locator("#schedule-id").fill(schedule_id)
     page.locator("#schedule-cron").fill("not a cron")
     page.locator("#schedule-timezone").fill("Europe/Berlin")
