@@ -1,9 +1,8 @@
-"""Schedules: what one is (Schedule, in wire order) and the checks of a declared one, before the store keeps it."""
+"""Schedules: the checks of a declared one, before the store keeps it (what one is: jobs.model.Schedule)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,53 +11,13 @@ from marshmallow import Schema, ValidationError
 from jobs import schemas
 from jobs.cadence import Cadence, CadenceError, check_cron, zone
 from jobs.errors import InvalidRequest, JobsError
-from jobs.model import parse_time
+from jobs.model import Schedule
 from jobs.types.attempts import Backoff
 from jobs.types.registry import JobType, get_type
 
 
 class ScheduleNotFound(JobsError):
     code = "not_found"
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """A schedule as the API shows it, its fields in wire order: the definition (id ... overlap), then its state."""
-
-    id: str
-    type: str
-    name: str
-    params: dict[str, Any]
-    priority: str | None
-    timeout_seconds: int | None
-    max_attempts: int | None
-    backoff: dict[str, Any] | None
-    cron: str | None
-    every_seconds: int | None
-    timezone: str
-    overlap: str
-    paused: bool
-    next_run_at: str | None
-    last_run_at: str | None
-    last_job_id: str | None
-    created_at: str
-    updated_at: str
-
-    @property
-    def cadence(self) -> Cadence:
-        """When it ticks; `every_seconds` ticks count from its created_at."""
-        created = parse_time(self.created_at)
-        assert created is not None  # a stored schedule has its creation time
-        return Cadence(self.cron, self.every_seconds, self.timezone, created.timestamp())
-
-    def definition(self) -> dict[str, Any]:
-        """Its definition's fields, in wire order (the store keeps them as one JSON object)."""
-        return {name: getattr(self, name) for name in DEFINITION}
-
-
-FIELDS = tuple(f.name for f in fields(Schedule))
-DEFINITION = FIELDS[: FIELDS.index("overlap") + 1]
-STATE = FIELDS[len(DEFINITION) :]  # what the store keeps beside the definition, one JSON value each
 
 
 def schedule_id(value: str) -> str:

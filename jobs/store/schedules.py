@@ -11,8 +11,8 @@ from typing import Any
 
 from jobs.connection import replicated, text
 from jobs.errors import InvalidRequest
-from jobs.model import isoformat, new_job_id
-from jobs.schedules import DEFINITION, STATE, Schedule, ScheduleNotFound, job_kind
+from jobs.model import DEFINITION, STATE, Schedule, isoformat, new_job_id
+from jobs.schedules import ScheduleNotFound, job_kind
 from jobs.schemas import SKIP
 from jobs.store.creates import shape
 from jobs.store.keys import SCHEDULE_DUE_KEY, SCHEDULE_PREFIX, SCHEDULES_KEY
