@@ -19,9 +19,9 @@ from marshmallow.validate import Length, OneOf, Range, Regexp
 
 from jobs.client import CancelResult, Jobs, Page
 from jobs.errors import IdempotencyConflict, InvalidRequest, JobConflict, JobNotFound, JobsError
-from jobs.model import Job
+from jobs.model import Job, Schedule
 from jobs.options import CreateOptions
-from jobs.schedules import Schedule, ScheduleNotFound
+from jobs.schedules import ScheduleNotFound
 from jobs.stream.follow import JobEvent
 from jobs.types.registry import register
 from jobs.types.running import attempt, dependency_results, progress

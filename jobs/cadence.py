@@ -3,17 +3,18 @@
 croniter parses and matches the cron fields. Its own time-zone handling (7.0.0) runs a wall-clock time that
 the autumn change repeats twice (02:30 CEST and 02:30 CET), so ticks are found here on naive wall-clock times
 and each is placed on the time line once: a repeated time at its first occurrence, a time that the spring
-change skips at the change itself (tests/test_cadence.py holds both tables).
+change skips at the change itself (tests/test_schedules.py holds both tables).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 from croniter import croniter
 from croniter.croniter import CroniterError
@@ -32,6 +33,9 @@ NAMES = (
 )
 TOO_LATE = (OverflowError, ValueError, CroniterError)  # a tick past year 9999
 SEARCH_LIMIT = 1000  # wall-clock candidates looked at for one tick: a cron that never matches ends here
+# Files of the zone database that name no place: the host's own zone (a link that differs between hosts) and
+# tzdata's placeholder for "zone unknown". posix/ and right/ copies are not listed by available_timezones().
+NOT_ZONES = frozenset({"localtime", "Factory"})
 
 
 class CadenceError(ValueError):
@@ -42,14 +46,18 @@ class CadenceError(ValueError):
         self.field = field
 
 
+@functools.cache
+def zone_names() -> frozenset[str]:
+    """The IANA names a schedule may use: the zone database's, read once (it lists some 600 files)."""
+    return frozenset((available_timezones() - NOT_ZONES) | {"UTC"})
+
+
 def zone(name: str) -> ZoneInfo:
-    """The IANA time zone `name`; CadenceError at `timezone` otherwise."""
-    try:
-        if not name or name != name.strip() or name.startswith(("/", ".")) or ".." in name:
-            raise ValueError(name)
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise CadenceError("timezone", f"unknown time zone {name!r} (an IANA name, e.g. Europe/Berlin)") from None
+    """The IANA time zone `name`; CadenceError at `timezone` otherwise (also for names of files in the zone
+    database that are no IANA zone, which ZoneInfo would load)."""
+    if name not in zone_names():
+        raise CadenceError("timezone", f"unknown time zone {name!r} (an IANA name, e.g. Europe/Berlin)")
+    return ZoneInfo(name)
 
 
 def check_cron(expression: str) -> str:
@@ -92,6 +100,8 @@ class Cadence:
                 yield from self._every(after)
             else:
                 yield from self._cron(after)
+        except CadenceError:
+            raise  # a ValueError too, but a fault of the cadence, not the end of time
         except TOO_LATE:
             return
 

@@ -21,9 +21,9 @@ from jobs.cadence import preview
 from jobs.config import CHECKOUT, Settings
 from jobs.connection import connect
 from jobs.errors import InvalidRequest, JobConflict, JobNotFound
-from jobs.model import Job, isoformat
+from jobs.model import Job, Schedule, isoformat
 from jobs.options import CreateOptions
-from jobs.schedules import Schedule, declared, preview_of
+from jobs.schedules import declared, preview_of
 from jobs.schedules import schedule_id as checked_schedule_id
 from jobs.store import control, failures
 from jobs.store.creates import MissingDependency, NewJob

@@ -1,4 +1,4 @@
-"""The job model's vocabulary: statuses, ids and timestamps."""
+"""The job model's vocabulary: statuses, ids and timestamps; the Job and the Schedule as the API shows them."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rq.job import JobStatus
+
+from jobs.cadence import Cadence
 
 PENDING = "pending"
 ACTIVE = "active"
@@ -78,8 +80,9 @@ def new_id_shape(text: str) -> bool:
 
 
 def isoformat(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and Z, the API's one time format."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """ISO 8601 UTC with milliseconds and Z, the API's one time format (the year in four digits, as strftime's %Y
+    is not on every platform)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def isoformat_ms(epoch_ms: int) -> str:
@@ -151,3 +154,44 @@ class Job:
 
 DETAIL_ONLY = ("dependents", "logs", "last_event_id")  # in a job's own view only: events and lists carry the rest
 _FIELD_NAMES = frozenset(f.name for f in fields(Job))
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A schedule as the API shows it: the one declaration of its fields, in wire order (the definition, id ...
+    overlap, then its state), from which the API's schema (jobs.schemas) is derived."""
+
+    id: str
+    type: str
+    name: str
+    params: dict[str, Any]
+    priority: str | None
+    timeout_seconds: int | None
+    max_attempts: int | None
+    backoff: dict[str, Any] | None
+    cron: str | None
+    every_seconds: int | None
+    timezone: str
+    overlap: str
+    paused: bool
+    next_run_at: str | None
+    last_run_at: str | None
+    last_job_id: str | None
+    created_at: str
+    updated_at: str
+
+    @property
+    def cadence(self) -> Cadence:
+        """When it ticks; `every_seconds` ticks count from its created_at."""
+        created = parse_time(self.created_at)
+        assert created is not None  # a stored schedule has its creation time
+        return Cadence(self.cron, self.every_seconds, self.timezone, created.timestamp())
+
+    def definition(self) -> dict[str, Any]:
+        """Its definition's fields, in wire order (the store keeps them as one JSON object)."""
+        return {name: getattr(self, name) for name in DEFINITION}
+
+
+SCHEDULE_FIELDS = tuple(f.name for f in fields(Schedule))
+DEFINITION = SCHEDULE_FIELDS[: SCHEDULE_FIELDS.index("overlap") + 1]
+STATE = SCHEDULE_FIELDS[len(DEFINITION) :]  # what the store keeps beside the definition, one JSON value each

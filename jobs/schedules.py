@@ -1,64 +1,23 @@
-"""Schedules: what one is (Schedule, in wire order) and the checks of a declared one, before the store keeps it."""
+"""Schedules: the checks of a declared one, before the store keeps it (what one is: jobs.model.Schedule)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 
 from jobs import schemas
 from jobs.cadence import Cadence, CadenceError, check_cron, zone
 from jobs.errors import InvalidRequest, JobsError
-from jobs.model import parse_time
+from jobs.model import Schedule
 from jobs.types.attempts import Backoff
 from jobs.types.registry import JobType, get_type
 
 
 class ScheduleNotFound(JobsError):
     code = "not_found"
-
-
-@dataclass(frozen=True, slots=True)
-class Schedule:
-    """A schedule as the API shows it, its fields in wire order: the definition (id ... overlap), then its state."""
-
-    id: str
-    type: str
-    name: str
-    params: dict[str, Any]
-    priority: str | None
-    timeout_seconds: int | None
-    max_attempts: int | None
-    backoff: dict[str, Any] | None
-    cron: str | None
-    every_seconds: int | None
-    timezone: str
-    overlap: str
-    paused: bool
-    next_run_at: str | None
-    last_run_at: str | None
-    last_job_id: str | None
-    created_at: str
-    updated_at: str
-
-    @property
-    def cadence(self) -> Cadence:
-        """When it ticks; `every_seconds` ticks count from its created_at."""
-        created = parse_time(self.created_at)
-        assert created is not None  # a stored schedule has its creation time
-        return Cadence(self.cron, self.every_seconds, self.timezone, created.timestamp())
-
-    def definition(self) -> dict[str, Any]:
-        """Its definition's fields, in wire order (the store keeps them as one JSON object)."""
-        return {name: getattr(self, name) for name in DEFINITION}
-
-
-FIELDS = tuple(f.name for f in fields(Schedule))
-DEFINITION = FIELDS[: FIELDS.index("overlap") + 1]
-STATE = FIELDS[len(DEFINITION) :]  # what the store keeps beside the definition, one JSON value each
 
 
 def schedule_id(value: str) -> str:
@@ -70,24 +29,16 @@ def schedule_id(value: str) -> str:
 
 
 def declared(schedule_id_: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    """A PUT body checked (each bad field named, as a 422): the definition's fields, and `paused` (None: as
-    it was). The params are loaded by the type's schema; the cadence parsed once here."""
-    checked_id = schedule_id(schedule_id_)
-    try:
-        data = schemas.schedule_put.load(body)
-    except ValidationError as exc:
-        raise InvalidRequest("the request is not valid", _details(exc)) from None
+    """A PUT body checked (every bad field named at once, as a 422): the definition's fields, and `paused` (None:
+    as it was). The params are loaded by the type's schema; the cadence parsed once here."""
     errors: dict[str, Any] = {}
-    try:
-        zone(data["timezone"])
-        if data["cron"] is not None:
-            data["cron"] = check_cron(data["cron"])
-    except CadenceError as exc:
-        errors[exc.field] = [str(exc)]
-    job_type = get_type(data["type"])
-    if job_type is None:
+    checked_id = _loaded(schemas.schedule_id, {"id": schedule_id_}, errors).get("id")
+    data = _loaded(schemas.schedule_put, body, errors)
+    _check_cadence(data, errors)
+    job_type = get_type(data["type"]) if "type" in data else None
+    if "type" in data and job_type is None:
         errors["type"] = [f"unknown job type {data['type']!r}"]
-    else:
+    if job_type is not None and "params" in data:
         try:
             data["params"] = job_type.schema.load(data["params"])
         except ValidationError as exc:
@@ -100,18 +51,16 @@ def declared(schedule_id_: str, body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def preview_of(query: Mapping[str, Any]) -> tuple[Cadence, datetime, int]:
-    """A preview query checked: the cadence (every_seconds counted from `after`), `after` (default now), and how
-    many ticks."""
-    try:
-        data = schemas.schedule_preview.load(query)
-        zone(data["timezone"])
-        cron = check_cron(data["cron"]) if data["cron"] is not None else None
-    except ValidationError as exc:
-        raise InvalidRequest("the request is not valid", _details(exc)) from None
-    except CadenceError as exc:
-        raise InvalidRequest("the request is not valid", {exc.field: [str(exc)]}) from None
+    """A preview query checked (every bad field named at once): the cadence (every_seconds counted from `after`),
+    `after` (default now), and how many ticks."""
+    errors: dict[str, Any] = {}
+    data = _loaded(schemas.schedule_preview, query, errors)
+    _check_cadence(data, errors)
+    if errors:
+        raise InvalidRequest("the request is not valid", errors)
     after: datetime = data["after"] or datetime.now(UTC)
-    return Cadence(cron, data["every_seconds"], data["timezone"], after.timestamp()), after, data["count"]
+    cadence = Cadence(data["cron"], data["every_seconds"], data["timezone"], after.timestamp())
+    return cadence, after, data["count"]
 
 
 def job_kind(schedule: Schedule) -> tuple[JobType, str, int, int, Backoff] | None:
@@ -128,6 +77,30 @@ def job_kind(schedule: Schedule) -> tuple[JobType, str, int, int, Backoff] | Non
         schedule.max_attempts or job_type.max_attempts,
         backoff,
     )
+
+
+def _loaded(schema: Schema, values: Mapping[str, Any], errors: dict[str, Any]) -> dict[str, Any]:
+    """`values` loaded by `schema`: the fields that failed are left out, their messages added to `errors`."""
+    try:
+        return dict(schema.load(values))
+    except ValidationError as exc:
+        errors.update(_details(exc))
+        return dict(exc.valid_data or {})
+
+
+def _check_cadence(data: dict[str, Any], errors: dict[str, Any]) -> None:
+    """Check the time zone and the cron of `data` each on its own (the cron normalised in place); their faults
+    added to `errors`, beside (never over) what the schema found."""
+    if "timezone" in data:
+        try:
+            zone(data["timezone"])
+        except CadenceError as exc:
+            errors.setdefault(exc.field, [str(exc)])
+    if data.get("cron") is not None:
+        try:
+            data["cron"] = check_cron(data["cron"])
+        except CadenceError as exc:
+            errors.setdefault(exc.field, [str(exc)])
 
 
 def _details(exc: ValidationError) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates, validates_schema
 
-from jobs.model import DAY, DETAIL_ONLY, ENDED, PRIORITIES, STATUSES, Job
+from jobs.model import DAY, DETAIL_ONLY, ENDED, PRIORITIES, SCHEDULE_FIELDS, STATUSES, Job, Schedule
 from jobs.stream.events import JOB_REMOVED, JOB_UPDATE, RESET, SCHEDULE_REMOVED, SCHEDULE_UPDATE, SNAPSHOT_FIELDS
 from jobs.types.attempts import BACKOFF_TYPES, MAX_ATTEMPTS, MAX_DELAY_SECONDS, Backoff
 from jobs.types.hints import JsonBoolean, JsonNumber
@@ -264,37 +264,6 @@ def _one_cadence(data: dict[str, Any]) -> None:
         raise ValidationError("give exactly one of cron and every_seconds", "cron")
 
 
-class ScheduleSchema(Schema):
-    """A schedule: its job's type, name, params and options (null: the type's default), its cadence and state."""
-
-    id = fields.String()
-    type = fields.String()
-    name = fields.String()
-    params = fields.Dict()
-    priority = fields.String(allow_none=True)
-    timeout_seconds = fields.Integer(allow_none=True)
-    max_attempts = fields.Integer(allow_none=True)
-    backoff = fields.Dict(allow_none=True)
-    cron = fields.String(allow_none=True)
-    every_seconds = fields.Integer(allow_none=True)
-    timezone = fields.String()
-    overlap = fields.String()
-    paused = fields.Boolean()
-    next_run_at = fields.String(allow_none=True)
-    last_run_at = fields.String(allow_none=True)
-    last_job_id = fields.String(allow_none=True)
-    created_at = fields.String()
-    updated_at = fields.String()
-
-
-class ScheduleEnvelopeSchema(Schema):
-    schedule = fields.Nested(ScheduleSchema)
-
-
-class SchedulesSchema(Schema):
-    schedules = fields.List(fields.Nested(ScheduleSchema))
-
-
 class RunsSchema(Schema):
     runs = fields.List(fields.String())  # UTC ticks
 
@@ -327,6 +296,20 @@ _DETAIL = {name: _dumped(_JOB_HINTS[name]) for name in DETAIL_ONLY} | {
     name: fields.List(fields.String()) for name in ("dependents", "logs")
 }
 JobDetailSchema = JobSchema.from_dict(_DETAIL, name="JobDetailSchema")
+# A schedule as jobs.model.Schedule declares it: its job's type, name, params and options (null: the type's
+# default), its cadence and state.
+_SCHEDULE_HINTS = get_type_hints(Schedule)
+ScheduleSchema = Schema.from_dict(
+    {name: _dumped(_SCHEDULE_HINTS[name]) for name in SCHEDULE_FIELDS}, name="ScheduleSchema"
+)
+
+
+class ScheduleEnvelopeSchema(Schema):
+    schedule = fields.Nested(ScheduleSchema)
+
+
+class SchedulesSchema(Schema):
+    schedules = fields.List(fields.Nested(ScheduleSchema))
 
 
 class JobPageSchema(Schema):

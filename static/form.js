@@ -207,9 +207,10 @@ function payload() {
   return body;
 }
 
-/** The form as a schedule's PUT body: the job's fields but its start, and the cadence. */
+/** The form as a schedule's PUT body: the job's fields but its start and its dependencies (a tick's job has
+ * none), and the cadence. */
 function schedulePayload() {
-  const { delay_seconds: _, ...body } = payload();
+  const { delay_seconds: _delay, depends_on: _depends, allow_failure: _allow, ...body } = payload();
   if (body.name === "") delete body.name; // the schedule's id names its jobs
   if (repeat.cron.value.trim() !== "") body.cron = repeat.cron.value.trim();
   if (repeat.every_seconds.value !== "") body.every_seconds = Number(repeat.every_seconds.value);
@@ -217,12 +218,14 @@ function schedulePayload() {
   return body;
 }
 
-/** Repeat on or off: the schedule's fields are asked for, the name and the start are not. */
+/** Repeat on or off: the schedule's fields are asked for, the name, the start and the dependencies are not. */
 function toggleRepeat() {
   const on = repeat.on.checked;
   repeat.id.required = on;
   nameInput.required = !on;
   delayInput.disabled = on;
+  dependsInput.disabled = on;
+  allowFailure.disabled = on;
   if (on && !repeat.timezone.value) repeat.timezone.value = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
   repeatSummary.textContent = on ? "(on a schedule)" : "(once)";
   submitButton.textContent = on ? "Save schedule" : "Create job";

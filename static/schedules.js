@@ -22,7 +22,8 @@ const NAMED = {
   "@monthly": "monthly, the 1st at 00:00",
 };
 const schedules = new Map(); // id -> {schedule, li, next, status}
-const lastJobs = new Map(); // schedule id -> {id, status} of the newest job seen from it
+const lastJobs = new Map(); // schedule id -> {id, status} of its last job (or a newer one), as last seen
+const reading = new Set(); // ids of last jobs being read
 let wired = false;
 
 /** A schedule's cadence in words: "every 10 s", "daily at 03:00", "weekdays at 09:30", else the cron itself. */
@@ -65,12 +66,15 @@ export function noteSchedule(event) {
   summarize();
 }
 
-/** A job event: the live status of a schedule's last job. */
+/** A job event: the live status of a schedule's last job. Only its last job's events count, and a newer one's
+ * (ids sort by creation time): a tick's job-update comes just before the schedule-update that makes it the last. */
 export function noteScheduledJob(job) {
   if (!wired || !job?.schedule_id) return;
-  lastJobs.set(job.schedule_id, { id: job.id, status: job.status });
   const entry = schedules.get(job.schedule_id);
-  if (entry && entry.schedule.last_job_id === job.id) drawStatus(entry);
+  const last = entry?.schedule.last_job_id;
+  if (!entry || (last && job.id < last)) return; // an older job's event says nothing of the last one
+  lastJobs.set(job.schedule_id, { id: job.id, status: job.status });
+  if (last === job.id) drawStatus(entry);
 }
 
 /** Read every schedule again (the first read, and after a stream `reset`). */
@@ -188,15 +192,22 @@ function drawStatus(entry) {
   if (!status) readJob(entry.schedule.id, jobId);
 }
 
+/** Read the last job once (one read at a time): its status is the schedule's until the stream says more. */
 async function readJob(scheduleId, jobId) {
+  if (reading.has(jobId)) return;
+  reading.add(jobId);
+  let status;
   try {
-    const { job } = await api(jobUrl(jobId));
-    if (!lastJobs.has(scheduleId) || lastJobs.get(scheduleId).id === jobId) noteScheduledJob(job);
+    status = (await api(jobUrl(jobId))).job.status;
   } catch {
-    lastJobs.set(scheduleId, { id: jobId, status: "deleted" });
-    const entry = schedules.get(scheduleId);
-    if (entry) drawStatus(entry);
+    status = "deleted";
+  } finally {
+    reading.delete(jobId);
   }
+  const entry = schedules.get(scheduleId);
+  if (entry?.schedule.last_job_id !== jobId) return; // a newer job is the last one now
+  if (lastJobs.get(scheduleId)?.id !== jobId) lastJobs.set(scheduleId, { id: jobId, status }); // else the stream's
+  drawStatus(entry);
 }
 
 async function act(id, what) {

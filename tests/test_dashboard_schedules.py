@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from scripts.harness import request
+from scripts.harness import request, wait_until
+from tests.bounds import JOB_SECONDS
 from tests.conftest import Stack
 from tests.dashboard_helpers import EVENT_TIMEOUT_MS, JOB_TIMEOUT_MS, open_dashboard, row_by_id
 
@@ -88,9 +89,13 @@ def test_a_schedule_is_made_from_the_job_form(page: Page, base: str, schedule_id
     open_dashboard(page, base)
     page.locator("#job-type").select_option("demo.sleep")
     page.locator("#params input[name='seconds']").fill("0.1")
+    page.locator("#workflow summary").click()  # filled before the repeat: a schedule's PUT leaves them out
+    page.locator("#job-depends-on").fill("0123456789abcdef")
+    page.locator("#job-allow-failure").check()
     page.locator("#repeat summary").click()
     page.locator("#schedule-on").check()
     expect(page.locator("#create-submit")).to_have_text("Save schedule")
+    expect(page.locator("#job-depends-on")).to_be_disabled()
     page.locator("#schedule-id").fill(schedule_id)
     page.locator("#schedule-cron").fill("not a cron")
     page.locator("#schedule-timezone").fill("Europe/Berlin")
@@ -104,3 +109,23 @@ def test_a_schedule_is_made_from_the_job_form(page: Page, base: str, schedule_id
     expect(entry.locator(".schedule-cadence")).to_have_text("daily at 02:30 (Europe/Berlin)")
     saved = request(base, "GET", f"/api/schedules/{schedule_id}")[1]["schedule"]
     assert (saved["type"], saved["params"], saved["name"]) == ("demo.sleep", {"seconds": 0.1}, schedule_id)
+
+
+def test_an_older_jobs_late_event_leaves_the_last_jobs_badge(page: Page, base: str, schedule_id: str) -> None:
+    # A view that lists none of the schedule's jobs, so the badge has only the stream and its own read to go by.
+    open_dashboard(page, base, "/?status=failed")
+    path = f"/api/schedules/{schedule_id}"
+    slow = {"type": "demo.sleep", "every_seconds": 3600, "overlap": "allow", "params": {"seconds": 3}}
+    assert request(base, "PUT", path, slow)[0] == 201
+    older = request(base, "POST", f"{path}/run")[1]["job"]["id"]
+    assert request(base, "PUT", path, {**slow, "params": {"seconds": 0}})[0] == 200
+    last = request(base, "POST", f"{path}/run")[1]["job"]["id"]
+    entry = item(page, schedule_id)
+    expect(entry.locator(".schedule-last a")).to_have_attribute("data-job", last, timeout=EVENT_TIMEOUT_MS)
+    expect(entry.locator(".schedule-last .badge")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    wait_until(lambda: request(base, "GET", f"/api/jobs/{older}")[1]["job"]["status"] == "completed", JOB_SECONDS)
+    expect(entry.locator(".schedule-last .badge")).to_have_text("completed")  # the older one's end came after
+
+    assert request(base, "POST", f"{path}/pause")[0] == 200  # a schedule event: the badge is drawn again
+    expect(entry.locator(".schedule-next")).to_have_text("paused", timeout=EVENT_TIMEOUT_MS)
+    expect(entry.locator(".schedule-last .badge")).to_have_text("completed")

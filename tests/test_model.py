@@ -1,15 +1,16 @@
-"""The one mapping from RQ's job states to jobstream's five statuses (status_for), and the job's fields from one
-declaration (Job) that the events and the API's schemas follow."""
+"""The one mapping from RQ's job states to jobstream's five statuses (status_for), and the job's and the schedule's
+fields from one declaration each (Job, Schedule) that the events and the API's schemas follow."""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import pytest
 from rq.job import JobStatus
 
 from jobs import schemas
-from jobs.model import DETAIL_ONLY, Job, status_for
+from jobs.model import DETAIL_ONLY, Job, Schedule, status_for
 from jobs.stream.events import SNAPSHOT_FIELDS
 
 RQ_TO_STATUS = {
@@ -60,3 +61,13 @@ def test_a_job_dumps_each_field_as_its_hint_says() -> None:
     assert (dumped["result"], dumped["worker"], dumped["scheduled_for"]) == ([1, "x"], None, None)
     detail = schemas.job_detail.dump({"job": dataclasses.replace(job, logs=["started"], last_event_id="1-0")})
     assert (detail["job"]["logs"], detail["job"]["last_event_id"]) == (["started"], "1-0")
+
+
+def test_the_schedule_schema_carries_schedules_fields_in_its_order_nullable_as_declared() -> None:
+    hints = typing.get_type_hints(Schedule)
+    declared = [f.name for f in dataclasses.fields(Schedule)]
+    found = schemas.ScheduleSchema().fields
+    assert list(found) == declared
+    assert {name: found[name].allow_none for name in declared} == {
+        name: type(None) in typing.get_args(hints[name]) for name in declared
+    }

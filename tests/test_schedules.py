@@ -4,6 +4,7 @@ claimed once, overlap skipped, missed ticks caught up by one job, and the DST ta
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -16,13 +17,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from jobs import InvalidRequest, Jobs, ScheduleNotFound
+from jobs.cadence import Cadence, CadenceError
 from jobs.store.keys import SCHEDULE_DUE_KEY, SCHEDULE_PREFIX
 from jobs.store.schedules import CREATED, SKIPPED, TAKEN, ScheduleStore
-from jobs.store.ticker import Ticker
+from jobs.store.ticker import HOLD_SECONDS, Ticker
 from scripts.harness import request, wait_until
 from tests.api_helpers import TIMESTAMP, stored_events
 from tests.bounds import EVENT_SECONDS, JOB_SECONDS
 from tests.helpers import OpenSSE, SSEClient, create
+from tests.schedule_helpers import LATE_SECONDS, moment
 
 DAILY = {"type": "demo.noop", "cron": "0 3 * * *", "timezone": "Europe/Berlin"}
 EVERY = {"type": "demo.noop", "every_seconds": 60}
@@ -86,6 +89,11 @@ def test_put_creates_then_replaces_keeping_next_run_and_created_at(client: Flask
         ({**DAILY, "cron": "* * * *"}, "cron"),
         ({**DAILY, "cron": "@yearly"}, "cron"),
         ({**DAILY, "timezone": "Mars/Olympus_Mons"}, "timezone"),
+        # files of the zone database that ZoneInfo loads but that name no IANA zone
+        ({**DAILY, "timezone": "localtime"}, "timezone"),
+        ({**DAILY, "timezone": "posix/Europe/Berlin"}, "timezone"),
+        ({**DAILY, "timezone": "right/Europe/Berlin"}, "timezone"),
+        ({**DAILY, "timezone": "Factory"}, "timezone"),
         ({**DAILY, "every_seconds": 10}, "cron"),  # both
         ({"type": "demo.noop"}, "cron"),  # neither
         ({**EVERY, "every_seconds": 0}, "every_seconds"),
@@ -108,6 +116,20 @@ def test_bad_input_is_a_422_at_the_field_and_stores_nothing(
     with pytest.raises(InvalidRequest) as raised:
         jobs_api.put_schedule("bad", body)
     assert raised.value.details == error["details"]
+
+
+def test_every_bad_field_is_named_at_once(client: FlaskClient, jobs_api: Jobs) -> None:
+    body = {"type": "no.such_type", "cron": "61 * * * *", "timezone": "Nowhere/Land", "colour": "red"}
+    response = client.put("/api/schedules/has%20space", json=body)
+    assert response.status_code == 422, response.get_json()
+    details = response.get_json()["error"]["details"]
+    assert set(details) == {"id", "type", "cron", "timezone", "colour"}, details
+    with pytest.raises(InvalidRequest) as raised:
+        jobs_api.put_schedule("has space", body)
+    assert raised.value.details == details
+    preview = client.get("/api/schedules/preview", query_string={"cron": "61 * * * *", "timezone": "Nowhere/Land"})
+    assert preview.status_code == 422
+    assert set(preview.get_json()["error"]["details"]) == {"cron", "timezone"}
 
 
 @pytest.mark.parametrize("schedule_id", ["has space", "x" * 101, "preview", "é"])
@@ -209,6 +231,41 @@ def test_missed_ticks_make_one_catch_up_job_for_the_latest_then_the_cadence_resu
     assert next_run.timestamp() * 1000 == pytest.approx(due_ms + 8000, abs=1)
 
 
+def test_a_schedule_whose_tick_raises_is_held_while_the_others_keep_their_ticks(
+    client: FlaskClient, redis_client: redis.Redis, schedules: ScheduleStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    put(client, "broken", {**DAILY, "cron": "* * * * *"})
+    # stored by a process whose zone database knows a zone this one does not: every tick of it raises here
+    definition = json.loads(redis_client.hget(SCHEDULE_PREFIX + "broken", "def") or "{}")
+    redis_client.hset(SCHEDULE_PREFIX + "broken", "def", json.dumps({**definition, "timezone": "Mars/Olympus_Mons"}))
+    due_ms = int(time.time() * 1000) - 1000
+    redis_client.hset(SCHEDULE_PREFIX + "broken", "next_ms", due_ms)
+    redis_client.zadd(SCHEDULE_DUE_KEY, {"broken": due_ms})
+    put(client, "good", {**EVERY, "every_seconds": 1, "overlap": "allow"})
+
+    def three_good_jobs() -> list[dict[str, Any]]:
+        found = [job for job in client.get("/api/jobs").get_json()["jobs"] if job["schedule_id"] == "good"]
+        return found if len(found) >= 3 else []
+
+    ticker = Ticker(schedules)
+    started = time.monotonic()
+    ticker.start()
+    try:
+        jobs = wait_until(three_good_jobs, JOB_SECONDS, "three ticks of the good one")
+    finally:
+        ticker.stop()
+        ticker.join(JOB_SECONDS)
+    elapsed = time.monotonic() - started
+    ticks = sorted(moment(job["schedule_tick"]) for job in jobs)
+    assert all(later - earlier == pytest.approx(1, abs=0.002) for earlier, later in itertools.pairwise(ticks))
+    for job in jobs:
+        late = moment(job["created_at"]) - moment(job["schedule_tick"])
+        assert 0 <= late < LATE_SECONDS, f"job {job['id']} created {late:.3f} s after its tick"
+    failures = [r for r in caplog.records if r.getMessage().startswith("schedule broken: tick failed")]
+    assert 1 <= len(failures) <= 1 + elapsed // HOLD_SECONDS  # held between tries, not retried on every wake
+    assert redis_client.zscore(SCHEDULE_DUE_KEY, "broken") == due_ms  # still due, for a pool that can fire it
+
+
 def test_upsert_of_a_running_schedule_with_a_new_cadence_moves_its_next_tick(
     client: FlaskClient, schedules: ScheduleStore
 ) -> None:
@@ -293,6 +350,12 @@ def test_every_seconds_preview_counts_from_after_and_ignores_the_clock(client: F
     assert now + 9 < datetime.fromisoformat(default[0]).timestamp() < time.time() + 10.01
 
 
+def test_a_preview_from_early_years_gives_four_digit_years(client: FlaskClient) -> None:
+    runs = preview(client, every_seconds=5, after="0001-01-01T00:00:00Z", count=2)
+    assert runs == ["0001-01-01T00:00:05.000Z", "0001-01-01T00:00:10.000Z"]
+    assert all(TIMESTAMP.match(run) for run in runs)
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -307,6 +370,13 @@ def test_a_bad_preview_is_a_422_at_the_field(client: FlaskClient, query: dict[st
     response = client.get("/api/schedules/preview", query_string=query)
     assert response.status_code == 422
     assert field in response.get_json()["error"]["details"]
+
+
+def test_a_cadence_in_an_unknown_zone_raises_its_fault_not_the_end_of_its_ticks() -> None:
+    cadence = Cadence("0 3 * * *", None, "Mars/Olympus_Mons")
+    with pytest.raises(CadenceError) as raised:
+        cadence.next_after(datetime.now(UTC))
+    assert raised.value.field == "timezone"
 
 
 def test_schedule_times_are_utc(jobs_api: Jobs) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
 from jobs.connection import replicated, text
 from jobs.errors import InvalidRequest
-from jobs.model import isoformat, new_job_id
-from jobs.schedules import DEFINITION, STATE, Schedule, ScheduleNotFound, job_kind
+from jobs.model import DEFINITION, STATE, Schedule, isoformat, new_job_id
+from jobs.schedules import ScheduleNotFound, job_kind
 from jobs.schemas import SKIP
 from jobs.store.creates import shape
 from jobs.store.keys import SCHEDULE_DUE_KEY, SCHEDULE_PREFIX, SCHEDULES_KEY
@@ -243,7 +244,7 @@ def due(store: JobStore, now_ms: float, limit: int) -> list[tuple[str, int]]:
     return [(text(schedule_id), int(ms)) for schedule_id, ms in found]
 
 
-def next_due(store: JobStore) -> float | None:
-    """The earliest next tick of any schedule (epoch seconds), None when none runs."""
-    head = store.redis.zrange(SCHEDULE_DUE_KEY, 0, 0, withscores=True)
-    return float(head[0][1]) / 1000 if head else None
+def next_due(store: JobStore, held: Collection[str] = ()) -> float | None:
+    """The earliest next tick of any schedule not `held` (epoch seconds), None when none runs."""
+    head: Any = store.redis.zrange(SCHEDULE_DUE_KEY, 0, len(held), withscores=True)
+    return next((float(ms) / 1000 for schedule_id, ms in head if text(schedule_id) not in held), None)
