@@ -145,7 +145,8 @@ class Creator:
             jobs.update((text(linked[at]), json.loads(linked[at + 1])) for at in range(0, len(linked), 2))
         if ids:  # a job returned for its Idempotency-Key too: the request that created it may have got a 503
             replicated(self.redis, self.settings.redis_min_replicas)
-        EVENTS_PUBLISHED.inc(len(jobs))
+        canceled = sum(job["status"] == CANCELED for job in jobs.values())  # created, then canceled: two events
+        EVENTS_PUBLISHED.inc(len(jobs) + canceled)
         for job in jobs.values():
             observe.created(job)
             if job["status"] == CANCELED:  # a stored dependency failed or was canceled: created canceled
