@@ -14,8 +14,8 @@ from jobs.config import Settings
 from jobs.connection import connect, connect_streams
 from jobs.errors import JobsError
 from jobs.stream.fanout import StreamRegistry
+from jobs.stream.feeds import RequestFanout
 from jobs.stream.hub import ProcessFanout
-from jobs.stream.subscription import RequestFanout
 from web import request_log, security
 from web.api import register_routes
 from web.context import EXTENSION, Services
@@ -38,7 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if settings.fanout == "process":
         fanout = ProcessFanout(stream_client, settings.stream_queue_events, settings.heartbeat_seconds)
     else:
-        fanout = RequestFanout(stream_client)
+        fanout = RequestFanout(stream_client, settings.stream_queue_events, settings.heartbeat_seconds)
     streams = StreamRegistry(settings.stream_write_timeout)
     app.extensions[EXTENSION] = Services(settings, Jobs(client, settings), fanout, stream_client, streams)
     app.register_error_handler(HTTPException, handle_http_error)

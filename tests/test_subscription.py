@@ -66,3 +66,15 @@ def test_a_message_that_is_not_a_jobstream_event_is_skipped(redis_server: RedisS
     wait_until(lambda: events.extend(subscription.get(0.1)) or events, EVENT_SECONDS, "the real event")
     assert [e.id for e in events] == ["1-1"]
     subscription.close()
+
+
+def test_a_job_subscription_reads_its_channel_and_skips_the_wake_channel(redis_server: RedisServer) -> None:
+    subscription = RedisSubscription(one_connection_client(redis_server), "job1")
+    publisher = redis_server.client()
+    publisher.publish(WAKE_CHANNEL, b"wake")
+    publisher.publish(channel("job2"), b"1-1\njob-update\n{}")
+    publisher.publish(channel("job1"), b"1-2\njob-update\n{}")
+    events: list = []
+    wait_until(lambda: events.extend(subscription.get(0.1)) or events, EVENT_SECONDS, "its job's event")
+    assert [(e.id, e.job_id) for e in events] == [("1-2", "job1")]
+    subscription.close()

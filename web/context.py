@@ -14,8 +14,8 @@ from jobs.client import Jobs
 from jobs.config import Settings
 from jobs.store.lifecycle import JobStore
 from jobs.stream.fanout import StreamRegistry
+from jobs.stream.feeds import RequestFanout
 from jobs.stream.hub import ProcessFanout
-from jobs.stream.subscription import RequestFanout
 from jobs.webhooks.registry import Webhooks
 
 EXTENSION = "jobstream"  # the key of Services in app.extensions

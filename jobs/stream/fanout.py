@@ -1,8 +1,8 @@
 """The live stream: replay from the capped event stream, then live events, batched, with heartbeats.
 
 Two fan-outs feed the same generator: `request` gives each stream its own Redis pub/sub subscription
-(jobs/stream/subscription.py); `process` shares one per process (jobs/stream/hub.py), whose hub writes
-straight to the stream's socket once the replay is out, when the server hands over one.
+(jobs/stream/feeds.py); `process` shares one per process (jobs/stream/hub.py). In both, once the replay is
+out and the server hands over the socket, one loop per process writes straight to it (jobs/stream/sink.py).
 Written against `threading`, so under gevent's monkey patching every wait is a greenlet switch.
 """
 
@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 import redis
 
 from jobs.stream.events import PING_FRAME, REPLAY_CHUNK, RESET, RETRY_FRAME, frame, id_key, missed, newest_id
-from jobs.stream.hub import Outlet
+from jobs.stream.feeds import Feed
+from jobs.stream.sink import Sink
 from jobs.stream.subscription import RedisSubscription, StreamEnded, Subscription
 from jobs.telemetry.metrics import EVENTS_DELIVERED, OPEN_STREAMS, STREAM_WRITES, STREAMS_CUT_OFF
 
@@ -68,6 +69,8 @@ class StreamRegistry:
         for handle in list(self.handles):
             handle.closing = True
             subscription = handle.subscription
+            if isinstance(subscription, Feed) and subscription.raw is None:
+                subscription = subscription.subscription  # its greenlet waits on Redis
             if isinstance(subscription, RedisSubscription):
                 if id(subscription.client) not in woken:  # one PUBLISH wakes them all
                     woken.add(id(subscription.client))
@@ -121,7 +124,7 @@ def stream(
             chunks, last_sent = _replay(client, last_event_id, job_id)
             for chunk, count in chunks:
                 yield from write(chunk, count)
-        if isinstance(subscription, Outlet) and handle.sock is not None:
+        if isinstance(subscription, Sink) and handle.sock is not None:
             yield from _go_direct(subscription, registry, handle, last_sent, write)
             return
         next_ping = time.monotonic() + heartbeat
@@ -169,7 +172,7 @@ def _replay(
 
 
 def _go_direct(
-    outlet: Outlet,
+    outlet: Sink,
     registry: StreamRegistry,
     handle: StreamHandle,
     last_sent: tuple[int, int],

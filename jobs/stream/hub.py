@@ -1,10 +1,8 @@
 """Process mode's hub: one subscription per process, an index by job, and each batch sent straight to the sockets.
 
-A delivery is one non-blocking `send` of bytes framed once per batch, made by the hub itself: no greenlet
-switch. Only a stream whose socket would block keeps the rest as its backlog, which its own greenlet (the
-request's, parked otherwise) writes out; a backlog over the limit, or a write stalled past the registry's
-timeout, ends the stream. Until its replay is written a stream queues events instead (and for good when the
-server gives no raw socket, as in Flask's test client).
+The hub frames each batch once and sends it to every stream's socket itself (jobs/stream/sink.py). Until its
+replay is written a stream queues events instead (and for good when the server gives no raw socket, as in
+Flask's test client).
 """
 
 from __future__ import annotations
@@ -17,16 +15,12 @@ import time
 
 import redis
 
-from jobs.stream.events import PING_FRAME, Event
-from jobs.stream.subscription import COALESCE_SECONDS, RedisSubscription, StreamEnded
-from jobs.telemetry.metrics import EVENTS_DELIVERED, EVENTS_ROUTED, STREAM_WRITES, STREAMS_CUT_OFF
+from jobs.stream.events import Event
+from jobs.stream.sink import Sink, beat, chunk
+from jobs.stream.subscription import COALESCE_SECONDS, RedisSubscription
+from jobs.telemetry.metrics import EVENTS_DELIVERED, EVENTS_ROUTED, STREAM_WRITES
 
 logger = logging.getLogger(__name__)
-
-
-def chunk(data: bytes) -> bytes:
-    """`data` as one HTTP/1.1 chunk, the framing gunicorn gives a streamed response without a length."""
-    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 class Batch:
@@ -40,35 +34,23 @@ class Batch:
         self.chunked = chunk(self.raw)
 
 
-class Outlet:
+class Outlet(Sink):
     """One stream as the hub sees it: a queue until it goes direct, then its socket and a backlog."""
 
     behind = False  # `get` takes the whole queue
     coalesce = 0.0  # the hub hands over a batch at a time already
 
     def __init__(self, hub: ProcessFanout, job_id: str | None, limit: int) -> None:
+        super().__init__(job_id, limit)
         self.hub = hub
-        self.job_id = job_id
-        self.limit = limit
         self.events: collections.deque[Event] = collections.deque()
-        self.ready = threading.Event()
-        self.ended: str | None = None
-        self.sock: socket.socket | None = None  # set by go_direct: the stream's greenlet writes a backlog here
-        self.raw: socket.socket | None = None  # and the hub writes here, never waiting
-        self.chunked = False
-        self.backlog: list[bytes] = []
-        self.backlog_events = 0
-        self.flushing = False
-        self.last_write = time.monotonic()
         self.after: tuple[int, int] | None = None
-
-    # -- queued: before the replay is written, or without a raw socket --
 
     def offer(self, batch: Batch) -> int:
         """Take a batch from the hub; returns the events written to the socket now."""
         if self.ended:
             return 0
-        if self.raw is None:
+        if self.raw is None:  # queued: before the replay is written, or without a raw socket
             if len(self.events) + len(batch.events) > self.limit:
                 self.cut_off()
                 return 0
@@ -89,78 +71,14 @@ class Outlet:
         return self.take()
 
     def take(self) -> list[Event]:
-        """The queued events, without waiting."""
-        if self.ended:
-            raise StreamEnded(self.ended)
+        self.check()
         events = list(self.events)
         self.events.clear()
         return events
 
-    # -- direct --
-
     def go_direct(self, sock: socket.socket, chunked: bool, after: tuple[int, int]) -> None:
-        """From now on the hub writes to `sock` the events after `after` (the last one written); call with the
-        queue empty and no switch since it was taken."""
+        super().go_direct(sock, chunked, after)
         self.after = after if after > (0, 0) else None
-        self.sock = sock
-        self.raw = getattr(sock, "_sock", sock)  # under gevent, the OS socket behind the greenlet one
-        self.chunked = chunked
-        self.last_write = time.monotonic()  # the server wrote the replay: the next heartbeat counts from here
-
-    def write(self, data: bytes, events: int) -> int:
-        """Send now if the socket takes it all; the rest waits in the backlog for the stream's greenlet."""
-        assert self.raw is not None
-        if not self.backlog and not self.flushing:
-            try:
-                sent = self.raw.send(data, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                self.end(f"client gone: {exc}")
-                return 0
-            if sent == len(data):
-                self.last_write = time.monotonic()
-                return events
-            data = data[sent:]
-        if self.backlog_events + events > self.limit:
-            self.cut_off()
-            return 0
-        self.backlog.append(data)
-        self.backlog_events += events
-        self.ready.set()
-        return 0
-
-    def flush(self, on_write: collections.abc.Callable[[float | None], None]) -> None:
-        """Write the backlog out from the stream's greenlet (a blocking write: other greenlets run meanwhile);
-        `on_write` gets when the write started (None when it ended), for the registry's stall watch."""
-        while self.backlog and not self.ended:
-            data, events = b"".join(self.backlog), self.backlog_events
-            self.backlog.clear()
-            self.backlog_events = 0
-            self.flushing = True
-            on_write(time.monotonic())
-            try:
-                self.sock.sendall(data)  # type: ignore[union-attr]  # only once direct
-            except OSError as exc:  # the client left, or the registry cut the stalled write off
-                self.end(f"client gone: {exc}")
-                return
-            finally:
-                on_write(None)
-                self.flushing = False
-            self.last_write = time.monotonic()
-            STREAM_WRITES.inc()
-            EVENTS_DELIVERED.inc(events)
-
-    # -- ending --
-
-    def cut_off(self) -> None:
-        if not self.ended:
-            STREAMS_CUT_OFF.labels("queue_full").inc()
-        self.end("client too slow: its queue is full")
-
-    def end(self, reason: str) -> None:
-        self.ended = self.ended or reason
-        self.ready.set()
 
     def wake(self) -> None:
         self.ready.set()
@@ -191,7 +109,10 @@ class ProcessFanout:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="jobstream-fanout", daemon=True)
                 self._thread.start()
-                threading.Thread(target=self._beat, name="jobstream-heartbeat", daemon=True).start()
+                heartbeats = threading.Thread(
+                    target=beat, args=(lambda: self.outlets, self.heartbeat), name="jobstream-heartbeat", daemon=True
+                )
+                heartbeats.start()
         if not self.ready.wait(5):
             raise redis.ConnectionError("the process's event subscription is not connected")
         outlet = Outlet(self, job_id, self.queue_limit)
@@ -236,18 +157,6 @@ class ProcessFanout:
                     outlet.end("event subscription lost")
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
-
-    def _beat(self) -> None:
-        """The direct streams' heartbeats, from one loop: an idle stream costs a send per interval, no wake-up."""
-        period = min(1.0, self.heartbeat / 4)
-        ping = {False: PING_FRAME, True: chunk(PING_FRAME)}
-        while True:
-            time.sleep(period)
-            now = time.monotonic()
-            for outlet in self.outlets:
-                if outlet.raw is not None and not outlet.ended and now - outlet.last_write >= self.heartbeat:
-                    outlet.write(ping[outlet.chunked], 0)
-                    outlet.last_write = now  # also when it went to the backlog: the next is a heartbeat on
 
     def route(self, events: list[Event]) -> None:
         """Hand `events` to the streams that want them: every all-jobs stream, and each job's own."""

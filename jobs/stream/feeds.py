@@ -1,0 +1,145 @@
+"""Request mode: every stream has its own Redis subscription, and one loop per process reads them all.
+
+Once a stream's replay is written, its subscription's socket joins the process's selector: a burst of events
+wakes one loop (not a greenlet per stream), which reads each ready subscription without waiting and sends its
+new events straight to that stream's socket (jobs/stream/sink.py). Before that, and for good when the server
+gives no raw socket (TLS, Flask's test client), the stream's greenlet reads its subscription itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import selectors
+import socket
+import threading
+import time
+
+import redis
+from gevent.monkey import get_original
+
+from jobs.stream.events import Event
+from jobs.stream.sink import Sink, beat
+from jobs.stream.subscription import COALESCE_SECONDS, RedisSubscription
+from jobs.telemetry.metrics import EVENTS_DELIVERED, STREAM_WRITES
+
+logger = logging.getLogger(__name__)
+
+# The operating system's own selector (epoll, kqueue): asked only when its descriptor is readable, which is a
+# wait gevent's patched `select` hands to its hub; gevent's replacement would rearm a watcher per socket per wake.
+Selector = get_original("selectors", "DefaultSelector")
+WAIT_SECONDS = 1.0  # the loop's longest single wait
+
+
+class Feed(Sink):
+    """A request-mode stream: its own subscription, read by its greenlet until the replay is out, then by the
+    process's loop."""
+
+    coalesce = COALESCE_SECONDS
+
+    def __init__(self, fanout: RequestFanout, job_id: str | None, limit: int, subscription: RedisSubscription):
+        super().__init__(job_id, limit)
+        self.fanout = fanout
+        self.subscription = subscription
+
+    @property
+    def behind(self) -> bool:
+        return self.subscription.behind
+
+    def get(self, timeout: float) -> list[Event]:
+        return self.subscription.get(timeout)
+
+    def take(self) -> list[Event]:
+        self.check()
+        return self.subscription.get(0)
+
+    def go_direct(self, sock: socket.socket, chunked: bool, after: tuple[int, int]) -> None:
+        super().go_direct(sock, chunked, after)
+        self.fanout.attach(self)
+
+    def wake(self) -> None:
+        if self.raw is None:  # its greenlet waits on the subscription
+            self.subscription.wake()
+        self.ready.set()
+
+    def close(self) -> None:
+        """Leave the loop, then give the subscription back: at once, whoever calls first."""
+        self.fanout.detach(self)
+        self.subscription.close()
+
+
+class RequestFanout:
+    """JOBSTREAM_FANOUT=request: one Redis subscription per stream, read by one loop per process."""
+
+    def __init__(self, client: redis.Redis, queue_limit: int, heartbeat: float) -> None:
+        self.client = client
+        self.queue_limit = queue_limit
+        self.heartbeat = heartbeat
+        self.feeds: dict[int, Feed] = {}  # the direct streams, by their subscription's file descriptor
+        self.selector = Selector()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def subscribe(self, job_id: str | None = None) -> Feed:
+        """A stream's own subscription, confirmed: nothing published after this returns is missed; a `?job=`
+        stream's holds that job's channel only."""
+        return Feed(self, job_id, self.queue_limit, RedisSubscription(self.client, job_id))
+
+    def attach(self, feed: Feed) -> None:
+        with self._lock:
+            fd = feed.subscription.raw.fileno()
+            self.feeds[fd] = feed
+            self.selector.register(fd, selectors.EVENT_READ, feed)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="jobstream-feeds", daemon=True)
+                self._thread.start()
+                heartbeats = threading.Thread(
+                    target=beat, args=(lambda: list(self.feeds.values()), self.heartbeat), daemon=True
+                )
+                heartbeats.start()
+
+    def detach(self, feed: Feed) -> None:
+        """Take the feed out of the selector before its socket closes (a closed descriptor may be reused)."""
+        with self._lock:
+            if feed.subscription.connection is None:
+                return
+            fd = feed.subscription.raw.fileno()
+            if self.feeds.get(fd) is feed:
+                del self.feeds[fd]
+                self.selector.unregister(fd)
+
+    def _run(self) -> None:
+        """For the life of the process: wait until a subscription has something, let the burst's rest arrive,
+        then send what every ready one has."""
+        while True:
+            if not select.select([self.selector.fileno()], [], [], WAIT_SECONDS)[0]:
+                continue
+            time.sleep(COALESCE_SECONDS)  # the rest of a burst (other jobs' steps) goes in the same writes
+            self._send(self.selector.select(0))
+
+    def _send(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+        delivered = writes = 0
+        behind = False
+        with self._lock:
+            for key, _ in ready:
+                feed: Feed = key.data
+                if self.feeds.get(key.fd) is not feed:  # it left since the selector answered
+                    continue
+                try:
+                    events = feed.subscription.drain()
+                except (redis.RedisError, OSError) as exc:
+                    logger.warning("a stream's subscription was lost (%s); it ends and resumes", exc)
+                    self.feeds.pop(key.fd, None)
+                    self.selector.unregister(key.fd)
+                    feed.end("event subscription lost")
+                    continue
+                behind = behind or feed.subscription.behind
+                if events and not feed.ended:
+                    sent = feed.send(events)
+                    delivered += sent
+                    writes += sent > 0
+        if delivered:
+            EVENTS_DELIVERED.inc(delivered)
+            STREAM_WRITES.inc(writes)
+        if behind:
+            time.sleep(0)  # reading a backlog never blocks: let the streams write theirs meanwhile
