@@ -131,7 +131,7 @@ def make_every_kind_of_row(base: str) -> list[dict[str, Any]]:
         create_job(base, '<img src=x onerror="window.__xss=1">', "demo.web_agent", params=LONG),
         create_job(base, unique("stopping"), "demo.web_agent", params=LONG),
     ]
-    request(base, "POST", f"/api/jobs/{made[6]['id']}/cancel")
+    assert request(base, "POST", f"/api/jobs/{made[6]['id']}/cancel")[0] == 200
     for job in made[:3]:
         reached(base, job, lambda j: j["status"] in ("completed", "failed"))
     reached(base, made[3], lambda j: j["attempts"] == 2 and j["status"] == "pending")
