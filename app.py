@@ -29,6 +29,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(MAX_CONTENT_LENGTH=1024 * 1024)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep ApiJob's field order
+    app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}  # also in the page's `tojson` data
     if test_config:
         app.config.update(test_config)
     settings = app.config.get("SETTINGS") or Settings.from_env()

@@ -14,7 +14,8 @@ export const urls = {
   failures: settings.failuresUrl,
   schedules: settings.schedulesUrl,
 };
-/** The server's bounds (web/page.py): name, page, cancel_ids, max_attempts, backoff_seconds, log_lines. */
+/** The server's bounds (web/page.py): name, first_page, page, block_rows, cancel_ids, max_attempts,
+ * backoff_seconds, log_lines. */
 export const limits = JSON.parse(settings.limits);
 
 const notice = document.getElementById("notice");
@@ -64,6 +65,15 @@ export function listUrl(view, cursor) {
   if (view.q) params.set("q", view.q);
   if (cursor) params.set("cursor", cursor);
   return `${urls.jobs}?${params}`;
+}
+
+/** The list's first page that the server read into the HTML for the URL's view (web/page.py `first_rows`), as
+ * GET /api/jobs answered it; null when there is none, or once taken: a later view asks for its own. */
+export function takeServedPage() {
+  const block = document.getElementById("first-page");
+  if (!block) return null;
+  block.remove();
+  return JSON.parse(block.textContent);
 }
 
 /** Show what went wrong with the last thing the user asked for; an aborted request is no failure. */

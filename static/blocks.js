@@ -1,8 +1,10 @@
 // The list's rows live in blocks of about BLOCK_ROWS, each its own <tbody>: CSS `content-visibility: auto`
 // on the blocks lets the browser skip whole blocks off screen. On every row it would track a thousand
 // elements at each frame (measured: bench/dashboard.py); on blocks of 10, a hundred, and a block in view
-// lays out few rows beyond the screen's.
-const BLOCK_ROWS = 10;
+// lays out few rows beyond the screen's. The server draws the list's first page in the same blocks.
+import { limits } from "./api.js";
+
+const BLOCK_ROWS = limits.block_rows;
 const table = document.getElementById("jobs");
 
 function newBlock() {

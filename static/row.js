@@ -13,6 +13,21 @@ const CLOCK_FORMAT = { hour: "2-digit", minute: "2-digit", second: "2-digit" };
 export function makeRow(job, view) {
   const tr = template.content.firstElementChild.cloneNode(true);
   tr.dataset.id = job.id;
+  const entry = adoptRow(tr);
+  const cells = entry.cells;
+  cells.name.textContent = job.name; // a job's name never changes
+  cells.name.href = jobHref(job.id, view);
+  cells.select.setAttribute("aria-label", `Select ${job.name}`);
+  cells.bar.setAttribute("aria-label", `Progress of ${job.name}`);
+  for (const what of ["cancel", "retry", "delete"]) {
+    cells[what].setAttribute("aria-label", `${cells[what].textContent} ${job.name}`);
+  }
+  return entry;
+}
+
+/** A row made already, by makeRow or by the server (templates/row.html, with its job's name, link and labels),
+ * to be drawn by drawRow as a new one: {job, tr, cells, texts}. */
+export function adoptRow(tr) {
   const find = (selector) => tr.querySelector(selector);
   const cells = {
     select: find(".select"),
@@ -31,13 +46,6 @@ export function makeRow(job, view) {
     retry: find('[data-do="retry"]'),
     delete: find('[data-do="delete"]'),
   };
-  cells.name.textContent = job.name; // a job's name never changes
-  cells.name.href = jobHref(job.id, view);
-  cells.select.setAttribute("aria-label", `Select ${job.name}`);
-  cells.bar.setAttribute("aria-label", `Progress of ${job.name}`);
-  for (const what of ["cancel", "retry", "delete"]) {
-    cells[what].setAttribute("aria-label", `${cells[what].textContent} ${job.name}`);
-  }
   return { job: null, tr, cells, texts: {} };
 }
 

@@ -1,6 +1,6 @@
 // The live view: a first page of the list, and one EventSource for the life of the tab that resumes from the
 // newest event it saw. A new view (filter, search, a `reset`) refetches the page, never the stream.
-import { api, isAbort, listUrl, showProblem, urls } from "./api.js";
+import { api, isAbort, listUrl, showProblem, takeServedPage, urls } from "./api.js";
 import { everySecond } from "./clock.js";
 import { followDetail, removedDetail } from "./detail.js";
 import { noteFailures } from "./failures.js";
@@ -34,12 +34,14 @@ function setConnection(status) {
   indicator.textContent = LABELS[status];
 }
 
-/** (Re)load the list's first page for state.view; events that arrive meanwhile are kept, then applied. */
+/** (Re)load the list's first page for state.view; events that arrive meanwhile are kept, then applied. The
+ * first view's page came with the HTML, its rows drawn already: it is taken as it is, with no request. */
 export async function startList() {
   const signal = startView(); // aborts what the older view still had in flight
-  let page;
+  const served = takeServedPage();
+  let page = served;
   try {
-    page = await api(listUrl(state.view, null), { signal });
+    page ??= await api(listUrl(state.view, null), { signal });
   } catch (err) {
     if (isAbort(err)) return;
     showProblem(err);
@@ -48,7 +50,7 @@ export async function startList() {
   }
   const missed = resetList(page.next_cursor, page.last_event_id);
   setCounts(page.counts);
-  showPage(page.jobs);
+  showPage(page.jobs, served !== null);
   missed.forEach(applyToList);
   scheduleFlush();
   if (!state.source) openStream(page.last_event_id);

@@ -7,7 +7,7 @@ import { api, clearNotice, listUrl, showProblem } from "./api.js";
 import { appendRows, clearRows, insertRow, removeRow, rowsNearScreen } from "./blocks.js";
 import { everySecond } from "./clock.js";
 import { drawCounts } from "./counts.js";
-import { drawRow, drawTexts, makeRow, ticks } from "./row.js";
+import { adoptRow, drawRow, drawTexts, makeRow, ticks } from "./row.js";
 import { goToJob } from "./router.js";
 import { onSelectClick, refreshSelection } from "./select.js";
 import { indexFor, state, takeQueued } from "./state.js";
@@ -28,11 +28,32 @@ const nearEnd = new IntersectionObserver((entries) => entries.some((e) => e.isIn
   rootMargin: `${LOAD_AHEAD_PX}px 0px`,
 });
 
-/** Replace every row with a first page of the list (drawn a slice per frame: see drawTail). */
-export function showPage(jobs) {
-  clearRows();
+/** Replace every row with a first page of the list (drawn a slice per frame: see drawTail); `served`: the server
+ * drew its rows into the HTML (web/rows.py), so they are taken as they are. */
+export function showPage(jobs, served = false) {
   tail.clear();
+  if (served) {
+    adoptRows(jobs);
+    return;
+  }
+  clearRows();
   appendPage(jobs);
+}
+
+/** Take the rows the server drew for `jobs`, in their order, each redrawn in place: the same values, but the
+ * bar's length (in browsers whose stylesheet cannot read it from aria-valuenow) and a scheduled time's clock
+ * (the browser's local time). */
+function adoptRows(jobs) {
+  const trs = [...table.tBodies].flatMap((block) => [...block.rows]);
+  const now = Date.now();
+  jobs.forEach((job, i) => {
+    const entry = adoptRow(trs[i]);
+    drawRow(entry, job, now);
+    state.rows.set(job.id, entry);
+    state.order.push(job.id);
+  });
+  scheduleSee();
+  rowsDrawn();
 }
 
 /** Rows for `jobs` (older than every row shown) after the others. */
@@ -62,6 +83,10 @@ function drawTail() {
     tailScheduled = true;
     requestAnimationFrame(drawTail);
   }
+  rowsDrawn();
+}
+
+function rowsDrawn() {
   refreshChrome();
   if (!tail.size && state.nextCursor && nearScreen(more)) loadMore(); // the list is still short of the screen
 }

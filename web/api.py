@@ -32,8 +32,9 @@ OPENAPI = "openapi"  # the key of the OpenAPI document, once built
 
 
 def index(job_id: str | None = None) -> str:
-    """The dashboard page; at /jobs/<id> it opens on that job's detail (the page's router reads the URL)."""
-    return render_template("index.html", can_change=can_change(), **page.context())
+    """The dashboard page, with the list's first page drawn in; at /jobs/<id> it opens on that job's detail (the
+    page's router reads the URL)."""
+    return render_template("index.html", can_change=can_change(), **page.context(), **page.first_rows())
 
 
 def healthz() -> Response:
@@ -59,8 +60,7 @@ def create_batch() -> tuple[Response, int]:
 
 def list_jobs() -> Response:
     """A page of jobs, newest first, with the counts and the event id to resume the stream from."""
-    query = schemas.job_query.load(request.args.to_dict())
-    return jsonify(schemas.job_page.dump(jobs().list(**query)))
+    return jsonify(page.read_page(request.args.to_dict()))
 
 
 def get_job(job_id: str) -> Response:
