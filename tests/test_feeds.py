@@ -97,6 +97,8 @@ def test_a_job_stream_subscribes_to_its_job_alone(
     publish(client, "other", range(1, 50))
     publish(client, mine, range(50, 51))
     assert received_ids(pair[1], 1) == [b"50-0"]
+    feed.close()
+    wait_until(lambda: client.pubsub_numsub(channel(mine)) == [(channel(mine).encode(), 0)], EVENT_SECONDS, "released")
 
 
 def test_a_quiet_direct_stream_gets_heartbeats_from_the_loop(
@@ -137,3 +139,29 @@ def test_closing_a_feed_releases_its_subscription_once(
     direct(other, pair[0])
     publish(client, "a", range(1, 2))
     assert received_ids(pair[1], 1) == [b"1-0"]
+
+
+def test_a_stream_whose_events_cannot_be_read_ends_alone(
+    fanout: RequestFanout, redis_server: RedisServer, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    """Whatever goes wrong with one stream's subscription, the loop goes on serving the others."""
+    broken, healthy = fanout.subscribe(), fanout.subscribe()
+    other_ours, other_theirs = socket.socketpair()
+    try:
+        direct(broken, other_ours)
+        direct(healthy, pair[0])
+
+        def unreadable() -> list:
+            raise ValueError("not what a subscription should ever hold")
+
+        broken.subscription.drain = unreadable  # type: ignore[method-assign]
+        publish(redis_server.client(), "a", range(1, 2))
+        assert received_ids(pair[1], 1) == [b"1-0"]
+        wait_until(lambda: broken.ended, EVENT_SECONDS, "the broken stream to end")
+        assert list(fanout.feeds.values()) == [healthy]
+        publish(redis_server.client(), "a", range(2, 3))
+        assert received_ids(pair[1], 1) == [b"2-0"]
+    finally:
+        broken.close()
+        other_ours.close()
+        other_theirs.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +18,7 @@ from jobs import Jobs
 from jobs.config import Settings
 from jobs.store.lifecycle import JobStore
 from jobs.stream.events import EVENTS_KEY
-from scripts.harness import RedisServer, Service, request, start_web, wait_until
+from scripts.harness import RedisServer, Service, free_port, request, start_web, wait_until
 from tests.bounds import (
     BURST_SECONDS,
     CANCEL_SECONDS,
@@ -358,6 +360,43 @@ def test_redis_restart_under_open_streams(
     store.report(job_id, 3, "live")
     again.wait_for(lambda c: len(c.updates(job_id)) == 2, EVENT_SECONDS, "live events again")
     assert [e["data"]["job"]["action"] for e in again.updates(job_id)] == ["after", "live"]
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[RedisServer, str]]:
+    """A Redis that also listens with TLS (a self-signed certificate made here), and the rediss:// URL of it."""
+    if shutil.which("openssl") is None:
+        pytest.fail("these tests make their certificate with the openssl command: apt-get install openssl")
+    cert, key, port = tmp_path / "cert.pem", tmp_path / "key.pem", free_port()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"]
+        + ["-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    tls = ("--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key))
+    tls += ("--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no")
+    server = RedisServer(tmp_path / "redis", options=tls)
+    server.start()
+    yield server, f"rediss://localhost:{port}/0?ssl_cert_reqs=none"
+    server.stop()
+
+
+@pytest.mark.parametrize("mode", ["request", "process"])
+def test_streams_over_a_tls_redis_keep_receiving(
+    mode: str, tls_redis: tuple[RedisServer, str], launch_web: Launch, sse: OpenSSE
+) -> None:
+    """Over TLS a subscription cannot be polled by its descriptor: it stays with its own greenlet, and an empty
+    read is "nothing yet", not a lost subscription."""
+    server, url = tls_redis
+    _, base = launch_web(url, JOBSTREAM_FANOUT=mode)
+    store = JobStore(server.client(), Settings(redis_url=server.url, queue="unserved"))
+    job_id = fake_active_job(store)
+    client = sse(base)
+    for n in range(1, 4):
+        store.report(job_id, n, f"step {n}")
+        client.wait_for(lambda c, n=n: len(c.updates(job_id)) == n, EVENT_SECONDS, f"step {n} over TLS")
+    assert not client.closed.is_set()
 
 
 def test_reset_when_redis_lost_its_history(private_redis: RedisServer, launch_web: Launch, sse: OpenSSE) -> None:

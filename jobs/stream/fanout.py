@@ -65,7 +65,7 @@ class StreamRegistry:
     def close_all(self) -> None:
         """End every open stream promptly so browsers reconnect to another process."""
         self.closing = True
-        woken: set[int] = set()
+        woken: dict[int, bool] = {}  # by client: whether its one PUBLISH went out
         for handle in list(self.handles):
             handle.closing = True
             subscription = handle.subscription
@@ -73,11 +73,9 @@ class StreamRegistry:
                 subscription = subscription.subscription  # its greenlet waits on Redis
             if isinstance(subscription, RedisSubscription):
                 if id(subscription.client) not in woken:  # one PUBLISH wakes them all
-                    woken.add(id(subscription.client))
-                    try:
-                        subscription.wake()
-                    except redis.RedisError:
-                        handle.close_socket(socket.SHUT_RDWR)
+                    woken[id(subscription.client)] = _wake(subscription)
+                if not woken[id(subscription.client)]:
+                    handle.close_socket(socket.SHUT_RDWR)  # Redis is gone: end the stream from our side
             elif subscription is not None:
                 subscription.wake()
 
@@ -92,6 +90,15 @@ class StreamRegistry:
                     STREAMS_CUT_OFF.labels("write_timeout").inc()
                     handle.writing_since = None
                     handle.close_socket(socket.SHUT_RDWR)
+
+
+def _wake(subscription: RedisSubscription) -> bool:
+    """Wake every request-mode stream waiting on Redis; False when Redis cannot be told."""
+    try:
+        subscription.wake()
+    except redis.RedisError:
+        return False
+    return True
 
 
 def stream(
@@ -124,7 +131,7 @@ def stream(
             chunks, last_sent = _replay(client, last_event_id, job_id)
             for chunk, count in chunks:
                 yield from write(chunk, count)
-        if isinstance(subscription, Sink) and handle.sock is not None:
+        if isinstance(subscription, Sink) and subscription.direct and handle.sock is not None:
             yield from _go_direct(subscription, registry, handle, last_sent, write)
             return
         next_ping = time.monotonic() + heartbeat

@@ -41,6 +41,7 @@ class Feed(Sink):
         super().__init__(job_id, limit)
         self.fanout = fanout
         self.subscription = subscription
+        self.direct = subscription.pollable  # a TLS subscription stays with its greenlet
 
     @property
     def behind(self) -> bool:
@@ -112,10 +113,14 @@ class RequestFanout:
         """For the life of the process: wait until a subscription has something, let the burst's rest arrive,
         then send what every ready one has."""
         while True:
-            if not select.select([self.selector.fileno()], [], [], WAIT_SECONDS)[0]:
-                continue
-            time.sleep(COALESCE_SECONDS)  # the rest of a burst (other jobs' steps) goes in the same writes
-            self._send(self.selector.select(0))
+            try:
+                if not select.select([self.selector.fileno()], [], [], WAIT_SECONDS)[0]:
+                    continue
+                time.sleep(COALESCE_SECONDS)  # the rest of a burst (other jobs' steps) goes in the same writes
+                self._send(self.selector.select(0))
+            except Exception:  # the loop must outlive any one failure: its streams would hear nothing more
+                logger.exception("request-mode event loop failed; it goes on")
+                time.sleep(WAIT_SECONDS)
 
     def _send(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
         delivered = writes = 0
@@ -127,17 +132,19 @@ class RequestFanout:
                     continue
                 try:
                     events = feed.subscription.drain()
-                except (redis.RedisError, OSError) as exc:
-                    logger.warning("a stream's subscription was lost (%s); it ends and resumes", exc)
-                    self.feeds.pop(key.fd, None)
+                    behind = behind or feed.subscription.behind
+                    if events and not feed.ended:
+                        sent = feed.send(events)
+                        delivered += sent
+                        writes += sent > 0
+                except Exception as exc:  # redis.RedisError, OSError, or anything unforeseen: this stream only
+                    if isinstance(exc, (redis.RedisError, OSError)):
+                        logger.warning("a stream's subscription was lost (%s); it ends and resumes", exc)
+                    else:
+                        logger.exception("a stream's events could not be read; it ends and resumes")
+                    del self.feeds[key.fd]
                     self.selector.unregister(key.fd)
                     feed.end("event subscription lost")
-                    continue
-                behind = behind or feed.subscription.behind
-                if events and not feed.ended:
-                    sent = feed.send(events)
-                    delivered += sent
-                    writes += sent > 0
         if delivered:
             EVENTS_DELIVERED.inc(delivered)
             STREAM_WRITES.inc(writes)

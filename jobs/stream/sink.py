@@ -25,7 +25,12 @@ def chunk(data: bytes) -> bytes:
 
 
 class Sink(abc.ABC):
-    """One stream's socket, written by whichever loop has its events; a backlog only when the socket is full."""
+    """One stream's socket, written by whichever loop has its events; a backlog only when the socket is full.
+
+    The loop, the heartbeats and the stream's greenlet share it without a lock: under gevent (gunicorn.conf.py's
+    worker class) none of them yields between reading the backlog and writing."""
+
+    direct = True  # whether a loop may take the stream over once its replay is written
 
     def __init__(self, job_id: str | None, limit: int) -> None:
         self.job_id = job_id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import time
 from typing import Any, Protocol
 
@@ -68,6 +69,9 @@ class RedisSubscription:
                 raise redis.ConnectionError("the subscription has no socket")
             self.sock: socket.socket = connection._sock
             self.raw: socket.socket = getattr(self.sock, "_sock", self.sock)  # under gevent, the OS socket
+            # Over TLS the OS socket carries ciphertext, and a record already read may wait inside the TLS layer
+            # where no selector sees it: such a subscription is read through its own socket object only.
+            self.pollable: bool = not isinstance(self.sock, ssl.SSLSocket)
             self._confirm(command[0].lower().encode(), len(command) - 1)
         except BaseException:
             self.close()
@@ -89,8 +93,8 @@ class RedisSubscription:
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(READ_SIZE)
-        except (TimeoutError, BlockingIOError):  # nothing within `timeout` (a zero timeout raises the latter)
-            self.behind = False
+        except (TimeoutError, BlockingIOError, ssl.SSLWantReadError):  # nothing within `timeout` (a zero timeout
+            self.behind = False  # raises the second, or over TLS the third)
             return
         except OSError as exc:
             raise redis.ConnectionError(f"the subscription's connection failed: {exc}") from exc
