@@ -22,6 +22,7 @@ import { scheduleFlush, showPage } from "./table.js";
 import { followWorkflow, removedFromWorkflow } from "./workflow.js";
 
 const RETRY_MS = 3000; // as the server's `retry:` says
+const BEGINNING = "0-0"; // the id before every event (jobs/stream/events.py BEGINNING)
 const OFFLINE_AFTER_MS = 20_000; // reconnecting this long (or the browser says so): offline
 const LABELS = { connecting: "connecting…", live: "live", reconnecting: "reconnecting…", offline: "offline" };
 const indicator = document.getElementById("connection");
@@ -53,7 +54,8 @@ export async function startList() {
   showPage(page.jobs, served !== null);
   missed.forEach(applyToList);
   scheduleFlush();
-  if (!state.source) openStream(page.last_event_id);
+  // No event stored yet: start from the very first, or one published since this page was read is missed.
+  if (!state.source) openStream(page.last_event_id ?? BEGINNING);
 }
 
 function openStream(lastEventId) {

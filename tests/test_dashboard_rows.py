@@ -8,13 +8,14 @@ import os
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from scripts.harness import request, wait_until
+from scripts.harness import RedisServer, request, start_web, wait_until
 from tests.bounds import JOB_SECONDS
 from tests.conftest import Stack
 from tests.dashboard_helpers import (
@@ -204,3 +205,29 @@ def test_the_page_takes_the_servers_rows_with_no_request_and_misses_no_event(pag
     assert page.evaluate("window.__removedRows") == 0  # the server's rows were kept, not drawn again
     assert page.locator("#jobs tbody tr").count() == drawn + 1
     assert page.locator("#first-page").count() == 0  # taken: a later view asks for its own page
+
+
+def test_a_page_read_before_any_event_misses_none_published_before_its_stream_opens(
+    page: Page, private_redis: RedisServer, tmp_path: Path
+) -> None:
+    """With no event stored yet the page has no id to resume from: its stream starts from the very first."""
+    web, base = start_web(private_redis.url, tmp_path)
+    try:
+        held: list[Route] = []
+
+        def hold(route: Route) -> None:
+            held.append(route)  # the stream opens only once the first job was made
+
+        page.route(f"**{STREAM_PATH}*", hold)
+        with page.expect_request(lambda r: urlsplit(r.url).path == STREAM_PATH):
+            page.goto(f"{base}/")
+        expect(page.locator("#empty")).to_be_visible()
+        first = create_job(base, unique("the first job ever"), "demo.web_agent", params={"steps": 1, "step_seconds": 0})
+        (stream,) = held
+        assert "last_event_id=0-0" in stream.request.url, stream.request.url
+        stream.continue_()
+        page.unroute(f"**{STREAM_PATH}*")
+        expect(row_by_id(page, first["id"]).locator(".badge")).to_have_text("pending", timeout=JOB_TIMEOUT_MS)
+    finally:
+        page.close()
+        web.stop()

@@ -66,7 +66,13 @@ def first_rows() -> dict[str, Any]:
     None with a search (it may scan long: the page asks for it itself, as before)."""
     status = request.args.get("status") or None
     page = None if request.args.get("q") else read_first_page(status)
-    blocks = draw_blocks(page["jobs"], status, datetime.now(UTC), BLOCK_ROWS) if page else []
+    if page is None:
+        return {"first_page": None, "blocks": []}
+    try:
+        blocks = draw_blocks(page["jobs"], status, datetime.now(UTC), BLOCK_ROWS)
+    except Exception:  # a row the server cannot draw must not cost the page: its scripts draw the list instead
+        logger.exception("the page goes without its first rows")
+        return {"first_page": None, "blocks": []}
     return {"first_page": page, "blocks": blocks}
 
 
