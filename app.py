@@ -6,6 +6,7 @@ from typing import Any
 
 import redis
 from flask import Flask
+from gevent.monkey import get_original
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -39,7 +40,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if settings.fanout == "process":
         fanout = ProcessFanout(stream_client, settings.stream_queue_events, settings.heartbeat_seconds)
     else:
-        fanout = RequestFanout(stream_client, settings.stream_queue_events, settings.heartbeat_seconds)
+        selector = get_original("selectors", "DefaultSelector")()  # epoll, even where gevent replaced it
+        fanout = RequestFanout(stream_client, settings.stream_queue_events, settings.heartbeat_seconds, selector)
     streams = StreamRegistry(settings.stream_write_timeout)
     app.extensions[EXTENSION] = Services(settings, Jobs(client, settings), fanout, stream_client, streams)
     app.register_error_handler(HTTPException, handle_http_error)

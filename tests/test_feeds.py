@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import selectors
 import socket
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ HEARTBEAT_SECONDS = 0.2  # the loop's heartbeat in these tests: its checks come 
 @pytest.fixture
 def fanout(redis_server: RedisServer) -> Iterator[RequestFanout]:
     """A request-mode fan-out whose feeds are all closed after the test (its loop is a daemon thread)."""
-    fanout = RequestFanout(redis_server.client(), queue_limit=100, heartbeat=HEARTBEAT_SECONDS)
+    selector = selectors.DefaultSelector()  # this process is not patched by gevent: the OS's own
+    fanout = RequestFanout(redis_server.client(), queue_limit=100, heartbeat=HEARTBEAT_SECONDS, selector=selector)
     yield fanout
     for feed in list(fanout.feeds.values()):
         feed.close()

@@ -16,7 +16,6 @@ import threading
 import time
 
 import redis
-from gevent.monkey import get_original
 
 from jobs.stream.events import Event
 from jobs.stream.sink import Sink, beat
@@ -25,9 +24,6 @@ from jobs.telemetry.metrics import EVENTS_DELIVERED, STREAM_WRITES
 
 logger = logging.getLogger(__name__)
 
-# The operating system's own selector (epoll, kqueue): asked only when its descriptor is readable, which is a
-# wait gevent's patched `select` hands to its hub; gevent's replacement would rearm a watcher per socket per wake.
-Selector = get_original("selectors", "DefaultSelector")
 WAIT_SECONDS = 1.0  # the loop's longest single wait
 
 
@@ -72,12 +68,17 @@ class Feed(Sink):
 class RequestFanout:
     """JOBSTREAM_FANOUT=request: one Redis subscription per stream, read by one loop per process."""
 
-    def __init__(self, client: redis.Redis, queue_limit: int, heartbeat: float) -> None:
+    def __init__(
+        self, client: redis.Redis, queue_limit: int, heartbeat: float, selector: selectors.BaseSelector
+    ) -> None:
+        """`selector` must be the operating system's own (epoll, kqueue: it has a descriptor to wait on), not
+        gevent's replacement; the loop asks it only once its descriptor is readable."""
         self.client = client
         self.queue_limit = queue_limit
         self.heartbeat = heartbeat
         self.feeds: dict[int, Feed] = {}  # the direct streams, by their subscription's file descriptor
-        self.selector = Selector()
+        self.selector = selector
+        self.ready_fd: int = selector.fileno()  # type: ignore[attr-defined]  # epoll's or kqueue's own descriptor
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -114,7 +115,7 @@ class RequestFanout:
         then send what every ready one has."""
         while True:
             try:
-                if not select.select([self.selector.fileno()], [], [], WAIT_SECONDS)[0]:
+                if not select.select([self.ready_fd], [], [], WAIT_SECONDS)[0]:
                     continue
                 time.sleep(COALESCE_SECONDS)  # the rest of a burst (other jobs' steps) goes in the same writes
                 self._send(self.selector.select(0))
