@@ -339,6 +339,31 @@ def test_sigterm_ends_200_streams_promptly_and_clients_resume_elsewhere(
 
 
 @pytest.mark.parametrize("mode", ["request", "process"])
+def test_sigterm_ends_a_stream_stuck_writing_to_a_client_that_does_not_read(
+    mode: str, stack: Stack, stack_store: JobStore, launch_web: Launch, sse: OpenSSE
+) -> None:
+    env = {"JOBSTREAM_FANOUT": mode, "JOBSTREAM_STREAM_QUEUE_EVENTS": "10000", "JOBSTREAM_STREAM_WRITE_TIMEOUT": "60"}
+    web, base = launch_web(stack.redis_server.url, **env)
+    job_id = fake_active_job(stack_store)
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+    try:
+        stuck.sendall(b"GET /api/jobs/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        fast = sse(base)
+        wait_until(lambda: open_streams(base) == 2, EVENT_SECONDS, "both streams open")
+        for n in range(3000):  # about 12 MB: the stuck stream's kernel buffers fill, the rest waits in its backlog
+            stack_store.report(job_id, n % 100, f"burst {n}", log="x" * 3900)
+        fast.wait_for(lambda c: len(bursts(c, job_id)) == 3000, BURST_SECONDS, "every event handed out")
+        started = time.monotonic()
+        web.signal(signal.SIGTERM)
+        web.process.wait(STOP_SECONDS)
+        assert time.monotonic() - started < STREAMS_RELEASED_SECONDS, "gunicorn waited for the stuck write"
+    finally:
+        stuck.close()
+
+
+@pytest.mark.parametrize("mode", ["request", "process"])
 def test_redis_restart_under_open_streams(
     mode: str, private_redis: RedisServer, launch_web: Launch, sse: OpenSSE
 ) -> None:

@@ -78,6 +78,8 @@ class StreamRegistry:
                     handle.close_socket(socket.SHUT_RDWR)  # Redis is gone: end the stream from our side
             elif subscription is not None:
                 subscription.wake()
+            if handle.writing_since is not None:  # stuck writing to a client that does not read: not for long
+                handle.close_socket(socket.SHUT_RDWR)
 
     def _watch(self) -> None:
         while True:
