@@ -84,6 +84,7 @@ FIRST_ROWS = """
   setTimeout(() => (window.__firstRowsMs = performance.now()), 0); // after this frame's paint
 })();
 """
+FCP = "first-contentful-paint"
 # When the page asked for the list's first page and had its answer (0, 0 when it asked for none: the first page
 # came in the HTML), had its last script, and had the HTML itself (ms from the navigation's start).
 LIST_ASKED = """() => {
@@ -227,11 +228,26 @@ def run_size(browser: Browser, base: str, jobs: Jobs, rows: int, args: argparse.
     }
 
 
+def blank_paint(browser: Browser, base: str) -> float:
+    """The floor of a fresh tab here: ms from a navigation to the first paint of the server's smallest answer
+    (`/healthz`, which Chromium shows as text), the page's own work aside."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.goto(f"{base}/healthz")
+    page.wait_for_function(f"() => performance.getEntriesByName({FCP!r}).length", timeout=30_000)
+    painted: float = page.evaluate(f"performance.getEntriesByName({FCP!r})[0].startTime")
+    context.close()
+    return round(painted, 1)
+
+
 def first_rows(browser: Browser, base: str, times: int) -> dict[str, Any]:
-    """Milliseconds from a navigation to its first rows painted, in `times` fresh tabs: median and range."""
+    """Milliseconds from a navigation to its first rows painted, in `times` fresh tabs: median and range; and,
+    alternating with them, a fresh tab's first paint of /healthz: what any page costs this browser here."""
     runs = []
     asked = []
+    blanks = []
     for _ in range(times):
+        blanks.append(blank_paint(browser, base))
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         page = context.new_page()
         page.add_init_script(FIRST_ROWS)
@@ -247,6 +263,8 @@ def first_rows(browser: Browser, base: str, times: int) -> dict[str, Any]:
         "list_answered_ms": statistics.median(a[1] for a in asked),
         "scripts_loaded_ms": statistics.median(a[2] for a in asked),
         "html_loaded_ms": statistics.median(a[3] for a in asked),
+        "blank_median_ms": statistics.median(blanks),
+        "blank_runs_ms": blanks,
     }
 
 
@@ -325,6 +343,8 @@ def report(results: list[dict[str, Any]], firsts: dict[str, Any], args: argparse
     scripts, html = firsts["scripts_loaded_ms"], firsts["html_loaded_ms"]
     listed = f"the list asked at {asked:.0f} ms, answered at {answered:.0f} ms" if asked else "no list request"
     print(f"  the HTML in at {html:.0f} ms; {listed}; the scripts in at {scripts:.0f} ms")
+    blank, blanks = firsts["blank_median_ms"], firsts["blank_runs_ms"]
+    print(f"  a fresh tab's first paint of /healthz, alternating with them: median {blank} ms of {blanks}")
     if not results:
         return
     print(f"\n{args.jobs} jobs × {args.rate} ev/s for {args.seconds} s; load average {os.getloadavg()[0]:.1f}")
