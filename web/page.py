@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import redis
@@ -37,8 +36,6 @@ LIMITS = {
     "log_lines": MAX_LOGS,
 }
 
-# The page's ES modules but its entry: preloaded together, not found one import level after another.
-MODULES = sorted(p.name for p in (Path(__file__).parent.parent / "static").glob("*.js") if p.name != "app.js")
 
 
 def context() -> dict[str, Any]:
@@ -51,7 +48,6 @@ def context() -> dict[str, Any]:
         "priorities": PRIORITIES,
         "default_priority": NORMAL,
         "backoff_types": BACKOFF_TYPES,
-        "modules": MODULES,
         "failures_url": url_for("list_failures"),
     }
 
