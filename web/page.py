@@ -37,7 +37,6 @@ LIMITS = {
 }
 
 
-
 def context() -> dict[str, Any]:
     """The template's values: the limits (as attributes and as JSON), the choices the form offers, and which
     statuses allow each action (static/actions.js's `allowed`)."""
