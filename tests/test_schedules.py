@@ -73,8 +73,9 @@ def test_put_creates_then_replaces_keeping_next_run_and_created_at(client: Flask
     assert again["name"] == "Nightly export"
     assert (again["next_run_at"], again["created_at"]) == (first["next_run_at"], first["created_at"])
 
-    hourly = put(client, "nightly", {**DAILY, "cron": "@hourly"}, status=200)
-    assert hourly["next_run_at"] != first["next_run_at"] and hourly["next_run_at"].endswith(":00:00.000Z")
+    # Half past each hour: never the daily's 03:00 Berlin, whatever the hour the test runs at.
+    hourly = put(client, "nightly", {**DAILY, "cron": "30 * * * *"}, status=200)
+    assert hourly["next_run_at"] != first["next_run_at"] and hourly["next_run_at"].endswith(":30:00.000Z")
 
     put(client, "a-first", EVERY)
     listed = client.get("/api/schedules").get_json()["schedules"]
