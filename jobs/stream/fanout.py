@@ -181,27 +181,27 @@ def _replay(
 
 
 def _go_direct(
-    outlet: Sink,
+    sink: Sink,
     registry: StreamRegistry,
     handle: StreamHandle,
     last_sent: tuple[int, int],
     write: Callable[[bytes, int], Iterator[bytes]],
 ) -> Iterator[bytes]:
-    """Write what queued during the replay, hand the socket to the hub (which sends the heartbeats too), then
-    only wake for a backlog or the end."""
-    while fresh := [e for e in outlet.take() if e.key > last_sent]:
+    """Write what queued during the replay, hand the socket to the fan-out's loop (which sends the heartbeats
+    too), then only wake for a backlog or the end."""
+    while fresh := [e for e in sink.take() if e.key > last_sent]:
         last_sent = fresh[-1].key
         yield from write(b"".join(e.frame for e in fresh), len(fresh))
     assert handle.sock is not None
-    outlet.go_direct(handle.sock, handle.chunked, last_sent)  # no switch since the queue was found empty
-    outlet.ready.clear()
+    sink.go_direct(handle.sock, handle.chunked, last_sent)  # no switch since the queue was found empty
+    sink.ready.clear()
 
     def watch(since: float | None) -> None:
         handle.writing_since = since
 
     while not (handle.closing or registry.closing):
-        outlet.ready.wait()
-        outlet.ready.clear()
-        if outlet.ended:
-            raise StreamEnded(outlet.ended)
-        outlet.flush(watch)
+        sink.ready.wait()
+        sink.ready.clear()
+        if sink.ended:
+            raise StreamEnded(sink.ended)
+        sink.flush(watch)

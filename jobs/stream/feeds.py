@@ -55,8 +55,7 @@ class Feed(Sink):
         self.fanout.attach(self)
 
     def wake(self) -> None:
-        if self.raw is None:  # its greenlet waits on the subscription
-            self.subscription.wake()
+        """Wake the stream's greenlet once direct (before, it waits on Redis: StreamRegistry.close_all publishes)."""
         self.ready.set()
 
     def close(self) -> None:
@@ -76,11 +75,15 @@ class RequestFanout:
         self.client = client
         self.queue_limit = queue_limit
         self.heartbeat = heartbeat
-        self.feeds: dict[int, Feed] = {}  # the direct streams, by their subscription's file descriptor
         self.selector = selector
         self.ready_fd: int = selector.fileno()  # type: ignore[attr-defined]  # epoll's or kqueue's own descriptor
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+
+    @property
+    def feeds(self) -> dict[int, Feed]:
+        """The direct streams, by their subscription's file descriptor: what the selector holds."""
+        return {key.fd: key.data for key in self.selector.get_map().values()}
 
     def subscribe(self, job_id: str | None = None) -> Feed:
         """A stream's own subscription, confirmed: nothing published after this returns is missed; a `?job=`
@@ -89,9 +92,7 @@ class RequestFanout:
 
     def attach(self, feed: Feed) -> None:
         with self._lock:
-            fd = feed.subscription.raw.fileno()
-            self.feeds[fd] = feed
-            self.selector.register(fd, selectors.EVENT_READ, feed)
+            self.selector.register(feed.subscription.raw.fileno(), selectors.EVENT_READ, feed)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="jobstream-feeds", daemon=True)
                 self._thread.start()
@@ -106,9 +107,12 @@ class RequestFanout:
             if feed.subscription.connection is None:
                 return
             fd = feed.subscription.raw.fileno()
-            if self.feeds.get(fd) is feed:
-                del self.feeds[fd]
+            if self._holds(fd, feed):
                 self.selector.unregister(fd)
+
+    def _holds(self, fd: int, feed: Feed) -> bool:
+        key = self.selector.get_map().get(fd)
+        return key is not None and key.data is feed
 
     def _run(self) -> None:
         """For the life of the process: wait until a subscription has something, let the burst's rest arrive,
@@ -129,7 +133,7 @@ class RequestFanout:
         with self._lock:
             for key, _ in ready:
                 feed: Feed = key.data
-                if self.feeds.get(key.fd) is not feed:  # it left since the selector answered
+                if not self._holds(key.fd, feed):  # it left since the selector answered
                     continue
                 try:
                     events = feed.subscription.drain()
@@ -143,7 +147,6 @@ class RequestFanout:
                         logger.warning("a stream's subscription was lost (%s); it ends and resumes", exc)
                     else:
                         logger.exception("a stream's events could not be read; it ends and resumes")
-                    del self.feeds[key.fd]
                     self.selector.unregister(key.fd)
                     feed.end("event subscription lost")
         if delivered:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import socket
 import threading
 import time
 
@@ -44,7 +43,6 @@ class Outlet(Sink):
         super().__init__(job_id, limit)
         self.hub = hub
         self.events: collections.deque[Event] = collections.deque()
-        self.after: tuple[int, int] | None = None
 
     def offer(self, batch: Batch) -> int:
         """Take a batch from the hub; returns the events written to the socket now."""
@@ -57,12 +55,11 @@ class Outlet(Sink):
             self.events.extend(batch.events)
             self.ready.set()
             return 0
-        if self.after is not None:  # the hub may still be reading events the replay covered: skip those
-            if batch.events[-1].key <= self.after:
+        if batch.events[0].key <= self.last_sent:  # the hub may still be reading events the replay covered
+            if batch.events[-1].key <= self.last_sent:
                 return 0
-            if batch.events[0].key <= self.after:
-                batch = Batch([e for e in batch.events if e.key > self.after])
-            self.after = None  # events come in id order: every later one is new
+            batch = Batch([e for e in batch.events if e.key > self.last_sent])
+        self.last_sent = batch.events[-1].key
         return self.write(batch.chunked if self.chunked else batch.raw, len(batch.events))
 
     def get(self, timeout: float) -> list[Event]:
@@ -75,10 +72,6 @@ class Outlet(Sink):
         events = list(self.events)
         self.events.clear()
         return events
-
-    def go_direct(self, sock: socket.socket, chunked: bool, after: tuple[int, int]) -> None:
-        super().go_direct(sock, chunked, after)
-        self.after = after if after > (0, 0) else None
 
     def wake(self) -> None:
         self.ready.set()
