@@ -107,12 +107,9 @@ class RequestFanout:
             if feed.subscription.connection is None:
                 return
             fd = feed.subscription.raw.fileno()
-            if self._holds(fd, feed):
+            key = self.selector.get_map().get(fd)
+            if key is not None and key.data is feed:
                 self.selector.unregister(fd)
-
-    def _holds(self, fd: int, feed: Feed) -> bool:
-        key = self.selector.get_map().get(fd)
-        return key is not None and key.data is feed
 
     def _run(self) -> None:
         """For the life of the process: wait until a subscription has something, let the burst's rest arrive,
@@ -122,19 +119,18 @@ class RequestFanout:
                 if not select.select([self.ready_fd], [], [], WAIT_SECONDS)[0]:
                     continue
                 time.sleep(COALESCE_SECONDS)  # the rest of a burst (other jobs' steps) goes in the same writes
-                self._send(self.selector.select(0))
+                self._send()
             except Exception:  # the loop must outlive any one failure: its streams would hear nothing more
                 logger.exception("request-mode event loop failed; it goes on")
                 time.sleep(WAIT_SECONDS)
 
-    def _send(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+    def _send(self) -> None:
+        """Read every ready subscription and send what it has; under the lock, so no feed leaves meanwhile."""
         delivered = writes = 0
         behind = False
         with self._lock:
-            for key, _ in ready:
+            for key, _ in self.selector.select(0):
                 feed: Feed = key.data
-                if not self._holds(key.fd, feed):  # it left since the selector answered
-                    continue
                 try:
                     events = feed.subscription.drain()
                     behind = behind or feed.subscription.behind
